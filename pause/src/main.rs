@@ -1,0 +1,106 @@
+//! pause: PID 1 of a pod sandbox.
+//!
+//! It holds the pod's namespaces open by merely existing, reaps every child
+//! and every orphan reparented to it, exits 0 on SIGTERM or SIGINT, and
+//! otherwise sleeps in one blocking system call: zero CPU, zero wake-ups.
+//!
+//! Unlike the upstream pause.c it installs no signal handlers at all: the
+//! three signals it acts on are blocked and taken synchronously with
+//! rt_sigtimedwait (catatonit's model), so nothing runs in signal context
+//! and nothing there has to be async-signal-safe. Blocked signals are queued
+//! even for a namespace's init with SIG_DFL, so this works as PID 1 too.
+//! Every other catchable signal is ignored: a PID 1 must not die of SIGHUP.
+//! When it is not PID 1 it becomes a child subreaper, so orphans of its
+//! descendants still come to it to be reaped.
+
+#![no_std]
+#![no_main]
+
+mod sys;
+
+use sys::SigSet;
+
+const SIGINT: u32 = 2;
+const SIGKILL: u32 = 9;
+const SIGTERM: u32 = 15;
+const SIGCHLD: u32 = 17;
+const SIGSTOP: u32 = 19;
+/// The highest signal number on Linux (SIGRTMAX).
+const SIGNAL_MAX: u32 = 64;
+
+const VERSION: &str = concat!("pause ", env!("CARGO_PKG_VERSION"), "\n");
+const STDOUT: usize = 1;
+const STDERR: usize = 2;
+
+/// The signals pause acts on; they are blocked and waited for.
+const ACTED_ON: SigSet = SigSet::of(&[SIGINT, SIGTERM, SIGCHLD]);
+
+fn is_version_flag(arg: sys::Arg) -> bool {
+    arg.is(b"-v") || arg.is(b"-V") || arg.is(b"--version")
+}
+
+/// Called by `_start` with the initial stack pointer.
+extern "C" fn main(stack: *const usize) -> ! {
+    // SAFETY: `_start` passes the stack pointer exactly as the kernel set it.
+    let mut args = unsafe { sys::Args::from_initial_stack(stack) };
+    if args.any(is_version_flag) {
+        sys::write_all(STDOUT, VERSION.as_bytes());
+        sys::exit(0);
+    }
+
+    // Block first: a signal that comes during start-up stays pending and is
+    // taken by the first wait instead of killing us.
+    if sys::set_signal_mask(ACTED_ON) < 0 {
+        fatal(b"pause: cannot block signals\n");
+    }
+    for signal in 1..=SIGNAL_MAX {
+        if !ACTED_ON.contains(signal) && signal != SIGKILL && signal != SIGSTOP {
+            // A refusal (none is expected for 1..=64 but KILL and STOP) only
+            // leaves that signal at its default; nothing else depends on it.
+            sys::ignore_signal(signal);
+        }
+    }
+
+    if sys::getpid() != 1 {
+        sys::write_all(STDERR, b"Warning: pause should be the first process\n");
+        sys::set_child_subreaper();
+    }
+
+    loop {
+        match sys::wait_for_signal(ACTED_ON) {
+            s if s == SIGCHLD as isize => reap_all(),
+            s if s == SIGTERM as isize => shut_down(b"Terminated"),
+            s if s == SIGINT as isize => shut_down(b"Interrupt"),
+            _ => {} // EINTR (stopped and continued): wait again
+        }
+    }
+}
+
+/// Reap until no exited child is left. SIGCHLD is not queued per child, so
+/// one signal may stand for many exits.
+fn reap_all() {
+    while sys::reap_one() > 0 {}
+}
+
+fn shut_down(name: &[u8]) -> ! {
+    sys::write_all(STDERR, b"Shutting down, got signal: ");
+    sys::write_all(STDERR, name);
+    sys::write_all(STDERR, b"\n");
+    sys::exit(0)
+}
+
+fn fatal(message: &[u8]) -> ! {
+    sys::write_all(STDERR, message);
+    sys::exit(1)
+}
+
+#[panic_handler]
+fn panic(_: &core::panic::PanicInfo) -> ! {
+    fatal(b"pause: internal error\n")
+}
+
+/// Referenced by the precompiled `core` of unwinding targets; never called,
+/// because every panic aborts (panic = "abort" in both profiles). Only
+/// unoptimised builds keep the reference; LTO removes it in release.
+#[unsafe(no_mangle)]
+extern "C" fn rust_eh_personality() {}

@@ -1,0 +1,17 @@
+//! The pod supervisor: runs one Kubernetes pod on a bare host, or wraps one
+//! program as a tini-grade PID 1 (`init`).
+//!
+//! Data flows manifest -> spec -> sandbox -> containers -> status:
+//! [`manifest`] reads the YAML as Kubernetes writes it, [`spec`] validates it
+//! into what runs (every error names file, document, field and value),
+//! [`quantity`] parses resource quantities as Kubernetes does, [`restart`]
+//! decides restarts and back-off, [`status`] shapes the pod's status, [`logs`]
+//! stores container output, and [`init`] is the PID 1 of `supervisor init`.
+
+pub mod init;
+pub mod logs;
+pub mod manifest;
+pub mod quantity;
+pub mod restart;
+pub mod spec;
+pub mod status;
