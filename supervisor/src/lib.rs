@@ -11,6 +11,7 @@
 pub mod init;
 pub mod logs;
 pub mod manifest;
+pub mod pid1;
 pub mod quantity;
 pub mod restart;
 pub mod spec;

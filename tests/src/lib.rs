@@ -98,3 +98,163 @@ pub fn wait_until<T>(timeout: Duration, mut check: impl FnMut() -> Option<T>) ->
         std::thread::sleep(Duration::from_millis(5));
     }
 }
+
+/// One process as /proc shows it.
+#[derive(Debug, Clone)]
+pub struct ProcStat {
+    pub pid: i32,
+    pub state: char,
+    pub ppid: i32,
+}
+
+/// Read /proc/PID/stat; None when the process is gone.
+pub fn proc_stat(pid: i32) -> Option<ProcStat> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may contain spaces and parentheses: split after the last ')'.
+    let rest = &text[text.rfind(')')? + 2..];
+    let mut fields = rest.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    let ppid = fields.next()?.parse().ok()?;
+    Some(ProcStat { pid, state, ppid })
+}
+
+/// Every process on the host whose parent is `ppid`.
+pub fn children_of(ppid: i32) -> Vec<ProcStat> {
+    all_processes()
+        .into_iter()
+        .filter(|p| p.ppid == ppid)
+        .collect()
+}
+
+/// Every process on the host.
+pub fn all_processes() -> Vec<ProcStat> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
+        .filter_map(proc_stat)
+        .collect()
+}
+
+/// A field of /proc/PID/status, such as `voluntary_ctxt_switches`.
+pub fn proc_status_field(pid: i32, field: &str) -> Option<String> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    text.lines()
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+        .map(|value| value.trim().to_string())
+}
+
+/// The inode of a namespace of a process, e.g. `ns_inode(pid, "net")`.
+pub fn ns_inode(pid: i32, kind: &str) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(format!("/proc/{pid}/ns/{kind}"))
+        .ok()
+        .map(|m| m.ino())
+}
+
+/// Send `signal` to `pid` (a process this test started).
+pub fn signal(pid: i32, signal: nix::sys::signal::Signal) {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal)
+        .unwrap_or_else(|e| panic!("kill({pid}, {signal}): {e}"));
+}
+
+/// A signal set of /proc/PID/status (`SigBlk`, `SigIgn`, `SigCgt`, ...).
+pub fn signal_set(pid: i32, field: &str) -> Option<u64> {
+    u64::from_str_radix(&proc_status_field(pid, field)?, 16).ok()
+}
+
+/// Wait until `pid` ignores `signal` (SigIgn). Panics after 5 s.
+///
+/// A program that waits for its signals with sigtimedwait shows them
+/// unblocked while it waits, so the ignored set is the reliable sign that
+/// its signal set-up is done.
+pub fn wait_ignoring(pid: i32, signal: nix::sys::signal::Signal) {
+    let bit = 1u64 << (signal as i32 - 1);
+    wait_until(Duration::from_secs(5), || {
+        signal_set(pid, "SigIgn").filter(|set| set & bit != 0)
+    })
+    .unwrap_or_else(|| panic!("process {pid} never ignored {signal}"));
+}
+
+/// The workspace root (where the Dockerfile is).
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ is inside the workspace")
+        .to_path_buf()
+}
+
+/// Whether a Docker engine answers.
+pub fn docker_available() -> bool {
+    std::process::Command::new("docker")
+        .args(["version", "--format", "{{.Server.Version}}"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Run `docker ARGS`, panic with its stderr unless it succeeds, return stdout trimmed.
+pub fn docker<I, S>(args: I) -> String
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    let args: Vec<std::ffi::OsString> = args.into_iter().map(|a| a.as_ref().to_owned()).collect();
+    let out = std::process::Command::new("docker")
+        .args(&args)
+        .output()
+        .expect("run docker");
+    assert!(
+        out.status.success(),
+        "docker {:?} failed: {}",
+        args,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// A build context in a temporary directory: the workspace's Dockerfile plus
+/// the release binaries at the paths the Dockerfile copies them from, so
+/// images build from whatever target dir the tests use.
+pub fn docker_context(extra: &[(&str, &std::path::Path)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::copy(workspace_root().join("Dockerfile"), dir.path().join("Dockerfile"))
+        .expect("copy Dockerfile");
+    let release = dir.path().join("target/release");
+    std::fs::create_dir_all(&release).unwrap();
+    for name in ["pause", "supervisor"] {
+        let from = bin_dir().join(name);
+        if from.is_file() {
+            std::fs::copy(&from, release.join(name)).expect("copy binary");
+        }
+    }
+    for (to, from) in extra {
+        let to = dir.path().join(to);
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(from, &to).unwrap_or_else(|e| panic!("copy {}: {e}", from.display()));
+    }
+    dir
+}
+
+/// Removes Docker containers and images by name when dropped.
+#[derive(Default)]
+pub struct DockerCleanup {
+    pub containers: Vec<String>,
+    pub images: Vec<String>,
+}
+
+impl Drop for DockerCleanup {
+    fn drop(&mut self) {
+        for c in &self.containers {
+            let _ = std::process::Command::new("docker")
+                .args(["rm", "-f", c])
+                .output();
+        }
+        for i in &self.images {
+            let _ = std::process::Command::new("docker")
+                .args(["rmi", "-f", i])
+                .output();
+        }
+    }
+}
