@@ -5,7 +5,9 @@
 //! `syscall` instruction sequence and `_start`, behind `cfg(target_arch)`.
 
 #[cfg(not(target_arch = "x86_64"))]
-compile_error!("pause: only x86_64 is implemented (syscall numbers and _start are per architecture)");
+compile_error!(
+    "pause: only x86_64 is implemented (syscall numbers and _start are per architecture)"
+);
 
 use core::arch::asm;
 
@@ -153,7 +155,13 @@ pub fn wait_for_signal(set: SigSet) -> isize {
 /// Reap one exited child without blocking: its pid, 0 when children are
 /// left but none has exited, or a negative errno (ECHILD: none left).
 pub fn reap_one() -> isize {
-    syscall4(SYS_WAIT4, usize::MAX /* -1: any child */, 0, WNOHANG | WALL, 0)
+    syscall4(
+        SYS_WAIT4,
+        usize::MAX, /* -1: any child */
+        0,
+        WNOHANG | WALL,
+        0,
+    )
 }
 
 pub fn set_child_subreaper() -> isize {

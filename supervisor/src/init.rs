@@ -62,7 +62,12 @@ pub struct InitArgs {
     pub verbose: u8,
 
     /// The program to run and its arguments (after `--`).
-    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "CMD")]
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "CMD"
+    )]
     pub command: Vec<OsString>,
 }
 
@@ -135,6 +140,8 @@ enum Stage {
     ControllingTty = 4,
     ResetSignals = 5,
     Exec = 6,
+    /// In the init itself: the report pipe or the fork.
+    Fork = 7,
 }
 
 impl Stage {
@@ -146,6 +153,7 @@ impl Stage {
             Stage::ControllingTty,
             Stage::ResetSignals,
             Stage::Exec,
+            Stage::Fork,
         ]
         .into_iter()
         .find(|s| *s as u32 == value)
@@ -159,6 +167,7 @@ impl Stage {
             Stage::ControllingTty => "TIOCSCTTY (controlling terminal)",
             Stage::ResetSignals => "resetting the signal mask",
             Stage::Exec => "exec",
+            Stage::Fork => "creating the child (pipe2/fork)",
         }
     }
 
@@ -195,8 +204,8 @@ pub fn main(args: InitArgs) -> anyhow::Result<i32> {
         rewrite[from as usize] = to;
     }
 
-    let pid1 = pid1::is_pid1();
-    if pid1 {
+    let is_pid1 = pid1::is_pid1();
+    if is_pid1 {
         log.info(format_args!("running as PID 1"));
     } else {
         pid1::become_subreaper()?;
@@ -231,6 +240,10 @@ pub fn main(args: InitArgs) -> anyhow::Result<i32> {
 
     let child = match spawn(&argv, isolation, stdin_tty, &log) {
         Ok(child) => child,
+        Err(SpawnFailure {
+            stage: Stage::Fork,
+            errno,
+        }) => anyhow::bail!("{}: {errno}", Stage::Fork.describe()),
         Err(failure) => return Ok(report_spawn_failure(&args.command[0], &failure)),
     };
     log.info(format_args!(
@@ -247,12 +260,14 @@ pub fn main(args: InitArgs) -> anyhow::Result<i32> {
         forward_to_group: args.process_group,
         rewrite,
         grace: args.grace_period,
-        pid1,
+        pid1: is_pid1,
         log,
         phase: Phase::Running,
     };
     for info in early {
-        init.on_signal(info)?;
+        if let Some(code) = init.on_signal(info)? {
+            return Ok(code);
+        }
     }
     init.run(&signals)
 }
@@ -296,19 +311,18 @@ fn spawn(
     // Everything the child needs is built before fork: it must not allocate.
     let mut argv_ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
     argv_ptrs.push(std::ptr::null());
-    let (report_read, report_write) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|errno| {
-        SpawnFailure {
-            stage: Stage::Exec,
+    let (report_read, report_write) =
+        nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|errno| SpawnFailure {
+            stage: Stage::Fork,
             errno,
-        }
-    })?;
+        })?;
 
     // SAFETY: this process has a single thread (signals are blocked before
     // any could start, and nothing here spawns one), so the child may run
     // any code; it still only makes system calls until exec.
     match unsafe { nix::unistd::fork() } {
         Err(errno) => Err(SpawnFailure {
-            stage: Stage::Exec,
+            stage: Stage::Fork,
             errno,
         }),
         Ok(ForkResult::Child) => {
@@ -436,7 +450,7 @@ fn child_exec(
 /// (127 not found, 126 found but not executable or set-up failed).
 fn report_spawn_failure(command: &OsString, failure: &SpawnFailure) -> i32 {
     let name = command.to_string_lossy();
-    let code = if failure.stage == Stage::Exec && failure.errno == Errno::ENOENT {
+    if failure.stage == Stage::Exec && failure.errno == Errno::ENOENT {
         eprintln!(
             "supervisor init: {name:?}: command not found ({})",
             failure.errno.desc()
@@ -457,8 +471,7 @@ fn report_spawn_failure(command: &OsString, failure: &SpawnFailure) -> i32 {
             failure.errno
         );
         126
-    };
-    code
+    }
 }
 
 /// Where the init is in the child's life.
@@ -551,8 +564,10 @@ impl Init {
         }
         let to = self.rewrite[info.signal as usize];
         if to == 0 {
-            self.log
-                .debug(format_args!("dropping {} (--rewrite)", pid1::signal_name(info.signal)));
+            self.log.debug(format_args!(
+                "dropping {} (--rewrite)",
+                pid1::signal_name(info.signal)
+            ));
             return Ok(None);
         }
         let target = if self.forward_to_group {

@@ -6,13 +6,21 @@
 //! into what runs (every error names file, document, field and value),
 //! [`quantity`] parses resource quantities as Kubernetes does, [`restart`]
 //! decides restarts and back-off, [`status`] shapes the pod's status, [`logs`]
-//! stores container output, and [`init`] is the PID 1 of `supervisor init`.
+//! stores container output ([`paths`] says where both live), and [`init`] is the PID 1 of `supervisor init`.
 
+pub mod cni;
+pub mod event_loop;
 pub mod init;
 pub mod logs;
 pub mod manifest;
+pub mod network;
+pub mod notify;
+pub mod paths;
 pub mod pid1;
 pub mod quantity;
 pub mod restart;
+pub mod run;
 pub mod spec;
 pub mod status;
+pub mod volumes;
+pub mod workload;

@@ -13,16 +13,23 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    // Subcommands: each module adds `Name(module::NameArgs)` here and an arm
-    // in `main` calling `module::main(args)`.
+    /// Run a pod from a Kubernetes manifest until SIGTERM or SIGINT.
+    Run(supervisor::run::RunArgs),
     /// Run CMD as PID 1 (or child subreaper): forward signals, reap zombies.
     Init(supervisor::init::InitArgs),
+    /// Show pods: a kubectl-like table, or the Pod object as JSON or YAML.
+    Status(supervisor::status::StatusArgs),
+    /// Print a container's log (`-p` the previous instance, `-f` follow).
+    Logs(supervisor::logs::LogsArgs),
 }
 
 fn main() {
     let cli = Cli::parse();
     let result: anyhow::Result<i32> = match cli.command {
+        Command::Run(args) => supervisor::run::main(args),
         Command::Init(args) => supervisor::init::main(args),
+        Command::Status(args) => supervisor::status::main(args),
+        Command::Logs(args) => supervisor::logs::main(args),
     };
     match result {
         Ok(code) => std::process::exit(code),

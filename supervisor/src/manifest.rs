@@ -1,1 +1,1412 @@
-//! manifest: being written.
+//! Raw Kubernetes objects as they are written in YAML, before validation.
+//!
+//! This module owns the serde types (field names exactly as Kubernetes'
+//! JSON, camelCase) for `Pod`, the pod template of `Deployment`,
+//! `ReplicaSet`, `StatefulSet`, `DaemonSet` and `Job`, `ConfigMap` and
+//! `Secret`, and the reading of a multi-document YAML stream with
+//! serde-saphyr. Every struct denies unknown fields, so a typo is an error
+//! that names the field and its line. Kubernetes fields that mean nothing on
+//! one host are accepted as [`Ignored`] and reported by
+//! [`IgnoredFields`]; fields that would change what runs and that are not
+//! supported are typed here and refused by [`crate::spec`], which also
+//! applies defaults. Nothing here decides what runs.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::Deserialize;
+use serde::de::{self, Deserializer, IgnoredAny, Visitor};
+
+use crate::spec::{DocRef, ManifestError};
+
+/// A field Kubernetes has but that has no meaning on one host. Its value
+/// is skipped; its presence is reported once as a warning.
+pub type Ignored = Option<IgnoredAny>;
+
+/// A field Kubernetes has, that would change what runs, and that is not
+/// supported: its presence is an error naming it (see [`crate::spec`]).
+pub type Unsupported = Option<IgnoredAny>;
+
+/// Kubernetes' `IntOrString` (probe and port references).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IntOrString {
+    /// A number, e.g. `8080`.
+    Int(i64),
+    /// A string, e.g. a port name `http`.
+    String(String),
+}
+
+impl fmt::Display for IntOrString {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            IntOrString::Int(n) => write!(f, "{n}"),
+            IntOrString::String(s) => f.write_str(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for IntOrString {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = IntOrString;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an integer or a string")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<IntOrString, E> {
+                Ok(IntOrString::Int(v))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<IntOrString, E> {
+                i64::try_from(v)
+                    .map(IntOrString::Int)
+                    .map_err(|_| E::custom("integer out of range"))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<IntOrString, E> {
+                Ok(IntOrString::String(v.to_owned()))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A quantity as written: a YAML string or number, kept as its text so
+/// that `129e6` or `0.5` reach [`crate::quantity`] verbatim.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuantityText(pub String);
+
+impl<'de> Deserialize<'de> for QuantityText {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = QuantityText;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a quantity such as 100Mi or 500m")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<QuantityText, E> {
+                Ok(QuantityText(v.to_string()))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<QuantityText, E> {
+                Ok(QuantityText(v.to_string()))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<QuantityText, E> {
+                Ok(QuantityText(v.to_string()))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<QuantityText, E> {
+                Ok(QuantityText(v.to_owned()))
+            }
+        }
+        // Ask for a string first: serde-saphyr then hands over a plain
+        // scalar verbatim (`129e6`, `0.5`), keeping Kubernetes' spelling.
+        d.deserialize_str(V)
+    }
+}
+
+/// `metadata` of any object.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ObjectMeta {
+    /// Object name.
+    pub name: Option<String>,
+    /// Namespace; `default` when absent.
+    pub namespace: Option<String>,
+    /// Labels (usable through env `fieldRef`).
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Annotations (usable through env `fieldRef`).
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+    /// Refused: a pod here needs a fixed name.
+    pub generate_name: Unsupported,
+    /// Server-set fields, ignored.
+    pub uid: Ignored,
+    #[allow(missing_docs)]
+    pub resource_version: Ignored,
+    #[allow(missing_docs)]
+    pub generation: Ignored,
+    #[allow(missing_docs)]
+    pub creation_timestamp: Ignored,
+    #[allow(missing_docs)]
+    pub deletion_timestamp: Ignored,
+    #[allow(missing_docs)]
+    pub deletion_grace_period_seconds: Ignored,
+    #[allow(missing_docs)]
+    pub owner_references: Ignored,
+    #[allow(missing_docs)]
+    pub finalizers: Ignored,
+    #[allow(missing_docs)]
+    pub managed_fields: Ignored,
+    #[allow(missing_docs)]
+    pub self_link: Ignored,
+}
+
+/// `kind: Pod`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Pod {
+    /// `v1`.
+    pub api_version: Option<String>,
+    /// `Pod`.
+    pub kind: Option<String>,
+    /// Pod metadata.
+    #[serde(default)]
+    pub metadata: ObjectMeta,
+    /// The pod spec.
+    pub spec: Option<PodSpec>,
+    /// Status written by a cluster; ignored.
+    pub status: Ignored,
+}
+
+/// `spec.template` of a workload.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PodTemplateSpec {
+    /// Template metadata (name usually absent: the workload's is used).
+    #[serde(default)]
+    pub metadata: ObjectMeta,
+    /// The pod spec.
+    pub spec: Option<PodSpec>,
+}
+
+/// `spec` of a Deployment, ReplicaSet, StatefulSet, DaemonSet or Job: one
+/// struct with every kind's fields; `replicas` matters, the rest is
+/// controller behaviour that has no meaning for one pod on one host.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct WorkloadSpec {
+    /// Desired replicas (one runs).
+    pub replicas: Option<i64>,
+    /// The pod template.
+    pub template: Option<PodTemplateSpec>,
+    /// StatefulSet: refused when non-empty (no persistent volumes).
+    pub volume_claim_templates: Option<Vec<IgnoredAny>>,
+    #[allow(missing_docs)]
+    pub selector: Ignored,
+    #[allow(missing_docs)]
+    pub strategy: Ignored,
+    #[allow(missing_docs)]
+    pub min_ready_seconds: Ignored,
+    #[allow(missing_docs)]
+    pub revision_history_limit: Ignored,
+    #[allow(missing_docs)]
+    pub progress_deadline_seconds: Ignored,
+    #[allow(missing_docs)]
+    pub paused: Ignored,
+    #[allow(missing_docs)]
+    pub service_name: Ignored,
+    #[allow(missing_docs)]
+    pub pod_management_policy: Ignored,
+    #[allow(missing_docs)]
+    pub update_strategy: Ignored,
+    #[allow(missing_docs)]
+    pub persistent_volume_claim_retention_policy: Ignored,
+    #[allow(missing_docs)]
+    pub ordinals: Ignored,
+    #[allow(missing_docs)]
+    pub parallelism: Ignored,
+    #[allow(missing_docs)]
+    pub completions: Ignored,
+    #[allow(missing_docs)]
+    pub completion_mode: Ignored,
+    #[allow(missing_docs)]
+    pub backoff_limit: Ignored,
+    #[allow(missing_docs)]
+    pub backoff_limit_per_index: Ignored,
+    #[allow(missing_docs)]
+    pub max_failed_indexes: Ignored,
+    #[allow(missing_docs)]
+    pub ttl_seconds_after_finished: Ignored,
+    #[allow(missing_docs)]
+    pub suspend: Ignored,
+    #[allow(missing_docs)]
+    pub manual_selector: Ignored,
+    #[allow(missing_docs)]
+    pub pod_failure_policy: Ignored,
+    #[allow(missing_docs)]
+    pub pod_replacement_policy: Ignored,
+    #[allow(missing_docs)]
+    pub success_policy: Ignored,
+    #[allow(missing_docs)]
+    pub managed_by: Ignored,
+    /// Refused: a deadline kills the pod.
+    pub active_deadline_seconds: Unsupported,
+}
+
+/// A Deployment, ReplicaSet, StatefulSet, DaemonSet or Job.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Workload {
+    /// `apps/v1` or `batch/v1`.
+    pub api_version: Option<String>,
+    /// The kind.
+    pub kind: Option<String>,
+    /// Workload metadata.
+    #[serde(default)]
+    pub metadata: ObjectMeta,
+    /// The workload spec.
+    pub spec: Option<WorkloadSpec>,
+    /// Status written by a cluster; ignored.
+    pub status: Ignored,
+}
+
+/// `kind: ConfigMap`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ConfigMap {
+    /// `v1`.
+    pub api_version: Option<String>,
+    /// `ConfigMap`.
+    pub kind: Option<String>,
+    /// Metadata (name required).
+    #[serde(default)]
+    pub metadata: ObjectMeta,
+    /// UTF-8 entries.
+    #[serde(default)]
+    pub data: BTreeMap<String, String>,
+    /// Base64 entries.
+    #[serde(default)]
+    pub binary_data: BTreeMap<String, String>,
+    #[allow(missing_docs)]
+    pub immutable: Ignored,
+}
+
+/// `kind: Secret`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Secret {
+    /// `v1`.
+    pub api_version: Option<String>,
+    /// `Secret`.
+    pub kind: Option<String>,
+    /// Metadata (name required).
+    #[serde(default)]
+    pub metadata: ObjectMeta,
+    /// Base64 entries.
+    #[serde(default)]
+    pub data: BTreeMap<String, String>,
+    /// Plain entries; they win over `data`.
+    #[serde(default)]
+    pub string_data: BTreeMap<String, String>,
+    /// `Opaque`, `kubernetes.io/tls`, ...: recorded only.
+    #[serde(rename = "type")]
+    pub type_: Option<String>,
+    #[allow(missing_docs)]
+    pub immutable: Ignored,
+}
+
+/// `spec` of a pod.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PodSpec {
+    /// Regular containers.
+    #[serde(default)]
+    pub containers: Vec<Container>,
+    /// Init containers (and sidecars: `restartPolicy: Always`).
+    #[serde(default)]
+    pub init_containers: Vec<Container>,
+    /// Volumes.
+    #[serde(default)]
+    pub volumes: Vec<Volume>,
+    /// `Always` (default), `OnFailure`, `Never`.
+    pub restart_policy: Option<String>,
+    /// Seconds between the stop signal and SIGKILL (default 30).
+    pub termination_grace_period_seconds: Option<i64>,
+    /// One PID namespace for all containers.
+    pub share_process_namespace: Option<bool>,
+    /// Use the host's network namespace.
+    pub host_network: Option<bool>,
+    /// Pod hostname (default: the pod name).
+    pub hostname: Option<String>,
+    /// Pod subdomain.
+    pub subdomain: Option<String>,
+    /// Set the hostname to the FQDN.
+    #[serde(rename = "setHostnameAsFQDN")]
+    pub set_hostname_as_fqdn: Option<bool>,
+    /// Extra /etc/hosts entries.
+    #[serde(default)]
+    pub host_aliases: Vec<HostAlias>,
+    /// Pod-level security context.
+    pub security_context: Option<PodSecurityContext>,
+    /// Refused when true.
+    #[serde(rename = "hostPID")]
+    pub host_pid: Option<bool>,
+    /// Refused when true.
+    #[serde(rename = "hostIPC")]
+    pub host_ipc: Option<bool>,
+    /// Refused when false (user namespaces).
+    pub host_users: Option<bool>,
+    /// Refused.
+    pub ephemeral_containers: Unsupported,
+    /// Refused.
+    pub active_deadline_seconds: Unsupported,
+    /// Refused.
+    pub dns_config: Unsupported,
+    /// Refused.
+    pub resource_claims: Unsupported,
+    /// Refused (pod-level resources).
+    pub resources: Unsupported,
+    /// Refused.
+    pub hostname_override: Unsupported,
+    #[allow(missing_docs)]
+    pub scheduling_gates: Ignored,
+    #[allow(missing_docs)]
+    pub node_selector: Ignored,
+    #[allow(missing_docs)]
+    pub node_name: Ignored,
+    #[allow(missing_docs)]
+    pub affinity: Ignored,
+    #[allow(missing_docs)]
+    pub tolerations: Ignored,
+    #[allow(missing_docs)]
+    pub topology_spread_constraints: Ignored,
+    #[allow(missing_docs)]
+    pub scheduler_name: Ignored,
+    #[allow(missing_docs)]
+    pub priority_class_name: Ignored,
+    #[allow(missing_docs)]
+    pub priority: Ignored,
+    #[allow(missing_docs)]
+    pub preemption_policy: Ignored,
+    #[allow(missing_docs)]
+    pub service_account_name: Ignored,
+    #[allow(missing_docs)]
+    pub service_account: Ignored,
+    #[allow(missing_docs)]
+    pub automount_service_account_token: Ignored,
+    #[allow(missing_docs)]
+    pub image_pull_secrets: Ignored,
+    #[allow(missing_docs)]
+    pub dns_policy: Ignored,
+    #[allow(missing_docs)]
+    pub enable_service_links: Ignored,
+    #[allow(missing_docs)]
+    pub readiness_gates: Ignored,
+    #[allow(missing_docs)]
+    pub runtime_class_name: Ignored,
+    #[allow(missing_docs)]
+    pub overhead: Ignored,
+    #[allow(missing_docs)]
+    pub os: Ignored,
+}
+
+/// `spec.hostAliases[]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HostAlias {
+    /// Address.
+    pub ip: Option<String>,
+    /// Names for it.
+    #[serde(default)]
+    pub hostnames: Vec<String>,
+}
+
+/// Pod-level `securityContext`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PodSecurityContext {
+    /// UID for every container (container level wins).
+    pub run_as_user: Option<i64>,
+    /// GID for every container (container level wins).
+    pub run_as_group: Option<i64>,
+    /// Refuse to run as UID 0.
+    pub run_as_non_root: Option<bool>,
+    /// Extra groups of every container's first process.
+    #[serde(default)]
+    pub supplemental_groups: Vec<i64>,
+    /// Group owning the volumes, added to the supplemental groups.
+    pub fs_group: Option<i64>,
+    /// Refused.
+    pub sysctls: Unsupported,
+    #[allow(missing_docs)]
+    pub supplemental_groups_policy: Ignored,
+    #[allow(missing_docs)]
+    pub fs_group_change_policy: Ignored,
+    #[serde(rename = "seLinuxOptions")]
+    #[allow(missing_docs)]
+    pub se_linux_options: Ignored,
+    #[serde(rename = "seLinuxChangePolicy")]
+    #[allow(missing_docs)]
+    pub se_linux_change_policy: Ignored,
+    #[allow(missing_docs)]
+    pub seccomp_profile: Ignored,
+    #[allow(missing_docs)]
+    pub app_armor_profile: Ignored,
+    #[allow(missing_docs)]
+    pub windows_options: Ignored,
+}
+
+/// Container-level `securityContext`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SecurityContext {
+    /// UID.
+    pub run_as_user: Option<i64>,
+    /// GID.
+    pub run_as_group: Option<i64>,
+    /// Refuse to run as UID 0.
+    pub run_as_non_root: Option<bool>,
+    /// `no_new_privs` when false.
+    pub allow_privilege_escalation: Option<bool>,
+    /// Capabilities to add and drop.
+    pub capabilities: Option<Capabilities>,
+    /// Root filesystem read-only.
+    pub read_only_root_filesystem: Option<bool>,
+    /// Refused when true.
+    pub privileged: Option<bool>,
+    /// `Default` only; `Unmasked` refused.
+    pub proc_mount: Option<String>,
+    #[serde(rename = "seLinuxOptions")]
+    #[allow(missing_docs)]
+    pub se_linux_options: Ignored,
+    #[allow(missing_docs)]
+    pub seccomp_profile: Ignored,
+    #[allow(missing_docs)]
+    pub app_armor_profile: Ignored,
+    #[allow(missing_docs)]
+    pub windows_options: Ignored,
+}
+
+/// `capabilities`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Capabilities {
+    /// Added capabilities.
+    #[serde(default)]
+    pub add: Vec<String>,
+    /// Dropped capabilities (`ALL` allowed).
+    #[serde(default)]
+    pub drop: Vec<String>,
+}
+
+/// A container (regular or init).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Container {
+    /// DNS label, unique in the pod.
+    pub name: Option<String>,
+    /// Recorded only.
+    pub image: Option<String>,
+    /// The program and its first arguments (required here).
+    pub command: Option<Vec<String>>,
+    /// Further arguments.
+    pub args: Option<Vec<String>>,
+    /// Working directory.
+    pub working_dir: Option<String>,
+    /// Ports.
+    #[serde(default)]
+    pub ports: Vec<ContainerPort>,
+    /// Bulk env from ConfigMaps/Secrets.
+    #[serde(default)]
+    pub env_from: Vec<EnvFromSource>,
+    /// Env in order.
+    #[serde(default)]
+    pub env: Vec<EnvVar>,
+    /// Limits and requests.
+    pub resources: Option<Resources>,
+    /// Volume mounts.
+    #[serde(default)]
+    pub volume_mounts: Vec<VolumeMount>,
+    /// Probes.
+    pub liveness_probe: Option<Probe>,
+    #[allow(missing_docs)]
+    pub readiness_probe: Option<Probe>,
+    #[allow(missing_docs)]
+    pub startup_probe: Option<Probe>,
+    /// postStart / preStop / stopSignal.
+    pub lifecycle: Option<Lifecycle>,
+    /// Init containers only: `Always` makes a sidecar.
+    pub restart_policy: Option<String>,
+    /// Security context.
+    pub security_context: Option<SecurityContext>,
+    /// Refused when true.
+    pub stdin: Option<bool>,
+    /// Refused when true.
+    pub stdin_once: Option<bool>,
+    /// Refused when true.
+    pub tty: Option<bool>,
+    /// Refused.
+    pub volume_devices: Unsupported,
+    /// Refused.
+    pub restart_policy_rules: Unsupported,
+    #[allow(missing_docs)]
+    pub image_pull_policy: Ignored,
+    #[allow(missing_docs)]
+    pub termination_message_path: Ignored,
+    #[allow(missing_docs)]
+    pub termination_message_policy: Ignored,
+    #[allow(missing_docs)]
+    pub resize_policy: Ignored,
+}
+
+/// `ports[]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ContainerPort {
+    /// Port name (IANA service name).
+    pub name: Option<String>,
+    /// Port in the pod.
+    pub container_port: Option<i64>,
+    /// Port on the host (portmap).
+    pub host_port: Option<i64>,
+    /// Host address for the hostPort.
+    #[serde(rename = "hostIP")]
+    pub host_ip: Option<String>,
+    /// TCP (default), UDP, SCTP.
+    pub protocol: Option<String>,
+}
+
+/// `env[]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EnvVar {
+    /// Variable name.
+    pub name: Option<String>,
+    /// Value with `$(VAR)` references.
+    pub value: Option<String>,
+    /// Value from elsewhere.
+    pub value_from: Option<EnvVarSource>,
+}
+
+/// `env[].valueFrom`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EnvVarSource {
+    /// A ConfigMap key.
+    pub config_map_key_ref: Option<KeyRef>,
+    /// A Secret key.
+    pub secret_key_ref: Option<KeyRef>,
+    /// A pod field.
+    pub field_ref: Option<FieldRef>,
+    /// Refused.
+    pub resource_field_ref: Unsupported,
+    /// Refused.
+    pub file_key_ref: Unsupported,
+}
+
+/// `configMapKeyRef` / `secretKeyRef`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct KeyRef {
+    /// Object name.
+    pub name: Option<String>,
+    /// Key.
+    pub key: Option<String>,
+    /// Missing object or key is not an error.
+    pub optional: Option<bool>,
+}
+
+/// `fieldRef`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FieldRef {
+    /// e.g. `metadata.name`.
+    pub field_path: Option<String>,
+    /// `v1`.
+    pub api_version: Option<String>,
+}
+
+/// `envFrom[]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EnvFromSource {
+    /// Prefix for every key.
+    pub prefix: Option<String>,
+    /// A ConfigMap.
+    pub config_map_ref: Option<ObjectRef>,
+    /// A Secret.
+    pub secret_ref: Option<ObjectRef>,
+}
+
+/// `configMapRef` / `secretRef`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ObjectRef {
+    /// Object name.
+    pub name: Option<String>,
+    /// Missing object is not an error.
+    pub optional: Option<bool>,
+}
+
+/// `resources`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Resources {
+    /// Limits by resource name.
+    #[serde(default)]
+    pub limits: BTreeMap<String, QuantityText>,
+    /// Requests by resource name.
+    #[serde(default)]
+    pub requests: BTreeMap<String, QuantityText>,
+    /// Refused.
+    pub claims: Unsupported,
+}
+
+/// `volumeMounts[]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct VolumeMount {
+    /// Volume name.
+    pub name: Option<String>,
+    /// Absolute path in the container.
+    pub mount_path: Option<String>,
+    /// Read-only mount.
+    pub read_only: Option<bool>,
+    /// A path inside the volume.
+    pub sub_path: Option<String>,
+    /// Refused.
+    pub sub_path_expr: Unsupported,
+    /// `None` only.
+    pub mount_propagation: Option<String>,
+    /// `Disabled` only.
+    pub recursive_read_only: Option<String>,
+}
+
+/// `volumes[]`: exactly one source (none means emptyDir, as in Kubernetes).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Volume {
+    /// DNS label, unique in the pod.
+    pub name: Option<String>,
+    /// Scratch directory.
+    pub empty_dir: Option<EmptyDir>,
+    /// Host directory or file.
+    pub host_path: Option<HostPath>,
+    /// ConfigMap files.
+    pub config_map: Option<ConfigMapVolume>,
+    /// Secret files.
+    pub secret: Option<SecretVolume>,
+    #[allow(missing_docs)]
+    pub persistent_volume_claim: Unsupported,
+    #[allow(missing_docs)]
+    pub projected: Unsupported,
+    #[serde(rename = "downwardAPI")]
+    #[allow(missing_docs)]
+    pub downward_api: Unsupported,
+    #[allow(missing_docs)]
+    pub ephemeral: Unsupported,
+    #[allow(missing_docs)]
+    pub image: Unsupported,
+    #[allow(missing_docs)]
+    pub csi: Unsupported,
+    #[allow(missing_docs)]
+    pub nfs: Unsupported,
+    #[allow(missing_docs)]
+    pub iscsi: Unsupported,
+    #[allow(missing_docs)]
+    pub git_repo: Unsupported,
+    #[allow(missing_docs)]
+    pub local: Unsupported,
+}
+
+/// `emptyDir`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EmptyDir {
+    /// `""` (disk) or `Memory` (tmpfs).
+    pub medium: Option<String>,
+    /// Size cap.
+    pub size_limit: Option<QuantityText>,
+}
+
+/// `hostPath`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HostPath {
+    /// Absolute host path.
+    pub path: Option<String>,
+    /// Check or create: `""`, `DirectoryOrCreate`, `Directory`, ...
+    #[serde(rename = "type")]
+    pub type_: Option<String>,
+}
+
+/// `configMap` volume.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ConfigMapVolume {
+    /// ConfigMap name.
+    pub name: Option<String>,
+    /// Selected keys; all when empty.
+    pub items: Option<Vec<KeyToPath>>,
+    /// File mode (default 0644).
+    pub default_mode: Option<i64>,
+    /// Missing ConfigMap is not an error.
+    pub optional: Option<bool>,
+}
+
+/// `secret` volume.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SecretVolume {
+    /// Secret name.
+    pub secret_name: Option<String>,
+    /// Selected keys; all when empty.
+    pub items: Option<Vec<KeyToPath>>,
+    /// File mode (default 0644).
+    pub default_mode: Option<i64>,
+    /// Missing Secret is not an error.
+    pub optional: Option<bool>,
+}
+
+/// `items[]` of a configMap/secret volume.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct KeyToPath {
+    /// Key in the object.
+    pub key: Option<String>,
+    /// Relative file path.
+    pub path: Option<String>,
+    /// File mode.
+    pub mode: Option<i64>,
+}
+
+/// A probe.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Probe {
+    /// Run a command in the container.
+    pub exec: Option<ExecAction>,
+    /// HTTP GET.
+    pub http_get: Option<HttpGetAction>,
+    /// TCP connect.
+    pub tcp_socket: Option<TcpSocketAction>,
+    /// Refused.
+    pub grpc: Unsupported,
+    #[allow(missing_docs)]
+    pub initial_delay_seconds: Option<i64>,
+    #[allow(missing_docs)]
+    pub timeout_seconds: Option<i64>,
+    #[allow(missing_docs)]
+    pub period_seconds: Option<i64>,
+    #[allow(missing_docs)]
+    pub success_threshold: Option<i64>,
+    #[allow(missing_docs)]
+    pub failure_threshold: Option<i64>,
+    #[allow(missing_docs)]
+    pub termination_grace_period_seconds: Option<i64>,
+}
+
+/// `exec`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ExecAction {
+    /// argv.
+    pub command: Option<Vec<String>>,
+}
+
+/// `httpGet`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HttpGetAction {
+    /// Path (default `/`).
+    pub path: Option<String>,
+    /// Port number or name.
+    pub port: Option<IntOrString>,
+    /// Host (default: the pod IP).
+    pub host: Option<String>,
+    /// `HTTP` only.
+    pub scheme: Option<String>,
+    /// Extra headers.
+    #[serde(default)]
+    pub http_headers: Vec<HttpHeader>,
+}
+
+/// `httpHeaders[]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HttpHeader {
+    /// Header name.
+    pub name: Option<String>,
+    /// Header value.
+    pub value: Option<String>,
+}
+
+/// `tcpSocket`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TcpSocketAction {
+    /// Port number or name.
+    pub port: Option<IntOrString>,
+    /// Host (default: the pod IP).
+    pub host: Option<String>,
+}
+
+/// `lifecycle`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Lifecycle {
+    /// Runs after start.
+    pub post_start: Option<LifecycleHandler>,
+    /// Runs before the stop signal.
+    pub pre_stop: Option<LifecycleHandler>,
+    /// Stop signal name, e.g. `SIGQUIT`.
+    pub stop_signal: Option<String>,
+}
+
+/// `postStart` / `preStop`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LifecycleHandler {
+    /// Run a command.
+    pub exec: Option<ExecAction>,
+    /// HTTP GET.
+    pub http_get: Option<HttpGetAction>,
+    /// TCP connect (deprecated in Kubernetes; refused).
+    pub tcp_socket: Unsupported,
+    /// Sleep.
+    pub sleep: Option<SleepAction>,
+}
+
+/// `sleep`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SleepAction {
+    /// Seconds.
+    pub seconds: Option<i64>,
+}
+
+// ---------------------------------------------------------------------
+// Ignored-field collection: one warning line lists every present field
+// that has no meaning on one host.
+// ---------------------------------------------------------------------
+
+/// Collects the paths of present [`Ignored`] fields.
+pub trait IgnoredFields {
+    /// Appends `prefix.field` for each ignored field that is present.
+    fn ignored_fields(&self, prefix: &str, out: &mut Vec<String>);
+}
+
+macro_rules! ignored {
+    ($ty:ty { $($field:ident => $name:literal),* $(,)? }) => {
+        impl IgnoredFields for $ty {
+            fn ignored_fields(&self, prefix: &str, out: &mut Vec<String>) {
+                $(
+                    if self.$field.is_some() {
+                        out.push(format!("{prefix}{}", $name));
+                    }
+                )*
+            }
+        }
+    };
+}
+
+ignored!(ObjectMeta {
+    uid => "uid", resource_version => "resourceVersion", generation => "generation",
+    creation_timestamp => "creationTimestamp", deletion_timestamp => "deletionTimestamp",
+    deletion_grace_period_seconds => "deletionGracePeriodSeconds",
+    owner_references => "ownerReferences", finalizers => "finalizers",
+    managed_fields => "managedFields", self_link => "selfLink",
+});
+ignored!(WorkloadSpec {
+    selector => "selector", strategy => "strategy", min_ready_seconds => "minReadySeconds",
+    revision_history_limit => "revisionHistoryLimit",
+    progress_deadline_seconds => "progressDeadlineSeconds", paused => "paused",
+    service_name => "serviceName", pod_management_policy => "podManagementPolicy",
+    update_strategy => "updateStrategy",
+    persistent_volume_claim_retention_policy => "persistentVolumeClaimRetentionPolicy",
+    ordinals => "ordinals", parallelism => "parallelism", completions => "completions",
+    completion_mode => "completionMode", backoff_limit => "backoffLimit",
+    backoff_limit_per_index => "backoffLimitPerIndex", max_failed_indexes => "maxFailedIndexes",
+    ttl_seconds_after_finished => "ttlSecondsAfterFinished", suspend => "suspend",
+    manual_selector => "manualSelector", pod_failure_policy => "podFailurePolicy",
+    pod_replacement_policy => "podReplacementPolicy", success_policy => "successPolicy",
+    managed_by => "managedBy",
+});
+ignored!(PodSpec {
+    scheduling_gates => "schedulingGates", node_selector => "nodeSelector",
+    node_name => "nodeName", affinity => "affinity", tolerations => "tolerations",
+    topology_spread_constraints => "topologySpreadConstraints",
+    scheduler_name => "schedulerName", priority_class_name => "priorityClassName",
+    priority => "priority", preemption_policy => "preemptionPolicy",
+    service_account_name => "serviceAccountName", service_account => "serviceAccount",
+    automount_service_account_token => "automountServiceAccountToken",
+    image_pull_secrets => "imagePullSecrets", dns_policy => "dnsPolicy",
+    enable_service_links => "enableServiceLinks", readiness_gates => "readinessGates",
+    runtime_class_name => "runtimeClassName", overhead => "overhead", os => "os",
+});
+ignored!(PodSecurityContext {
+    supplemental_groups_policy => "supplementalGroupsPolicy",
+    fs_group_change_policy => "fsGroupChangePolicy", se_linux_options => "seLinuxOptions",
+    se_linux_change_policy => "seLinuxChangePolicy", seccomp_profile => "seccompProfile",
+    app_armor_profile => "appArmorProfile", windows_options => "windowsOptions",
+});
+ignored!(SecurityContext {
+    se_linux_options => "seLinuxOptions", seccomp_profile => "seccompProfile",
+    app_armor_profile => "appArmorProfile", windows_options => "windowsOptions",
+});
+ignored!(Container {
+    image_pull_policy => "imagePullPolicy", termination_message_path => "terminationMessagePath",
+    termination_message_policy => "terminationMessagePolicy", resize_policy => "resizePolicy",
+});
+ignored!(ConfigMap { immutable => "immutable" });
+ignored!(Secret { immutable => "immutable" });
+
+// ---------------------------------------------------------------------
+// The YAML stream.
+// ---------------------------------------------------------------------
+
+/// One object of the stream, typed by its `kind`.
+#[derive(Debug, Clone)]
+pub enum Object {
+    /// `kind: Pod`.
+    Pod(Box<Pod>),
+    /// A workload with a pod template.
+    Workload(Box<Workload>),
+    /// `kind: ConfigMap`.
+    ConfigMap(ConfigMap),
+    /// `kind: Secret`.
+    Secret(Secret),
+    /// Any other kind: listed as ignored.
+    Other,
+}
+
+/// One non-empty document of the stream.
+#[derive(Debug, Clone)]
+pub struct Document {
+    /// Which document, kind and name (for messages).
+    pub doc: DocRef,
+    /// The typed object.
+    pub object: Object,
+    /// The document's text, padded so that line numbers are the file's
+    /// (see [`locate`]).
+    pub text: String,
+}
+
+/// Kinds whose `spec.template` is a pod template.
+pub const WORKLOAD_KINDS: [&str; 5] = [
+    "Deployment",
+    "ReplicaSet",
+    "StatefulSet",
+    "DaemonSet",
+    "Job",
+];
+
+/// Only `apiVersion`, `kind` and `metadata.name`, read leniently first so
+/// that errors of the strict pass can name the object.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TypeMeta {
+    api_version: Option<String>,
+    kind: Option<String>,
+    metadata: Option<NameOnly>,
+}
+
+#[derive(Deserialize)]
+struct NameOnly {
+    name: Option<String>,
+}
+
+/// Parse options: Kubernetes' YAML is YAML 1.1 as go-yaml reads it, so a
+/// leading-zero number such as `defaultMode: 0644` is octal.
+fn yaml_options() -> serde_saphyr::Options {
+    serde_saphyr::options! {
+        legacy_octal_numbers: true,
+        with_snippet: false,
+    }
+}
+
+/// A document's text, padded with newlines so the parser's line numbers
+/// are those of the file.
+struct Chunk {
+    text: String,
+}
+
+/// Splits a YAML stream at its document markers.
+///
+/// YAML forbids `---` and `...` at column 0 inside any content (the spec's
+/// c-forbidden rule), so a line starting with one of them followed by a
+/// space, a tab or the line end always separates documents. Directive
+/// lines (`%YAML`) stay with the document that follows them.
+fn split_documents(text: &str) -> Vec<Chunk> {
+    let mut chunks = Vec::new();
+    let mut start = 0usize; // byte offset of the current chunk
+    let mut start_line = 0usize;
+    let mut offset = 0usize;
+    let is_marker = |line: &str, m: &str| {
+        line.strip_prefix(m)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with([' ', '\t', '\r']))
+    };
+    let push = |start: usize, end: usize, start_line: usize, chunks: &mut Vec<Chunk>| {
+        let body = &text[start..end];
+        let mut padded = "\n".repeat(start_line);
+        padded.push_str(body);
+        chunks.push(Chunk { text: padded });
+    };
+    for (line_no, line) in text.split_inclusive('\n').enumerate() {
+        let bare = line.trim_end_matches('\n');
+        if is_marker(bare, "---") && offset > start {
+            let before = &text[start..offset];
+            // Only directives, comments and blanks so far: they belong to
+            // this document.
+            let only_directives = before.lines().all(|l| {
+                let t = l.trim();
+                t.is_empty() || t.starts_with('#') || t.starts_with('%')
+            }) && before.lines().any(|l| l.starts_with('%'));
+            if !only_directives {
+                push(start, offset, start_line, &mut chunks);
+                start = offset;
+                start_line = line_no;
+            }
+        }
+        offset += line.len();
+        if is_marker(bare, "...") {
+            push(start, offset, start_line, &mut chunks);
+            start = offset;
+            start_line = line_no + 1;
+        }
+    }
+    if start < text.len() {
+        push(start, text.len(), start_line, &mut chunks);
+    }
+    chunks.retain(|c| has_content(&c.text));
+    chunks
+}
+
+/// Whether a chunk holds anything but markers, directives and comments.
+fn has_content(text: &str) -> bool {
+    text.lines().any(|l| {
+        let t = l.trim();
+        let t = t
+            .strip_prefix("---")
+            .or_else(|| t.strip_prefix("..."))
+            .map(str::trim)
+            .unwrap_or(t);
+        !(t.is_empty() || t.starts_with('#') || l.starts_with('%'))
+    })
+}
+
+/// Converts a serde-saphyr error (with the path serde_path_to_error saw)
+/// into a [`ManifestError::Parse`].
+fn parse_error(file: &str, doc: &DocRef, path: String, err: &serde_saphyr::Error) -> ManifestError {
+    use serde_saphyr::MessageFormatter;
+    let inner = err.without_snippet();
+    let message = serde_saphyr::DefaultMessageFormatter
+        .format_message(inner)
+        .into_owned();
+    let location = inner.location().filter(|l| l.line() > 0).map(|l| {
+        let clamp = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
+        (clamp(l.line()), clamp(l.column()))
+    });
+    ManifestError::Parse {
+        file: file.to_owned(),
+        doc: Box::new(doc.clone()),
+        path,
+        location,
+        message,
+    }
+}
+
+/// Deserializes one chunk as `T`, tracking the field path of an error.
+fn deserialize_tracked<T>(file: &str, doc: &DocRef, text: &str) -> Result<T, ManifestError>
+where
+    T: for<'de> Deserialize<'de>,
+{
+    let mut path = None;
+    let result = serde_saphyr::with_deserializer_from_str_with_options(text, yaml_options(), |d| {
+        serde_path_to_error::deserialize(d).map_err(|e| {
+            path = Some(e.path().to_string());
+            e.into_inner()
+        })
+    });
+    result.map_err(|e| {
+        let path = path.filter(|p| p != ".").unwrap_or_default();
+        parse_error(file, doc, path, &e)
+    })
+}
+
+/// Reads every document of a YAML stream into typed objects.
+///
+/// `file` names the source in errors. Empty documents are skipped;
+/// documents are numbered from 1 in the order they appear.
+pub fn parse_stream(file: &str, text: &str) -> Result<Vec<Document>, ManifestError> {
+    let mut docs = Vec::new();
+    for (i, chunk) in split_documents(text).into_iter().enumerate() {
+        let mut doc = DocRef {
+            index: i + 1,
+            kind: None,
+            name: None,
+        };
+        let meta: TypeMeta = deserialize_tracked(file, &doc, &chunk.text)?;
+        doc.kind = meta.kind.clone();
+        doc.name = meta.metadata.and_then(|m| m.name);
+        let Some(kind) = meta.kind.as_deref() else {
+            return Err(ManifestError::Invalid {
+                file: file.to_owned(),
+                doc: Box::new(doc),
+                path: "kind".into(),
+                value: None,
+                location: None,
+                reason: "missing: every document needs a kind".into(),
+            });
+        };
+        let expected_api = match kind {
+            "Pod" | "ConfigMap" | "Secret" => Some("v1"),
+            "Deployment" | "ReplicaSet" | "StatefulSet" | "DaemonSet" => Some("apps/v1"),
+            "Job" => Some("batch/v1"),
+            _ => None,
+        };
+        if let Some(expected) = expected_api
+            && meta.api_version.as_deref() != Some(expected)
+        {
+            return Err(ManifestError::Invalid {
+                file: file.to_owned(),
+                path: "apiVersion".into(),
+                value: meta.api_version.clone(),
+                location: locate(&chunk.text, "apiVersion"),
+                reason: format!("{kind} needs apiVersion {expected}"),
+                doc: Box::new(doc),
+            });
+        }
+        let object = match kind {
+            "Pod" => Object::Pod(Box::new(deserialize_tracked(file, &doc, &chunk.text)?)),
+            k if WORKLOAD_KINDS.contains(&k) => {
+                Object::Workload(Box::new(deserialize_tracked(file, &doc, &chunk.text)?))
+            }
+            "ConfigMap" => Object::ConfigMap(deserialize_tracked(file, &doc, &chunk.text)?),
+            "Secret" => Object::Secret(deserialize_tracked(file, &doc, &chunk.text)?),
+            _ => Object::Other,
+        };
+        docs.push(Document {
+            doc,
+            object,
+            text: chunk.text,
+        });
+    }
+    Ok(docs)
+}
+
+// ---------------------------------------------------------------------
+// Locating a field path in a document, for errors found after parsing.
+// ---------------------------------------------------------------------
+
+/// A YAML node with the position of its start (1-based line and column).
+enum Node {
+    Leaf((u32, u32)),
+    Seq((u32, u32), Vec<Node>),
+    Map((u32, u32), Vec<(String, Node)>),
+}
+
+impl Node {
+    fn position(&self) -> (u32, u32) {
+        match self {
+            Node::Leaf(p) | Node::Seq(p, _) | Node::Map(p, _) => *p,
+        }
+    }
+}
+
+fn position(span: &serde_saphyr::granit_parser::Span) -> (u32, u32) {
+    let line = u32::try_from(span.start.line()).unwrap_or(u32::MAX);
+    let col = u32::try_from(span.start.col()).unwrap_or(u32::MAX - 1) + 1;
+    (line, col)
+}
+
+/// Reads one node from the event stream (the start event already taken).
+fn read_node<'a>(
+    first: (
+        serde_saphyr::granit_parser::Event<'a>,
+        serde_saphyr::granit_parser::Span,
+    ),
+    events: &mut impl Iterator<
+        Item = (
+            serde_saphyr::granit_parser::Event<'a>,
+            serde_saphyr::granit_parser::Span,
+        ),
+    >,
+) -> Option<Node> {
+    use serde_saphyr::granit_parser::Event;
+    let pos = position(&first.1);
+    match first.0 {
+        Event::SequenceStart(..) => {
+            let mut items = Vec::new();
+            loop {
+                let ev = events.next()?;
+                if matches!(ev.0, Event::SequenceEnd) {
+                    return Some(Node::Seq(pos, items));
+                }
+                items.push(read_node(ev, events)?);
+            }
+        }
+        Event::MappingStart(..) => {
+            let mut entries = Vec::new();
+            loop {
+                let key = events.next()?;
+                if matches!(key.0, Event::MappingEnd) {
+                    return Some(Node::Map(pos, entries));
+                }
+                let name = match &key.0 {
+                    Event::Scalar(text, ..) => Some(text.to_string()),
+                    _ => None,
+                };
+                // Complex keys are read and dropped.
+                let key_node = read_node(key, events)?;
+                let value = read_node(events.next()?, events)?;
+                match name {
+                    Some(name) => entries.push((name, value)),
+                    None => drop(key_node),
+                }
+            }
+        }
+        _ => Some(Node::Leaf(pos)),
+    }
+}
+
+/// The line and column of `path` (e.g. `spec.containers[1].resources`)
+/// in one document's text: the value's position when the path exists,
+/// else the position of the deepest node on the way. Map keys may
+/// contain dots (`nvidia.com/gpu`): a key matches when the rest of the
+/// path starts with it followed by `.`, `[` or the end.
+pub fn locate(text: &str, path: &str) -> Option<(u32, u32)> {
+    use serde_saphyr::granit_parser::{Event, Parser};
+    let mut events = Parser::new_from_str(text)
+        .filter_map(Result::ok)
+        .filter(|(e, _)| {
+            !matches!(
+                e,
+                Event::StreamStart
+                    | Event::StreamEnd
+                    | Event::DocumentStart(..)
+                    | Event::DocumentEnd
+            )
+        });
+    let first = events.next()?;
+    let root = read_node(first, &mut events)?;
+    let mut node = &root;
+    let mut rest = path;
+    let mut best = node.position();
+    while !rest.is_empty() {
+        match node {
+            Node::Seq(_, items) => {
+                let inner = rest.strip_prefix('[')?;
+                let close = inner.find(']')?;
+                let index: usize = inner[..close].parse().ok()?;
+                let Some(item) = items.get(index) else { break };
+                node = item;
+                rest = inner[close + 1..]
+                    .strip_prefix('.')
+                    .unwrap_or(&inner[close + 1..]);
+            }
+            Node::Map(_, entries) => {
+                let found = entries.iter().find(|(k, _)| {
+                    rest.strip_prefix(k.as_str())
+                        .is_some_and(|r| r.is_empty() || r.starts_with(['.', '[']))
+                });
+                let Some((key, value)) = found else { break };
+                rest = &rest[key.len()..];
+                rest = rest.strip_prefix('.').unwrap_or(rest);
+                node = value;
+            }
+            Node::Leaf(_) => break,
+        }
+        best = node.position();
+    }
+    Some(best)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_keeps_line_numbers_and_skips_empty_documents() {
+        let text = "# header\n---\na: 1\n---\n# only a comment\n---\nb: 2\n...\n";
+        let chunks = split_documents(text);
+        assert_eq!(chunks.len(), 2);
+        // `a: 1` is line 3 (index 2) of the file.
+        assert_eq!(chunks[0].text.lines().nth(2), Some("a: 1"));
+        assert_eq!(chunks[1].text.lines().nth(6), Some("b: 2"));
+    }
+
+    #[test]
+    fn split_ignores_dashes_that_are_not_markers() {
+        let text = "a: |\n  ---\n  x\nb: ----\n";
+        assert_eq!(split_documents(text).len(), 1);
+        let text = "---a: 1\n";
+        assert_eq!(split_documents(text).len(), 1);
+    }
+
+    #[test]
+    fn directives_stay_with_their_document() {
+        let text = "%YAML 1.2\n---\nkind: ConfigMap\napiVersion: v1\nmetadata: {name: x}\n";
+        let docs = parse_stream("t.yaml", text).unwrap();
+        assert_eq!(docs.len(), 1);
+    }
+
+    #[test]
+    fn int_or_string_and_quantity_text() {
+        let p: TcpSocketAction = serde_saphyr::from_str("port: 8080").unwrap();
+        assert_eq!(p.port, Some(IntOrString::Int(8080)));
+        let p: TcpSocketAction = serde_saphyr::from_str("port: http").unwrap();
+        assert_eq!(p.port, Some(IntOrString::String("http".into())));
+        for q in ["129e6", "0.5", "2", "100Mi", "1.5E3", "128974848"] {
+            let r: Resources = serde_saphyr::from_str(&format!("limits: {{memory: {q}}}")).unwrap();
+            assert_eq!(r.limits["memory"], QuantityText(q.into()), "{q}");
+        }
+    }
+
+    #[test]
+    fn octal_modes_read_as_kubernetes_does() {
+        let v: ConfigMapVolume =
+            serde_saphyr::from_str_with_options("name: x\ndefaultMode: 0644\n", yaml_options())
+                .unwrap();
+        assert_eq!(v.default_mode, Some(0o644));
+    }
+
+    #[test]
+    fn unknown_field_names_path_and_line() {
+        let text = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\nspec:\n  containers:\n  - name: a\n    bogusField: 1\n";
+        let err = parse_stream("p.yaml", text).unwrap_err();
+        let s = err.to_string();
+        assert!(s.starts_with("p.yaml:8:"), "{s}");
+        assert!(s.contains("spec.containers[0]"), "{s}");
+        assert!(s.contains("bogusField"), "{s}");
+        assert!(s.contains("document 1 (Pod p)"), "{s}");
+    }
+
+    #[test]
+    fn locate_finds_values_keys_and_nearest_parents() {
+        let text = "\n\napiVersion: v1\nkind: Pod\nspec:\n  containers:\n  - name: a\n    resources:\n      limits: {memory: 1Xi, nvidia.com/gpu: 1}\n  - name: b\n";
+        assert_eq!(locate(text, "kind"), Some((4, 7)));
+        assert_eq!(
+            locate(text, "spec.containers[0].resources.limits.memory"),
+            Some((9, 24))
+        );
+        assert_eq!(
+            locate(text, "spec.containers[0].resources.limits.nvidia.com/gpu"),
+            Some((9, 45))
+        );
+        assert_eq!(locate(text, "spec.containers[1].name"), Some((10, 11)));
+        // Missing: the nearest existing node.
+        assert_eq!(locate(text, "spec.containers[1].command"), Some((10, 5)));
+        assert_eq!(locate(text, "spec.containers[7]").map(|p| p.0), Some(7));
+    }
+
+    #[test]
+    fn kinds_are_typed_and_others_kept() {
+        let text = "apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec: {ports: [{port: 80}]}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata: {k: v}\n";
+        let docs = parse_stream("x.yaml", text).unwrap();
+        assert!(matches!(docs[0].object, Object::Other));
+        assert_eq!(docs[0].doc.kind.as_deref(), Some("Service"));
+        let Object::ConfigMap(cm) = &docs[1].object else {
+            panic!()
+        };
+        assert_eq!(cm.data["k"], "v");
+        assert_eq!(docs[1].doc.index, 2);
+    }
+
+    #[test]
+    fn ignored_fields_are_collected() {
+        let spec: PodSpec = serde_saphyr::from_str(
+            "nodeSelector: {a: b}\ntolerations: []\ncontainers:\n- name: a\n  imagePullPolicy: Always\n",
+        )
+        .unwrap();
+        let mut out = Vec::new();
+        spec.ignored_fields("spec.", &mut out);
+        spec.containers[0].ignored_fields("spec.containers[0].", &mut out);
+        assert_eq!(
+            out,
+            [
+                "spec.nodeSelector",
+                "spec.tolerations",
+                "spec.containers[0].imagePullPolicy"
+            ]
+        );
+    }
+}

@@ -142,8 +142,14 @@ mod tests {
     #[test]
     fn layout_places_files_like_kubelet() {
         let layout = Layout::new("/run/x", "/var/log/pods");
-        assert_eq!(layout.status_file("web"), Path::new("/run/x/web/status.json"));
-        assert_eq!(layout.events_file("web"), Path::new("/run/x/web/events.json"));
+        assert_eq!(
+            layout.status_file("web"),
+            Path::new("/run/x/web/status.json")
+        );
+        assert_eq!(
+            layout.events_file("web"),
+            Path::new("/run/x/web/events.json")
+        );
         assert_eq!(
             layout.container_log_file("web", "nginx", 3),
             Path::new("/var/log/pods/web/nginx/3.log")

@@ -332,23 +332,42 @@ pub fn chdir_root() -> Result<(), Pid1Error> {
     nix::unistd::chdir("/").map_err(|errno| Pid1Error::Chdir { path: "/", errno })
 }
 
-/// Set every signal's disposition to the default. Errors are ignored: the
-/// kernel refuses SIGKILL and SIGSTOP, glibc refuses its internal 32 and 33
-/// (glibc never lets them be ignored, and exec resets handlers). Only
-/// calls `sigaction`, so it is async-signal-safe.
+/// The kernel's `struct sigaction` for `rt_sigaction` (x86_64 and aarch64
+/// share this layout: handler, flags, restorer, 64-bit mask).
+#[repr(C)]
+struct KernelSigaction {
+    handler: libc::sighandler_t,
+    flags: libc::c_ulong,
+    restorer: usize,
+    mask: u64,
+}
+
+/// Set every signal's disposition to the default with the raw
+/// `rt_sigaction` system call: glibc's wrapper refuses its internal 32 and
+/// 33, yet a parent may well leave them ignored (an ignored disposition
+/// survives exec). Errors are ignored: the kernel refuses SIGKILL and
+/// SIGSTOP, which are always default. Async-signal-safe.
 fn default_dispositions() {
+    let action = KernelSigaction {
+        handler: libc::SIG_DFL,
+        flags: 0,
+        restorer: 0,
+        mask: 0,
+    };
     for signal in 1..=SIGNAL_MAX {
         if signal == libc::SIGKILL || signal == libc::SIGSTOP {
             continue;
         }
-        // SAFETY: an all-zero `sigaction` is a valid value (no flags, empty
-        // mask) and SIG_DFL is a valid handler.
-        let mut action: libc::sigaction = unsafe { mem::zeroed() };
-        action.sa_sigaction = libc::SIG_DFL;
-        // SAFETY: valid pointer to a fully initialised struct; old action
-        // not requested.
+        // SAFETY: rt_sigaction reads one fully initialised kernel sigaction
+        // (SIG_DFL needs no restorer) and writes nothing (old is NULL).
         unsafe {
-            libc::sigaction(signal, &action, std::ptr::null_mut());
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                signal,
+                &action as *const KernelSigaction,
+                std::ptr::null_mut::<KernelSigaction>(),
+                KERNEL_SIGSET_SIZE,
+            );
         }
     }
 }
@@ -392,7 +411,11 @@ pub fn descendants(root: Pid) -> Vec<Pid> {
     };
     let mut parent_of: Vec<(i32, i32)> = Vec::new();
     for entry in dir.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<i32>().ok())
+        else {
             continue;
         };
         let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
@@ -406,10 +429,11 @@ pub fn descendants(root: Pid) -> Vec<Pid> {
         let mut fields = rest.split_whitespace();
         let state = fields.next();
         let ppid = fields.next().and_then(|s| s.parse::<i32>().ok());
-        if let (Some(state), Some(ppid)) = (state, ppid) {
-            if state != "Z" && state != "X" {
-                parent_of.push((pid, ppid));
-            }
+        if let (Some(state), Some(ppid)) = (state, ppid)
+            && state != "Z"
+            && state != "X"
+        {
+            parent_of.push((pid, ppid));
         }
     }
     let mut found = vec![root.as_raw()];

@@ -88,7 +88,10 @@ impl Quantity {
         }
         let suffix = &text[pos..];
         let (exp_suffix, binary) = parse_suffix(suffix).ok_or_else(|| {
-            if suffix.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'+') {
+            if suffix
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'+')
+            {
                 QuantityError::Suffix {
                     text: text.to_owned(),
                     suffix: suffix.to_owned(),
@@ -231,7 +234,10 @@ fn parse_suffix(suffix: &str) -> Option<(i32, u32)> {
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    rest.parse::<i32>().ok().filter(|e| e.unsigned_abs() <= 1000).map(|e| (e, 0))
+    rest.parse::<i32>()
+        .ok()
+        .filter(|e| e.unsigned_abs() <= 1000)
+        .map(|e| (e, 0))
 }
 
 /// Parses `text` as a memory quantity in bytes (rounded up, non-negative).
@@ -313,9 +319,14 @@ mod tests {
         assert!(matches!(parse_bytes("."), Err(QuantityError::Syntax(_))));
         assert!(matches!(parse_bytes(" 1"), Err(QuantityError::Syntax(_))));
         assert!(matches!(parse_bytes("1 Mi"), Err(QuantityError::Syntax(_))));
-        assert!(matches!(parse_bytes("1.2.3"), Err(QuantityError::Syntax(_))));
+        assert!(matches!(
+            parse_bytes("1.2.3"),
+            Err(QuantityError::Syntax(_))
+        ));
         assert!(matches!(parse_bytes("-"), Err(QuantityError::Syntax(_))));
-        for bad in ["1K", "1KB", "1mi", "1MB", "1Xi", "1e", "1e+", "1ee3", "1e3.5", "1b"] {
+        for bad in [
+            "1K", "1KB", "1mi", "1MB", "1Xi", "1e", "1e+", "1ee3", "1e3.5", "1b",
+        ] {
             let err = parse_bytes(bad).unwrap_err();
             assert!(
                 matches!(err, QuantityError::Suffix { .. } | QuantityError::Syntax(_)),
@@ -329,12 +340,24 @@ mod tests {
              T P E; exponent: e<N>)"
         );
         assert_eq!(parse_bytes("-1"), Err(QuantityError::Negative("-1".into())));
-        assert_eq!(parse_millicores("-500m"), Err(QuantityError::Negative("-500m".into())));
+        assert_eq!(
+            parse_millicores("-500m"),
+            Err(QuantityError::Negative("-500m".into()))
+        );
         // Negative zero is zero.
         assert_eq!(parse_bytes("-0"), Ok(0));
-        assert!(matches!(parse_bytes("16Ei"), Err(QuantityError::TooLarge(_))));
-        assert!(matches!(parse_bytes("1e100"), Err(QuantityError::TooLarge(_))));
-        assert!(matches!(parse_bytes("1e99999"), Err(QuantityError::Suffix { .. })));
+        assert!(matches!(
+            parse_bytes("16Ei"),
+            Err(QuantityError::TooLarge(_))
+        ));
+        assert!(matches!(
+            parse_bytes("1e100"),
+            Err(QuantityError::TooLarge(_))
+        ));
+        assert!(matches!(
+            parse_bytes("1e99999"),
+            Err(QuantityError::Suffix { .. })
+        ));
         assert!(matches!(
             parse_bytes("123456789012345678901234567890123456789012"),
             Err(QuantityError::TooLarge(_))
@@ -378,14 +401,20 @@ mod tests {
     fn property_rounding_is_ceiling() {
         for n in 0u64..3000 {
             assert_eq!(parse_bytes(&format!("{n}m")), Ok(n.div_ceil(1000)), "{n}m");
-            assert_eq!(parse_millicores(&format!("{n}u")), Ok(n.div_ceil(1000)), "{n}u");
+            assert_eq!(
+                parse_millicores(&format!("{n}u")),
+                Ok(n.div_ceil(1000)),
+                "{n}u"
+            );
         }
     }
 
     /// No input panics; arbitrary strings either parse or give a typed error.
     #[test]
     fn property_no_panics_on_garbage() {
-        let alphabet = ["", "0", "1", "9", ".", "-", "+", "e", "E", "K", "i", "m", "M", "x", " "];
+        let alphabet = [
+            "", "0", "1", "9", ".", "-", "+", "e", "E", "K", "i", "m", "M", "x", " ",
+        ];
         for a in alphabet {
             for b in alphabet {
                 for c in alphabet {

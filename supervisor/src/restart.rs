@@ -16,10 +16,10 @@
 //! Running         | invalid         | invalid           | -> backoff(*)     | ignored           | no restart
 //! Terminated      | invalid         | invalid           | invalid           | ignored           | ignored
 //!
-//! backoff(*): the policy says restart -> Waiting(CrashLoopBackOff, start_at = exit + delay)
-//!             (the first restart has delay 0; kubelet then shows the Terminated state
-//!             until the new instance runs, and so do we);
-//!             otherwise -> Terminated.
+//! backoff(*): the policy says restart -> Waiting(start_at = exit + delay), reason
+//!             ContainerCreating when the delay is 0 (the first restart), else
+//!             CrashLoopBackOff with kubelet's "back-off 10s restarting failed ..."
+//!             message; the ended instance becomes lastState. Otherwise -> Terminated.
 //! ```
 //!
 //! It does not spawn, signal or time anything itself; see the event loop.
@@ -382,6 +382,7 @@ pub struct Lifecycle {
     last: Option<Terminated>,
     attempts: u32,
     ready: bool,
+    readiness_probe: bool,
     stopping: bool,
 }
 
@@ -417,6 +418,7 @@ impl Lifecycle {
             last: None,
             attempts: 0,
             ready: false,
+            readiness_probe: false,
             stopping: false,
         }
     }
@@ -452,10 +454,16 @@ impl Lifecycle {
         self.ready && matches!(self.state, State::Running { .. })
     }
 
-    /// Set by the readiness probe (containers without one are ready once
-    /// running: the caller sets it on start).
+    /// Set by the readiness probe.
     pub fn set_ready(&mut self, ready: bool) {
         self.ready = ready;
+    }
+
+    /// Declares a readiness probe: the container then starts unready and
+    /// waits for [`Lifecycle::set_ready`]. Without one it is ready as soon as
+    /// it runs, as in Kubernetes.
+    pub fn set_readiness_probe(&mut self, has_probe: bool) {
+        self.readiness_probe = has_probe;
     }
 
     /// When the container should be started, if it waits for a start.
@@ -494,6 +502,7 @@ impl Lifecycle {
         match (&self.state, event) {
             (State::Waiting { .. }, Event::Started { at, container_id }) => {
                 self.attempts += 1;
+                self.ready = !self.readiness_probe;
                 self.state = State::Running {
                     started: at,
                     container_id,
@@ -546,7 +555,12 @@ impl Lifecycle {
                 };
                 Ok(self.ended(ended, at, ran_for))
             }
-            (State::Waiting { reason, message, .. }, Event::Stop) => {
+            (
+                State::Waiting {
+                    reason, message, ..
+                },
+                Event::Stop,
+            ) => {
                 self.stopping = true;
                 self.state = State::Waiting {
                     reason: *reason,
@@ -688,7 +702,15 @@ impl Pod {
         let init: Vec<Lifecycle> = init_names
             .into_iter()
             .enumerate()
-            .map(|(i, name)| Lifecycle::new(name, policy.for_init(), backoff, i == 0, at))
+            .map(|(i, name)| {
+                let mut c = Lifecycle::new(name, policy.for_init(), backoff, i == 0, at);
+                // kubelet: in a pod with init containers, every container not
+                // yet created waits as PodInitializing.
+                if let State::Waiting { reason, .. } = &mut c.state {
+                    *reason = WaitingReason::PodInitializing;
+                }
+                c
+            })
             .collect();
         let released = init.is_empty();
         let apps = app_names
@@ -747,9 +769,9 @@ impl Pod {
 
     /// All init containers ended with success.
     pub fn initialized(&self) -> bool {
-        self.init.iter().all(|c| {
-            matches!(c.state(), State::Terminated(t) if t.termination.succeeded())
-        })
+        self.init
+            .iter()
+            .all(|c| matches!(c.state(), State::Terminated(t) if t.termination.succeeded()))
     }
 
     /// Whether [`Pod::stop`] was called.
@@ -959,7 +981,10 @@ mod tests {
     #[test]
     fn exit_classification_matches_kubelet() {
         let done = Termination::classify(ExitStatus::Code(0), false);
-        assert_eq!((done.exit_code, done.reason), (0, TerminationReason::Completed));
+        assert_eq!(
+            (done.exit_code, done.reason),
+            (0, TerminationReason::Completed)
+        );
         let err = Termination::classify(ExitStatus::Code(3), false);
         assert_eq!((err.exit_code, err.reason), (3, TerminationReason::Error));
         let killed = Termination::classify(ExitStatus::Signal(9), false);
@@ -971,7 +996,10 @@ mod tests {
         assert_eq!((oom.exit_code, oom.reason.as_str()), (137, "OOMKilled"));
         let cannot = Termination::cannot_run("exec /nope: No such file or directory");
         assert_eq!(cannot.reason.as_str(), "ContainerCannotRun");
-        assert_eq!(cannot.message.as_deref(), Some("exec /nope: No such file or directory"));
+        assert_eq!(
+            cannot.message.as_deref(),
+            Some("exec /nope: No such file or directory")
+        );
         assert!(!cannot.succeeded());
     }
 
@@ -1013,11 +1041,23 @@ mod tests {
                 if m == "back-off 400ms restarting failed container=app"
         ));
         // A long run resets the back-off.
-        c.handle(Event::Started { at: now, container_id: "long".into() }).unwrap();
+        c.handle(Event::Started {
+            at: now,
+            container_id: "long".into(),
+        })
+        .unwrap();
         let later = now.after(ms(10_000));
-        let d = c.handle(Event::Exited { at: later, termination: crash(1) }).unwrap();
+        let d = c
+            .handle(Event::Exited {
+                at: later,
+                termination: crash(1),
+            })
+            .unwrap();
         assert_eq!(d, Decision::RestartAt(later.mono));
-        assert_eq!(c.last_termination().unwrap().container_id.as_deref(), Some("long"));
+        assert_eq!(
+            c.last_termination().unwrap().container_id.as_deref(),
+            Some("long")
+        );
     }
 
     #[test]
@@ -1031,9 +1071,22 @@ mod tests {
             (RestartPolicy::Never, 1, false),
         ] {
             let mut c = Lifecycle::new("c", policy, small(), true, t);
-            c.handle(Event::Started { at: t, container_id: "x".into() }).unwrap();
-            let d = c.handle(Event::Exited { at: t, termination: crash(code) }).unwrap();
-            assert_eq!(matches!(d, Decision::RestartAt(_)), restarts, "{policy:?} {code}");
+            c.handle(Event::Started {
+                at: t,
+                container_id: "x".into(),
+            })
+            .unwrap();
+            let d = c
+                .handle(Event::Exited {
+                    at: t,
+                    termination: crash(code),
+                })
+                .unwrap();
+            assert_eq!(
+                matches!(d, Decision::RestartAt(_)),
+                restarts,
+                "{policy:?} {code}"
+            );
             assert_eq!(c.is_finished(), !restarts);
         }
     }
@@ -1042,11 +1095,58 @@ mod tests {
     fn invalid_events_are_refused_without_change() {
         let t = Stamp::now();
         let mut c = Lifecycle::new("c", RestartPolicy::Never, small(), true, t);
-        let err = c.handle(Event::Exited { at: t, termination: crash(0) }).unwrap_err();
+        let err = c
+            .handle(Event::Exited {
+                at: t,
+                termination: crash(0),
+            })
+            .unwrap_err();
         assert_eq!((err.state, err.event), ("Waiting", "Exited"));
-        c.handle(Event::Started { at: t, container_id: "x".into() }).unwrap();
-        assert!(c.handle(Event::Started { at: t, container_id: "y".into() }).is_err());
+        c.handle(Event::Started {
+            at: t,
+            container_id: "x".into(),
+        })
+        .unwrap();
+        assert!(
+            c.handle(Event::Started {
+                at: t,
+                container_id: "y".into()
+            })
+            .is_err()
+        );
         assert!(matches!(c.state(), State::Running { container_id, .. } if container_id == "x"));
+    }
+
+    #[test]
+    fn ready_once_running_unless_a_probe_decides() {
+        let t = Stamp::now();
+        let mut plain = Lifecycle::new("a", RestartPolicy::Always, small(), true, t);
+        assert!(!plain.ready());
+        plain
+            .handle(Event::Started {
+                at: t,
+                container_id: "a".into(),
+            })
+            .unwrap();
+        assert!(plain.ready());
+        let mut probed = Lifecycle::new("b", RestartPolicy::Always, small(), true, t);
+        probed.set_readiness_probe(true);
+        probed
+            .handle(Event::Started {
+                at: t,
+                container_id: "b".into(),
+            })
+            .unwrap();
+        assert!(!probed.ready());
+        probed.set_ready(true);
+        assert!(probed.ready());
+        probed
+            .handle(Event::Exited {
+                at: t,
+                termination: crash(1),
+            })
+            .unwrap();
+        assert!(!probed.ready(), "not ready once it exits");
     }
 
     #[test]
@@ -1054,13 +1154,23 @@ mod tests {
         let t = Stamp::now();
         let mut c = Lifecycle::new("c", RestartPolicy::Always, small(), true, t);
         let d = c
-            .handle(Event::SpawnFailed { at: t, message: "exec: ENOENT".into() })
+            .handle(Event::SpawnFailed {
+                at: t,
+                message: "exec: ENOENT".into(),
+            })
             .unwrap();
         assert_eq!(d, Decision::RestartAt(t.mono));
         let last = c.last_termination().unwrap();
-        assert_eq!(last.termination.reason, TerminationReason::ContainerCannotRun);
+        assert_eq!(
+            last.termination.reason,
+            TerminationReason::ContainerCannotRun
+        );
         assert_eq!(last.started_at, None);
-        c.handle(Event::Started { at: t, container_id: "x".into() }).unwrap();
+        c.handle(Event::Started {
+            at: t,
+            container_id: "x".into(),
+        })
+        .unwrap();
         assert_eq!(c.restart_count(), 1);
     }
 
@@ -1070,25 +1180,72 @@ mod tests {
         let mut pod = Pod::new(RestartPolicy::Always, small(), ["i0", "i1"], ["a", "b"], t);
         assert_eq!(pod.due(t.mono), [Slot::Init(0)]);
         assert_eq!(pod.phase(), Phase::Pending);
-        pod.handle(Slot::Init(0), Event::Started { at: t, container_id: "i0".into() }).unwrap();
+        pod.handle(
+            Slot::Init(0),
+            Event::Started {
+                at: t,
+                container_id: "i0".into(),
+            },
+        )
+        .unwrap();
         // Init failure restarts (Always acts as OnFailure for init).
         let d = pod
-            .handle(Slot::Init(0), Event::Exited { at: t, termination: crash(1) })
+            .handle(
+                Slot::Init(0),
+                Event::Exited {
+                    at: t,
+                    termination: crash(1),
+                },
+            )
             .unwrap();
         assert_eq!(d, Decision::RestartAt(t.mono));
         assert_eq!(pod.due(t.mono), [Slot::Init(0)]);
-        pod.handle(Slot::Init(0), Event::Started { at: t, container_id: "i0b".into() }).unwrap();
-        pod.handle(Slot::Init(0), Event::Exited { at: t, termination: crash(0) }).unwrap();
+        pod.handle(
+            Slot::Init(0),
+            Event::Started {
+                at: t,
+                container_id: "i0b".into(),
+            },
+        )
+        .unwrap();
+        pod.handle(
+            Slot::Init(0),
+            Event::Exited {
+                at: t,
+                termination: crash(0),
+            },
+        )
+        .unwrap();
         assert_eq!(pod.due(t.mono), [Slot::Init(1)]);
         assert!(!pod.initialized());
-        pod.handle(Slot::Init(1), Event::Started { at: t, container_id: "i1".into() }).unwrap();
-        pod.handle(Slot::Init(1), Event::Exited { at: t, termination: crash(0) }).unwrap();
+        pod.handle(
+            Slot::Init(1),
+            Event::Started {
+                at: t,
+                container_id: "i1".into(),
+            },
+        )
+        .unwrap();
+        pod.handle(
+            Slot::Init(1),
+            Event::Exited {
+                at: t,
+                termination: crash(0),
+            },
+        )
+        .unwrap();
         assert!(pod.initialized());
         assert_eq!(pod.due(t.mono), [Slot::App(0), Slot::App(1)]);
         assert_eq!(pod.phase(), Phase::Pending);
         for (i, id) in ["a", "b"].iter().enumerate() {
-            pod.handle(Slot::App(i), Event::Started { at: t, container_id: (*id).into() })
-                .unwrap();
+            pod.handle(
+                Slot::App(i),
+                Event::Started {
+                    at: t,
+                    container_id: (*id).into(),
+                },
+            )
+            .unwrap();
         }
         assert_eq!(pod.phase(), Phase::Running);
         assert_eq!(pod.next_deadline(), None);
@@ -1098,9 +1255,22 @@ mod tests {
     fn init_failure_with_never_fails_the_pod() {
         let t = Stamp::now();
         let mut pod = Pod::new(RestartPolicy::Never, small(), ["i0"], ["a"], t);
-        pod.handle(Slot::Init(0), Event::Started { at: t, container_id: "i".into() }).unwrap();
+        pod.handle(
+            Slot::Init(0),
+            Event::Started {
+                at: t,
+                container_id: "i".into(),
+            },
+        )
+        .unwrap();
         let d = pod
-            .handle(Slot::Init(0), Event::Exited { at: t, termination: crash(2) })
+            .handle(
+                Slot::Init(0),
+                Event::Exited {
+                    at: t,
+                    termination: crash(2),
+                },
+            )
             .unwrap();
         assert_eq!(d, Decision::Finished);
         assert_eq!(pod.phase(), Phase::Failed);
@@ -1115,10 +1285,22 @@ mod tests {
             let names: Vec<String> = (0..codes.len()).map(|i| format!("c{i}")).collect();
             let mut pod = Pod::new(policy, small(), Vec::<String>::new(), names, t);
             for (i, code) in codes.iter().enumerate() {
-                pod.handle(Slot::App(i), Event::Started { at: t, container_id: "x".into() })
-                    .unwrap();
-                pod.handle(Slot::App(i), Event::Exited { at: t, termination: crash(*code) })
-                    .unwrap();
+                pod.handle(
+                    Slot::App(i),
+                    Event::Started {
+                        at: t,
+                        container_id: "x".into(),
+                    },
+                )
+                .unwrap();
+                pod.handle(
+                    Slot::App(i),
+                    Event::Exited {
+                        at: t,
+                        termination: crash(*code),
+                    },
+                )
+                .unwrap();
             }
             pod.phase()
         };
@@ -1132,12 +1314,31 @@ mod tests {
     #[test]
     fn stop_prevents_restarts() {
         let t = Stamp::now();
-        let mut pod = Pod::new(RestartPolicy::Always, small(), Vec::<String>::new(), ["a", "b"], t);
-        pod.handle(Slot::App(0), Event::Started { at: t, container_id: "a".into() }).unwrap();
+        let mut pod = Pod::new(
+            RestartPolicy::Always,
+            small(),
+            Vec::<String>::new(),
+            ["a", "b"],
+            t,
+        );
+        pod.handle(
+            Slot::App(0),
+            Event::Started {
+                at: t,
+                container_id: "a".into(),
+            },
+        )
+        .unwrap();
         pod.stop();
         assert!(pod.due(t.mono).is_empty());
         let d = pod
-            .handle(Slot::App(0), Event::Exited { at: t, termination: crash(143) })
+            .handle(
+                Slot::App(0),
+                Event::Exited {
+                    at: t,
+                    termination: crash(143),
+                },
+            )
             .unwrap();
         assert_eq!(d, Decision::Finished);
         assert!(pod.is_done());

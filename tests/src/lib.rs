@@ -79,9 +79,8 @@ pub fn is_root() -> bool {
 
 /// Whether an executable named `name` is on PATH.
 pub fn have_command(name: &str) -> bool {
-    std::env::var_os("PATH").is_some_and(|paths| {
-        std::env::split_paths(&paths).any(|dir| dir.join(name).is_file())
-    })
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(name).is_file()))
 }
 
 /// Poll `check` every few milliseconds until it returns Some or `timeout`
@@ -219,8 +218,11 @@ where
 /// images build from whatever target dir the tests use.
 pub fn docker_context(extra: &[(&str, &std::path::Path)]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::copy(workspace_root().join("Dockerfile"), dir.path().join("Dockerfile"))
-        .expect("copy Dockerfile");
+    std::fs::copy(
+        workspace_root().join("Dockerfile"),
+        dir.path().join("Dockerfile"),
+    )
+    .expect("copy Dockerfile");
     let release = dir.path().join("target/release");
     std::fs::create_dir_all(&release).unwrap();
     for name in ["pause", "supervisor"] {

@@ -37,7 +37,15 @@ fn pause_image_is_a_dockershim_sandbox() {
 
     // The sandbox, as kubelet's dockershim started it.
     docker([
-        "run", "-d", "--network", "none", "--ipc", "shareable", "--name", &sandbox, &pause_image,
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--ipc",
+        "shareable",
+        "--name",
+        &sandbox,
+        &pause_image,
     ]);
     let pause_pid: i32 = docker(["inspect", "-f", "{{.State.Pid}}", &sandbox])
         .parse()
@@ -54,8 +62,19 @@ fn pause_image_is_a_dockershim_sandbox() {
     // A workload joined to it that orphans 50 processes and keeps running.
     let join = format!("container:{sandbox}");
     docker([
-        "run", "-d", "--name", &workload, "--network", &join, "--ipc", &join, "--pid", &join,
-        &busybox_image, "sh", "-c",
+        "run",
+        "-d",
+        "--name",
+        &workload,
+        "--network",
+        &join,
+        "--ipc",
+        &join,
+        "--pid",
+        &join,
+        &busybox_image,
+        "sh",
+        "-c",
         "i=0; while [ $i -lt 50 ]; do (/bin/busybox sleep 2 &); i=$((i+1)); done; exec /bin/busybox sleep 300",
     ]);
     let workload_pid: i32 = docker(["inspect", "-f", "{{.State.Pid}}", &workload])
@@ -69,7 +88,11 @@ fn pause_image_is_a_dockershim_sandbox() {
         );
     }
     let init = docker(["exec", &workload, "/bin/busybox", "cat", "/proc/1/cmdline"]);
-    assert_eq!(init.trim_end_matches('\0'), "/pause", "pause is PID 1 of the pod");
+    assert_eq!(
+        init.trim_end_matches('\0'),
+        "/pause",
+        "pause is PID 1 of the pod"
+    );
 
     // The orphans come to pause, and pause reaps them all.
     let adopted = wait_until(Duration::from_secs(5), || {

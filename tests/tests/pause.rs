@@ -45,7 +45,11 @@ fn version_flags_anywhere_in_argv_print_the_version() {
     ] {
         let out = pause().args(args).output().expect("run pause");
         assert_eq!(out.status.code(), Some(0), "args {args:?}");
-        assert_eq!(String::from_utf8_lossy(&out.stdout), VERSION_LINE, "args {args:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            VERSION_LINE,
+            "args {args:?}"
+        );
         assert!(out.stderr.is_empty(), "args {args:?}");
     }
     // Look-alikes are not version flags: pause keeps running.
@@ -61,7 +65,10 @@ fn version_flags_anywhere_in_argv_print_the_version() {
 
 #[test]
 fn term_and_int_exit_zero_with_a_message() {
-    for (sig, name) in [(Signal::SIGTERM, "Terminated"), (Signal::SIGINT, "Interrupt")] {
+    for (sig, name) in [
+        (Signal::SIGTERM, "Terminated"),
+        (Signal::SIGINT, "Interrupt"),
+    ] {
         let out = stop(spawn_ready(pause()), sig);
         assert_eq!(out.status.code(), Some(0), "{sig}");
         assert_eq!(
@@ -94,8 +101,13 @@ fn other_catchable_signals_are_ignored() {
     // SAFETY: kill(2) with a pid we started and a valid signal number.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGRTMIN() + 3) }, 0);
     std::thread::sleep(Duration::from_millis(100));
-    let state = proc_stat(pid).expect("pause died of an ignored signal").state;
-    assert!(matches!(state, 'S'), "pause is in state {state}, not sleeping");
+    let state = proc_stat(pid)
+        .expect("pause died of an ignored signal")
+        .state;
+    assert!(
+        matches!(state, 'S'),
+        "pause is in state {state}, not sleeping"
+    );
     let out = stop(child, Signal::SIGTERM);
     assert_eq!(out.status.code(), Some(0));
 }
@@ -124,7 +136,10 @@ fn runs_as_any_uid() {
     command.uid(65535).gid(65535);
     let child = spawn_ready(command);
     assert_eq!(
-        proc_status_field(child.id() as i32, "Uid").unwrap().split_whitespace().next(),
+        proc_status_field(child.id() as i32, "Uid")
+            .unwrap()
+            .split_whitespace()
+            .next(),
         Some("65535")
     );
     let out = stop(child, Signal::SIGINT);
@@ -157,10 +172,15 @@ fn not_pid1_it_warns_and_reaps_orphans_of_its_descendants() {
     let adopted = wait_until(Duration::from_secs(5), || {
         proc_stat(orphan).filter(|p| p.ppid == pause_pid)
     });
-    assert!(adopted.is_some(), "orphan {orphan} was not adopted by pause {pause_pid}");
+    assert!(
+        adopted.is_some(),
+        "orphan {orphan} was not adopted by pause {pause_pid}"
+    );
     signal(orphan, Signal::SIGKILL);
     // Reaped: the pid disappears entirely (a zombie would stay in /proc).
-    let reaped = wait_until(Duration::from_secs(5), || proc_stat(orphan).is_none().then_some(()));
+    let reaped = wait_until(Duration::from_secs(5), || {
+        proc_stat(orphan).is_none().then_some(())
+    });
     assert!(reaped.is_some(), "orphan {orphan} left a zombie");
     let out = stop(child, Signal::SIGTERM);
     assert_eq!(out.status.code(), Some(0));
@@ -229,12 +249,17 @@ fn as_pid1_it_reaps_a_thousand_orphans() {
     require!(it::have_command("nsenter"), "util-linux nsenter");
     let pause = Pid1Pause::start();
     // The shell starts 1000 sleeps and exits: they are orphaned to PID 1.
-    let status = pause.run_inside(
-        "i=0; while [ $i -lt 1000 ]; do /bin/busybox sleep 2 & i=$((i+1)); done",
+    let status =
+        pause.run_inside("i=0; while [ $i -lt 1000 ]; do /bin/busybox sleep 2 & i=$((i+1)); done");
+    assert!(
+        status.success(),
+        "the orphan-making script failed: {status}"
     );
-    assert!(status.success(), "the orphan-making script failed: {status}");
     let adopted = children_of(pause.pid).len();
-    assert!(adopted > 100, "only {adopted} orphans were reparented to pause");
+    assert!(
+        adopted > 100,
+        "only {adopted} orphans were reparented to pause"
+    );
     let none_left = wait_until(Duration::from_secs(30), || {
         children_of(pause.pid).is_empty().then_some(())
     });
@@ -268,7 +293,12 @@ fn as_pid1_it_ignores_hup_and_stops_on_int_from_inside() {
     // with the namespace when its init exits, so its status is not checked.
     pause.run_inside("/bin/busybox kill -INT 1");
     let out = pause.unshare.wait_with_output().expect("wait");
-    assert_eq!(out.status.code(), Some(0), "status {:?}", out.status.signal());
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "status {:?}",
+        out.status.signal()
+    );
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),
         "Shutting down, got signal: Interrupt\n"

@@ -1,0 +1,627 @@
+//! Control groups: detect the host's layout (pure v2, hybrid, v1), create a
+//! cgroup per pod and one per container beneath it, apply [`Resources`],
+//! put processes in, read the OOM-kill counter, kill everything inside and
+//! remove the directories.
+//!
+//! One [`Cgroup`] spans every hierarchy it needs. Limits go to the
+//! hierarchy that has the controller: cgroup v2 when the unified mount
+//! offers it, else the v1 mount of that controller (on a hybrid host the
+//! unified hierarchy then only carries membership, `cgroup.events` and
+//! `cgroup.kill`). The private `v1` and `v2` modules hold the file formats.
+//! This module does not talk to systemd: on a systemd host give it a
+//! delegated parent.
+
+mod v1;
+mod v2;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io;
+use std::path::{Component, Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::error::CgroupError;
+use crate::limits::Resources;
+
+/// How the host mounts cgroups.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CgroupMode {
+    /// Only cgroup2 is mounted (every controller is v2).
+    Unified,
+    /// v1 controllers plus a cgroup2 mount (systemd's "hybrid").
+    Hybrid,
+    /// Only v1 hierarchies.
+    Legacy,
+}
+
+/// A controller this crate uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Controller {
+    /// memory limits and OOM counters.
+    Memory,
+    /// CPU quota and weight/shares.
+    Cpu,
+    /// CPU usage accounting (v1 only; v2 has cpu.stat in every cgroup).
+    Cpuacct,
+    /// Task count limit.
+    Pids,
+    /// Freezing, used to kill every process race-free on v1.
+    Freezer,
+}
+
+impl Controller {
+    /// Every controller, in order.
+    pub const ALL: [Controller; 5] = [
+        Controller::Memory,
+        Controller::Cpu,
+        Controller::Cpuacct,
+        Controller::Pids,
+        Controller::Freezer,
+    ];
+
+    /// The kernel's name for it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Controller::Memory => "memory",
+            Controller::Cpu => "cpu",
+            Controller::Cpuacct => "cpuacct",
+            Controller::Pids => "pids",
+            Controller::Freezer => "freezer",
+        }
+    }
+}
+
+/// The cgroup filesystems of the host, as found at runtime.
+#[derive(Debug, Clone)]
+pub struct CgroupHost {
+    mode: CgroupMode,
+    unified: Option<PathBuf>,
+    v2_controllers: Vec<Controller>,
+    v1: BTreeMap<Controller, PathBuf>,
+}
+
+impl CgroupHost {
+    /// Read `/proc/self/mountinfo` and find the cgroup mounts.
+    pub fn detect() -> Result<CgroupHost, CgroupError> {
+        let path = PathBuf::from("/proc/self/mountinfo");
+        let text = fs::read_to_string(&path).map_err(|source| CgroupError::Mountinfo {
+            path: path.clone(),
+            source,
+        })?;
+        let (unified, v1) = parse_mountinfo(&text);
+        if unified.is_none() && v1.is_empty() {
+            return Err(CgroupError::NotMounted { path });
+        }
+        Ok(CgroupHost::from_mounts(unified, v1))
+    }
+
+    /// A host with the given mount points (for a fake cgroupfs in tests, or
+    /// a caller that knows better). The v2 controllers are read from
+    /// `<unified>/cgroup.controllers`.
+    pub fn from_mounts(
+        unified: Option<PathBuf>,
+        v1: impl IntoIterator<Item = (Controller, PathBuf)>,
+    ) -> CgroupHost {
+        let v1: BTreeMap<_, _> = v1.into_iter().collect();
+        let v2_controllers = unified
+            .as_deref()
+            .map(v2::available_controllers)
+            .unwrap_or_default();
+        let mode = match (&unified, v1.is_empty()) {
+            (Some(_), true) => CgroupMode::Unified,
+            (Some(_), false) => CgroupMode::Hybrid,
+            (None, _) => CgroupMode::Legacy,
+        };
+        CgroupHost {
+            mode,
+            unified,
+            v2_controllers,
+            v1,
+        }
+    }
+
+    /// The layout.
+    pub fn mode(&self) -> CgroupMode {
+        self.mode
+    }
+
+    /// The cgroup2 mount point, if any.
+    pub fn unified_mount(&self) -> Option<&Path> {
+        self.unified.as_deref()
+    }
+
+    /// The v1 mount point of `controller`, if mounted.
+    pub fn v1_mount(&self, controller: Controller) -> Option<&Path> {
+        self.v1.get(&controller).map(PathBuf::as_path)
+    }
+
+    /// Whether `controller` is served by cgroup v2 on this host.
+    pub fn is_v2(&self, controller: Controller) -> bool {
+        self.v2_controllers.contains(&controller)
+    }
+
+    /// The v1 hierarchies a cgroup spans: every mounted controller this
+    /// crate uses that v2 does not serve, deduplicated by directory (cpu
+    /// and cpuacct are often co-mounted).
+    fn v1_dirs(&self) -> BTreeMap<Controller, PathBuf> {
+        self.v1
+            .iter()
+            .filter(|(c, _)| !self.is_v2(**c))
+            .map(|(c, p)| (*c, p.clone()))
+            .collect()
+    }
+}
+
+/// Find the cgroup2 mount and the v1 controller mounts in mountinfo text.
+fn parse_mountinfo(text: &str) -> (Option<PathBuf>, Vec<(Controller, PathBuf)>) {
+    let mut unified = None;
+    let mut v1 = Vec::new();
+    for line in text.lines() {
+        let Some((left, right)) = line.split_once(" - ") else {
+            continue;
+        };
+        let Some(mount_point) = left.split(' ').nth(4) else {
+            continue;
+        };
+        let mut right = right.split(' ');
+        let (Some(fstype), _, Some(super_opts)) = (right.next(), right.next(), right.next()) else {
+            continue;
+        };
+        let mount_point = PathBuf::from(unescape_mount_path(mount_point));
+        match fstype {
+            "cgroup2" => {
+                unified.get_or_insert(mount_point);
+            }
+            "cgroup" => {
+                for opt in super_opts.split(',') {
+                    if let Some(c) = Controller::ALL.into_iter().find(|c| c.name() == opt)
+                        && !v1.iter().any(|(have, _)| *have == c)
+                    {
+                        v1.push((c, mount_point.clone()));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    (unified, v1)
+}
+
+/// mountinfo escapes space, tab, newline and backslash as \ooo.
+fn unescape_mount_path(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'\\'
+            && i + 3 < bytes.len()
+            && bytes[i + 1..i + 4]
+                .iter()
+                .all(|b| (b'0'..=b'7').contains(b))
+        {
+            let v = (bytes[i + 1] - b'0') * 64 + (bytes[i + 2] - b'0') * 8 + (bytes[i + 3] - b'0');
+            out.push(v);
+            i += 4;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// One cgroup, spanning the unified hierarchy (when mounted) and every v1
+/// hierarchy this crate uses.
+#[derive(Debug, Clone)]
+pub struct Cgroup {
+    name: PathBuf,
+    unified: Option<PathBuf>,
+    v2_controllers: Vec<Controller>,
+    v1: BTreeMap<Controller, PathBuf>,
+}
+
+fn check_name(name: &Path) -> Result<(), CgroupError> {
+    let ok = !name.as_os_str().is_empty()
+        && name.components().all(|c| matches!(c, Component::Normal(_)));
+    if ok {
+        Ok(())
+    } else {
+        Err(CgroupError::InvalidName {
+            name: name.display().to_string(),
+        })
+    }
+}
+
+impl Cgroup {
+    /// Create (if needed) the cgroup `name` (relative to every hierarchy
+    /// root, e.g. `podvisor/pod-web`) and return it. On cgroup v2 the
+    /// controllers this crate uses are enabled in the `subtree_control` of
+    /// each ancestor below the root (so ancestors must hold no processes).
+    pub fn create(host: &CgroupHost, name: impl AsRef<Path>) -> Result<Cgroup, CgroupError> {
+        let cg = Cgroup::open(host, name)?;
+        if let Some(root) = host.unified.as_deref() {
+            v2::enable_controllers(root, &cg.name, &host.v2_controllers)?;
+        }
+        for dir in cg.dirs() {
+            fs::create_dir_all(&dir).map_err(|source| CgroupError::Create { path: dir, source })?;
+        }
+        Ok(cg)
+    }
+
+    /// The cgroup `name` without creating anything (it may not exist).
+    pub fn open(host: &CgroupHost, name: impl AsRef<Path>) -> Result<Cgroup, CgroupError> {
+        let name = name.as_ref().to_path_buf();
+        check_name(&name)?;
+        Ok(Cgroup {
+            unified: host.unified.as_ref().map(|root| root.join(&name)),
+            v2_controllers: host.v2_controllers.clone(),
+            v1: host
+                .v1_dirs()
+                .into_iter()
+                .map(|(c, root)| (c, root.join(&name)))
+                .collect(),
+            name,
+        })
+    }
+
+    /// Create the child cgroup `name` beneath this one (a container under
+    /// its pod).
+    pub fn create_child(&self, host: &CgroupHost, name: &str) -> Result<Cgroup, CgroupError> {
+        Cgroup::create(host, self.name.join(name))
+    }
+
+    /// The name relative to the hierarchy roots.
+    pub fn name(&self) -> &Path {
+        &self.name
+    }
+
+    /// The directory in the unified hierarchy, if cgroup2 is mounted.
+    pub fn unified_dir(&self) -> Option<&Path> {
+        self.unified.as_deref()
+    }
+
+    /// The directory in the v1 hierarchy of `controller`, if this cgroup
+    /// uses one.
+    pub fn v1_dir(&self, controller: Controller) -> Option<&Path> {
+        self.v1.get(&controller).map(PathBuf::as_path)
+    }
+
+    /// Every directory of this cgroup, each once.
+    pub fn dirs(&self) -> Vec<PathBuf> {
+        let mut dirs: Vec<PathBuf> = self.unified.iter().cloned().collect();
+        for dir in self.v1.values() {
+            if !dirs.contains(dir) {
+                dirs.push(dir.clone());
+            }
+        }
+        dirs
+    }
+
+    /// Every `cgroup.procs` file a process must be written to.
+    pub fn procs_files(&self) -> Vec<PathBuf> {
+        self.dirs()
+            .into_iter()
+            .map(|d| d.join("cgroup.procs"))
+            .collect()
+    }
+
+    /// Write the limits: v2 files where v2 has the controller, else the v1
+    /// controller's files. A limit whose controller exists nowhere is an
+    /// error; `None` fields are left alone.
+    pub fn apply(&self, res: &Resources) -> Result<(), CgroupError> {
+        let memory = res.memory_limit_bytes.is_some();
+        let cpu = res.cpu_limit_millis.is_some() || res.cpu_request_millis.is_some();
+        let pids = res.pids_limit.is_some();
+        for (wanted, controller) in [
+            (memory, Controller::Memory),
+            (cpu, Controller::Cpu),
+            (pids, Controller::Pids),
+        ] {
+            if !wanted {
+                continue;
+            }
+            if self.v2_controllers.contains(&controller) {
+                let dir = self
+                    .unified
+                    .as_deref()
+                    .expect("v2 controllers imply a mount");
+                v2::apply(dir, controller, res)?;
+            } else if let Some(dir) = self.v1.get(&controller) {
+                v1::apply(dir, controller, res)?;
+            } else {
+                return Err(CgroupError::ControllerMissing {
+                    controller: controller.name(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Move process `pid` into this cgroup in every hierarchy.
+    pub fn add(&self, pid: i32) -> Result<(), CgroupError> {
+        for file in self.procs_files() {
+            write_file(&file, &pid.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// The processes in this cgroup (not its children), across hierarchies.
+    pub fn procs(&self) -> Result<Vec<i32>, CgroupError> {
+        let mut pids = Vec::new();
+        for dir in self.dirs() {
+            for pid in read_procs(&dir)? {
+                if !pids.contains(&pid) {
+                    pids.push(pid);
+                }
+            }
+        }
+        pids.sort_unstable();
+        Ok(pids)
+    }
+
+    /// How many processes the kernel OOM killer has killed in this cgroup
+    /// (v2 `memory.events` `oom_kill`, v1 `memory.oom_control` `oom_kill`).
+    /// Compare before and after a SIGKILL to tell an OOM kill from others.
+    pub fn oom_kills(&self) -> Result<u64, CgroupError> {
+        if self.v2_controllers.contains(&Controller::Memory) {
+            v2::oom_kills(
+                self.unified
+                    .as_deref()
+                    .expect("v2 controllers imply a mount"),
+            )
+        } else if let Some(dir) = self.v1.get(&Controller::Memory) {
+            v1::oom_kills(dir)
+        } else {
+            Err(CgroupError::ControllerMissing {
+                controller: "memory",
+            })
+        }
+    }
+
+    /// CPU time used by this cgroup and its children, in nanoseconds
+    /// (v1 `cpuacct.usage` when mounted, else v2 `cpu.stat` `usage_usec`).
+    pub fn cpu_usage_nanos(&self) -> Result<u64, CgroupError> {
+        if let Some(dir) = self.v1.get(&Controller::Cpuacct) {
+            v1::cpu_usage_nanos(dir)
+        } else if let Some(dir) = self.unified.as_deref() {
+            v2::cpu_usage_nanos(dir)
+        } else {
+            Err(CgroupError::ControllerMissing {
+                controller: "cpuacct",
+            })
+        }
+    }
+
+    /// Whether any process is in this cgroup or its descendants.
+    pub fn is_populated(&self) -> Result<bool, CgroupError> {
+        if let Some(dir) = self.unified.as_deref()
+            && dir.join("cgroup.events").exists()
+        {
+            return v2::populated(dir);
+        }
+        Ok(!self.procs_recursive()?.is_empty())
+    }
+
+    fn procs_recursive(&self) -> Result<Vec<i32>, CgroupError> {
+        let mut pids = Vec::new();
+        for dir in self.dirs() {
+            for sub in subtree(&dir) {
+                pids.extend(read_procs(&sub)?);
+            }
+        }
+        pids.sort_unstable();
+        pids.dedup();
+        Ok(pids)
+    }
+
+    /// SIGKILL every process in this cgroup and its descendants and wait
+    /// until none is left: v2 `cgroup.kill` when the kernel has it, then a
+    /// freeze / kill each / thaw loop (v1 freezer, or v2 `cgroup.freeze`),
+    /// or plain kill-each rounds without a freezer. Fails after `timeout`.
+    pub fn kill_all(&self, timeout: Duration) -> Result<(), CgroupError> {
+        let start = Instant::now();
+        if let Some(dir) = self.unified.as_deref()
+            && dir.join("cgroup.kill").exists()
+        {
+            write_file(&dir.join("cgroup.kill"), "1")?;
+        }
+        loop {
+            let pids = self.procs_recursive()?;
+            if pids.is_empty() {
+                return Ok(());
+            }
+            if start.elapsed() >= timeout {
+                return Err(CgroupError::KillTimeout {
+                    path: self.dirs().into_iter().next().unwrap_or_default(),
+                    pids,
+                    waited_ms: start.elapsed().as_millis(),
+                });
+            }
+            if let Some(freezer) = self.v1.get(&Controller::Freezer) {
+                for dir in subtree(freezer) {
+                    v1::freeze_kill_thaw(&dir)?;
+                }
+            } else if let Some(dir) = self.unified.as_deref()
+                && dir.join("cgroup.freeze").exists()
+            {
+                v2::freeze_kill_thaw(dir, &self.procs_recursive()?)?;
+            }
+            // Whatever the freezer missed (or without one): kill each.
+            for pid in self.procs_recursive()? {
+                kill_pid(pid);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Remove this cgroup and every cgroup beneath it in every hierarchy,
+    /// deepest first. Waits for them to empty and retries EBUSY until
+    /// `timeout`; a directory already gone counts as removed. Kill the
+    /// processes first ([`Cgroup::kill_all`]) and reap them.
+    pub fn remove(&self, timeout: Duration) -> Result<(), CgroupError> {
+        let deadline = Instant::now() + timeout;
+        for dir in self.dirs() {
+            let mut dirs = subtree(&dir);
+            // Deepest first.
+            dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
+            for d in dirs {
+                remove_dir_retry(&d, deadline)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `dir` and every directory beneath it (cgroups nest as directories).
+fn subtree(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        if !d.is_dir() {
+            continue;
+        }
+        if let Ok(entries) = fs::read_dir(&d) {
+            for e in entries.flatten() {
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    stack.push(e.path());
+                }
+            }
+        }
+        out.push(d);
+    }
+    out
+}
+
+fn remove_dir_retry(dir: &Path, deadline: Instant) -> Result<(), CgroupError> {
+    loop {
+        match fs::remove_dir(dir) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(source) => {
+                return Err(CgroupError::Remove {
+                    path: dir.to_path_buf(),
+                    source,
+                });
+            }
+        }
+    }
+}
+
+fn kill_pid(pid: i32) {
+    // ESRCH (already gone) is the expected race here.
+    let _ = crate::sys::kill(pid, libc::SIGKILL);
+}
+
+/// Write `value` to an existing cgroup file (never creates files).
+pub(crate) fn write_file(path: &Path, value: &str) -> Result<(), CgroupError> {
+    use std::io::Write;
+    let err = |source| CgroupError::Write {
+        path: path.to_path_buf(),
+        value: value.to_string(),
+        source,
+    };
+    let mut f = fs::OpenOptions::new().write(true).open(path).map_err(err)?;
+    f.write_all(value.as_bytes()).map_err(err)
+}
+
+/// Read a cgroup file.
+pub(crate) fn read_file(path: &Path) -> Result<String, CgroupError> {
+    fs::read_to_string(path).map_err(|source| CgroupError::Read {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Read `key value` from a cgroup file.
+pub(crate) fn read_keyed(path: &Path, key: &str) -> Result<u64, CgroupError> {
+    let content = read_file(path)?;
+    crate::limits::keyed_value(&content, key).ok_or_else(|| CgroupError::Parse {
+        path: path.to_path_buf(),
+        content,
+    })
+}
+
+/// The pids in `<dir>/cgroup.procs`; an absent directory holds none.
+fn read_procs(dir: &Path) -> Result<Vec<i32>, CgroupError> {
+    let path = dir.join("cgroup.procs");
+    let content = match fs::read_to_string(&path) {
+        Ok(c) => c,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => return Err(CgroupError::Read { path, source }),
+    };
+    content
+        .lines()
+        .map(|l| {
+            l.trim().parse().map_err(|_| CgroupError::Parse {
+                path: path.clone(),
+                content: content.clone(),
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HYBRID: &str = "\
+25 1 0:22 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
+26 25 0:23 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu
+27 25 0:24 / /sys/fs/cgroup/cpuacct rw,relatime - cgroup cgroup rw,cpuacct
+28 25 0:25 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory
+29 25 0:26 / /sys/fs/cgroup/pids rw,relatime - cgroup cgroup rw,pids
+30 25 0:27 / /sys/fs/cgroup/freezer rw,relatime - cgroup cgroup rw,freezer
+31 25 0:28 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,name=systemd
+32 25 0:29 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
+";
+
+    #[test]
+    fn parses_hybrid_mountinfo() {
+        let (unified, v1) = parse_mountinfo(HYBRID);
+        assert_eq!(unified, Some(PathBuf::from("/sys/fs/cgroup/unified")));
+        let v1: BTreeMap<_, _> = v1.into_iter().collect();
+        assert_eq!(
+            v1[&Controller::Memory],
+            PathBuf::from("/sys/fs/cgroup/memory")
+        );
+        assert_eq!(
+            v1[&Controller::Cpuacct],
+            PathBuf::from("/sys/fs/cgroup/cpuacct")
+        );
+        assert_eq!(v1.len(), 5);
+    }
+
+    #[test]
+    fn parses_comounted_and_unified() {
+        let text = "\
+26 25 0:23 / /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct
+35 1 0:30 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw,nsdelegate
+";
+        let (unified, v1) = parse_mountinfo(text);
+        assert_eq!(unified, Some(PathBuf::from("/sys/fs/cgroup")));
+        assert_eq!(
+            v1,
+            vec![
+                (Controller::Cpu, PathBuf::from("/sys/fs/cgroup/cpu,cpuacct")),
+                (
+                    Controller::Cpuacct,
+                    PathBuf::from("/sys/fs/cgroup/cpu,cpuacct")
+                ),
+            ]
+        );
+        assert_eq!(unescape_mount_path("/a\\040b"), "/a b");
+    }
+
+    #[test]
+    fn names_must_stay_inside() {
+        let host = CgroupHost::from_mounts(Some(PathBuf::from("/nonexistent")), []);
+        assert_eq!(host.mode(), CgroupMode::Unified);
+        assert!(Cgroup::open(&host, "../x").is_err());
+        assert!(Cgroup::open(&host, "/abs").is_err());
+        assert!(Cgroup::open(&host, "").is_err());
+        assert!(Cgroup::open(&host, "pods/a").is_ok());
+    }
+}

@@ -1,0 +1,390 @@
+//! What runs between fork and exec. Everything here was allocated by the
+//! parent ([`Prepared`]); only raw system calls are made, no allocation,
+//! no locks, no panics (iterators instead of indexing). A failure writes a
+//! fixed-size [`Report`] to the close-on-exec pipe and exits 127.
+
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+
+use crate::error::SpawnStep;
+use crate::mount::{self, PreparedMount};
+use crate::rootfs::Rootfs;
+use crate::sys::{self, CLONE_INTO_CGROUP, CloneArgs, Errno, Forked};
+
+/// A message from a child to the parent over the report pipe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Report {
+    /// A step failed with `errno`; `index` says which mount / cgroup file
+    /// / exec candidate.
+    Failed { step: u32, errno: i32, index: u32 },
+    /// The intermediate process of a pid-namespace join started the final
+    /// process with this pid (as seen by the parent).
+    Started { pid: i32 },
+}
+
+pub(crate) const REPORT_LEN: usize = 16;
+
+impl Report {
+    pub(crate) fn encode(self) -> [u8; REPORT_LEN] {
+        let (kind, a, b, c) = match self {
+            Report::Failed { step, errno, index } => (1u32, step, errno as u32, index),
+            Report::Started { pid } => (2u32, pid as u32, 0, 0),
+        };
+        let mut out = [0u8; REPORT_LEN];
+        out[0..4].copy_from_slice(&kind.to_ne_bytes());
+        out[4..8].copy_from_slice(&a.to_ne_bytes());
+        out[8..12].copy_from_slice(&b.to_ne_bytes());
+        out[12..16].copy_from_slice(&c.to_ne_bytes());
+        out
+    }
+
+    pub(crate) fn decode(buf: &[u8; REPORT_LEN]) -> Option<Report> {
+        let word = |i: usize| u32::from_ne_bytes([buf[i], buf[i + 1], buf[i + 2], buf[i + 3]]);
+        match word(0) {
+            1 => Some(Report::Failed {
+                step: word(4),
+                errno: word(8) as i32,
+                index: word(12),
+            }),
+            2 => Some(Report::Started {
+                pid: word(4) as i32,
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// How one of fds 0, 1, 2 is set up.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum StdioPlan {
+    Inherit,
+    Fd(RawFd),
+}
+
+/// Session handling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SessionPlan {
+    Keep,
+    NewSession,
+    NewProcessGroup,
+}
+
+/// Everything the child needs, built before fork.
+pub(crate) struct Prepared {
+    pub exec_candidates: Vec<CString>,
+    /// Owns the strings `argv_ptrs` points into.
+    #[expect(dead_code, reason = "kept alive for argv_ptrs")]
+    pub argv: Vec<CString>,
+    pub argv_ptrs: Vec<*const libc::c_char>,
+    /// Owns the strings `envp_ptrs` points into.
+    #[expect(dead_code, reason = "kept alive for envp_ptrs")]
+    pub envp: Vec<CString>,
+    pub envp_ptrs: Vec<*const libc::c_char>,
+    pub cwd: Option<CString>,
+    pub join_pidfd: Option<RawFd>,
+    pub join_flags: i32,
+    /// /proc/PID/ns files, for kernels where setns(pidfd) says EINVAL.
+    pub join_files: Vec<(OwnedFd, i32)>,
+    pub unshare_flags: i32,
+    pub new_pid: bool,
+    pub hostname: Option<Vec<u8>>,
+    pub loopback: bool,
+    pub mounts: Vec<PreparedMount>,
+    pub rootfs: Option<Rootfs>,
+    pub cgroup_procs: Vec<CString>,
+    /// Index in `cgroup_procs` of the unified hierarchy's file, skipped
+    /// when clone3 put the child there already.
+    pub cgroup_unified_index: Option<usize>,
+    pub cgroup_v2_fd: Option<OwnedFd>,
+    pub stdio: [StdioPlan; 3],
+    pub pdeathsig: i32,
+    pub parent_pid: i32,
+    pub session: SessionPlan,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    pub groups: Option<Vec<libc::gid_t>>,
+    pub caps: Option<u64>,
+    pub last_cap: u32,
+    pub no_new_privs: bool,
+}
+
+type StepResult = Result<(), (SpawnStep, Errno, u32)>;
+
+fn step(s: SpawnStep, r: Result<(), Errno>) -> StepResult {
+    r.map_err(|e| (s, e, 0))
+}
+
+fn fail(report_fd: RawFd, (s, errno, index): (SpawnStep, Errno, u32)) -> ! {
+    let msg = Report::Failed {
+        step: s.code(),
+        errno,
+        index,
+    };
+    let _ = sys::write_all(report_fd, &msg.encode());
+    sys::exit_now(127)
+}
+
+/// The report fd must not be one of 0..2, which stdio set-up overwrites.
+fn safe_report_fd(fd: RawFd) -> RawFd {
+    if fd > 2 {
+        return fd;
+    }
+    sys::dup_cloexec_above(fd, 3).unwrap_or(fd)
+}
+
+/// Entry of the direct child (or of the final process after a
+/// pid-namespace join): set everything up and exec.
+pub(crate) fn run(p: &Prepared, report_fd: RawFd, in_unified: bool, joined: bool) -> ! {
+    let report_fd = safe_report_fd(report_fd);
+    if let Err(e) = setup(p, in_unified, joined) {
+        fail(report_fd, e);
+    }
+    // exec: try each candidate (PATH search); ENOENT-like errors move on.
+    let mut last = (libc::ENOENT, 0u32);
+    let mut saw_eacces = None;
+    for (i, path) in p.exec_candidates.iter().enumerate() {
+        let errno = sys::execve(path, &p.argv_ptrs, &p.envp_ptrs);
+        last = (errno, i as u32);
+        match errno {
+            libc::ENOENT | libc::ENOTDIR => continue,
+            libc::EACCES => {
+                saw_eacces.get_or_insert(i as u32);
+                continue;
+            }
+            _ => break,
+        }
+    }
+    if let (libc::ENOENT | libc::ENOTDIR, Some(i)) = (last.0, saw_eacces) {
+        last = (libc::EACCES, i);
+    }
+    fail(report_fd, (SpawnStep::Exec, last.0, last.1))
+}
+
+fn setup(p: &Prepared, in_unified: bool, joined: bool) -> StepResult {
+    step(SpawnStep::Signals, sys::reset_signals())?;
+    if p.pdeathsig != 0 {
+        step(
+            SpawnStep::ParentDeathSignal,
+            sys::prctl(libc::PR_SET_PDEATHSIG, p.pdeathsig as u64, 0).map(drop),
+        )?;
+        // The parent may have died before prctl: then nobody would send
+        // the signal. In a new pid namespace getppid() is 0; skip there.
+        if !p.new_pid && sys::getppid() != p.parent_pid {
+            return Err((SpawnStep::ParentDeathSignal, libc::ESRCH, 0));
+        }
+    }
+    // Enter the cgroup first, so nothing of what follows runs outside it.
+    for (i, procs) in p.cgroup_procs.iter().enumerate() {
+        if in_unified && p.cgroup_unified_index == Some(i) {
+            continue;
+        }
+        let r = sys::open(procs, libc::O_WRONLY, 0).and_then(|fd| {
+            let r = sys::write_all(fd, b"0");
+            sys::close(fd);
+            r
+        });
+        r.map_err(|e| (SpawnStep::Cgroup, e, i as u32))?;
+    }
+    if !joined {
+        join(p)?;
+    }
+    step(SpawnStep::CreateNamespaces, sys::unshare(p.unshare_flags))?;
+    if p.loopback {
+        step(SpawnStep::Loopback, sys::loopback_up())?;
+    }
+    if let Some(name) = &p.hostname {
+        step(SpawnStep::Hostname, sys::sethostname(name))?;
+    }
+    step(SpawnStep::MountPrivate, mount::make_private())?;
+    for (i, m) in p.mounts.iter().enumerate() {
+        m.create_target()
+            .map_err(|e| (SpawnStep::MountTarget, e, i as u32))?;
+        m.mount().map_err(|e| (SpawnStep::Mount, e, i as u32))?;
+    }
+    // After the host-path mounts, before credentials: the root changes
+    // here, so cwd and the program are looked up inside it.
+    if let Some(rootfs) = &p.rootfs {
+        rootfs
+            .apply()
+            .map_err(|f| (SpawnStep::Rootfs, f.errno, f.step as u32))?;
+    }
+    match p.session {
+        SessionPlan::Keep => {}
+        SessionPlan::NewSession => step(SpawnStep::Session, sys::setsid())?,
+        SessionPlan::NewProcessGroup => step(SpawnStep::Session, sys::setpgid_self())?,
+    }
+    credentials(p)?;
+    if let Some(cwd) = &p.cwd {
+        step(SpawnStep::Chdir, sys::chdir(cwd))?;
+    }
+    stdio(p)?;
+    step(SpawnStep::CloseFds, sys::cloexec_from(3))
+}
+
+fn join(p: &Prepared) -> StepResult {
+    if p.join_flags == 0 {
+        return Ok(());
+    }
+    if let Some(pidfd) = p.join_pidfd {
+        match sys::setns(pidfd, p.join_flags) {
+            Ok(()) => return Ok(()),
+            // Kernels before 5.8 take only namespace fds.
+            Err(libc::EINVAL) => {}
+            Err(e) => return Err((SpawnStep::JoinNamespaces, e, 0)),
+        }
+    }
+    for (fd, flag) in &p.join_files {
+        step(SpawnStep::JoinNamespaces, sys::setns(fd.as_raw_fd(), *flag))?;
+    }
+    Ok(())
+}
+
+fn credentials(p: &Prepared) -> StepResult {
+    let changes_ids = p.uid.is_some() || p.gid.is_some();
+    if let Some(caps) = p.caps {
+        for cap in 0..=p.last_cap.min(63) {
+            if caps & (1u64 << cap) == 0 {
+                step(
+                    SpawnStep::CapabilityBounding,
+                    sys::prctl(libc::PR_CAPBSET_DROP, cap as u64, 0).map(drop),
+                )?;
+            }
+        }
+        if p.uid.is_some_and(|u| u != 0) {
+            step(
+                SpawnStep::KeepCaps,
+                sys::prctl(libc::PR_SET_KEEPCAPS, 1, 0).map(drop),
+            )?;
+        }
+    }
+    match &p.groups {
+        Some(groups) => step(SpawnStep::Groups, sys::setgroups(groups))?,
+        // Changing ids without a group list must not keep root's groups.
+        None if changes_ids => step(SpawnStep::Groups, sys::setgroups(&[]))?,
+        None => {}
+    }
+    if let Some(gid) = p.gid {
+        step(SpawnStep::Gid, sys::setresgid(gid))?;
+    }
+    if let Some(uid) = p.uid {
+        step(SpawnStep::Uid, sys::setresuid(uid))?;
+    }
+    if let Some(caps) = p.caps {
+        let mask = if p.last_cap >= 63 {
+            u64::MAX
+        } else {
+            (1u64 << (p.last_cap + 1)) - 1
+        };
+        let caps = caps & mask;
+        step(SpawnStep::Capabilities, sys::capset(caps, caps, caps))?;
+        step(
+            SpawnStep::AmbientCapabilities,
+            sys::prctl(
+                libc::PR_CAP_AMBIENT,
+                libc::PR_CAP_AMBIENT_CLEAR_ALL as u64,
+                0,
+            )
+            .map(drop),
+        )?;
+        // Ambient capabilities survive exec for a non-root uid.
+        for cap in 0..=p.last_cap.min(63) {
+            if caps & (1u64 << cap) != 0 {
+                step(
+                    SpawnStep::AmbientCapabilities,
+                    sys::prctl(
+                        libc::PR_CAP_AMBIENT,
+                        libc::PR_CAP_AMBIENT_RAISE as u64,
+                        cap as u64,
+                    )
+                    .map(drop),
+                )?;
+            }
+        }
+    }
+    if p.no_new_privs {
+        step(
+            SpawnStep::NoNewPrivs,
+            sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0).map(drop),
+        )?;
+    }
+    Ok(())
+}
+
+fn stdio(p: &Prepared) -> StepResult {
+    // First move every source above 2, so dup2 into 0..2 cannot clobber a
+    // source that happens to sit there.
+    let mut moved: [RawFd; 3] = [-1; 3];
+    for (slot, plan) in moved.iter_mut().zip(p.stdio.iter()) {
+        if let StdioPlan::Fd(fd) = plan {
+            *slot = step_fd(sys::dup_cloexec_above(*fd, 3))?;
+        }
+    }
+    for (target, fd) in moved.iter().enumerate() {
+        if *fd >= 0 {
+            step(SpawnStep::Stdio, sys::dup2(*fd, target as RawFd))?;
+        }
+    }
+    Ok(())
+}
+
+fn step_fd(r: Result<RawFd, Errno>) -> Result<RawFd, (SpawnStep, Errno, u32)> {
+    r.map_err(|e| (SpawnStep::Stdio, e, 0))
+}
+
+/// Entry of the intermediate process for a pid-namespace join: join the
+/// namespaces (the pid one applies to our children only), then clone the
+/// final process as a sibling (CLONE_PARENT), so it is the caller's child
+/// and lives in the joined pid namespace. Reports its pid and exits.
+pub(crate) fn run_intermediate(p: &Prepared, report_fd: RawFd) -> ! {
+    let report_fd = safe_report_fd(report_fd);
+    if let Err(e) = step(SpawnStep::Signals, sys::reset_signals()).and_then(|_| join(p)) {
+        fail(report_fd, e);
+    }
+    let cgroup_fd = p.cgroup_v2_fd.as_ref().map(|fd| fd.as_raw_fd());
+    let mut into = cgroup_fd.is_some();
+    loop {
+        let mut args = CloneArgs {
+            flags: libc::CLONE_PARENT as u64,
+            ..CloneArgs::default()
+        };
+        if let (true, Some(fd)) = (into, cgroup_fd) {
+            args.flags |= CLONE_INTO_CGROUP;
+            args.cgroup = fd as u64;
+        }
+        // SAFETY: the final process only runs `run`, which makes raw
+        // system calls on memory prepared before the first fork.
+        match unsafe { sys::clone3(&mut args) } {
+            Ok(Forked::Child) => run(p, report_fd, into, true),
+            Ok(Forked::Parent { pid, .. }) => {
+                let msg = Report::Started { pid };
+                let _ = sys::write_all(report_fd, &msg.encode());
+                sys::exit_now(0)
+            }
+            Err(libc::EINVAL | libc::E2BIG | libc::EOPNOTSUPP) if into => into = false,
+            Err(e) => fail(report_fd, (SpawnStep::ForkInNamespace, e, 0)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reports_round_trip() {
+        for r in [
+            Report::Failed {
+                step: SpawnStep::Exec.code(),
+                errno: libc::ENOENT,
+                index: 3,
+            },
+            Report::Started { pid: 4242 },
+        ] {
+            assert_eq!(Report::decode(&r.encode()), Some(r));
+        }
+        assert_eq!(Report::decode(&[0; REPORT_LEN]), None);
+        for s in SpawnStep::ALL {
+            assert_eq!(SpawnStep::from_code(s.code()), Some(s));
+        }
+    }
+}

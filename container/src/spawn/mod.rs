@@ -1,0 +1,736 @@
+//! Starting a process in a sandbox: a builder like
+//! [`std::process::Command`] with namespaces to join and to create, mounts,
+//! a cgroup, credentials, capabilities and stdio, returning the pid and a
+//! pidfd.
+//!
+//! Everything is allocated before fork. The child (the private `child` module) enters the
+//! cgroup first (or is born in it with clone3 `CLONE_INTO_CGROUP` on
+//! cgroup v2), joins and creates namespaces, mounts, drops privileges and
+//! execs; a failure on the way comes back as a typed [`SpawnError::Child`]
+//! naming the step, the errno and the path, through a close-on-exec pipe.
+//!
+//! Pid namespaces: a new one is created by clone3 itself (the workload is
+//! its PID 1). Joining one (a pod sharing its process namespace) only
+//! affects children, so an intermediate process joins and clones the
+//! workload with `CLONE_PARENT`. Either way the returned pid is the
+//! workload's pid as seen by the caller, and the workload is the caller's
+//! child, so [`PidFd::wait`] works.
+
+mod child;
+
+use std::ffi::{CString, OsStr, OsString};
+use std::fs::File;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use nix::sys::signal::Signal;
+
+use crate::caps::CapSet;
+use crate::cgroup::Cgroup;
+use crate::error::{SpawnError, SpawnStep, os};
+use crate::mount::{Mount, PreparedMount};
+use crate::namespace::{Namespace, NamespaceSet};
+use crate::pidfd::{ExitStatus, PidFd};
+use crate::rootfs::Rootfs;
+use crate::sandbox::Sandbox;
+use crate::sys::{self, CLONE_INTO_CGROUP, CLONE_PIDFD, CloneArgs, Forked};
+use child::{Prepared, REPORT_LEN, Report, SessionPlan, StdioPlan};
+
+/// The PATH used to find a program without a slash when the environment
+/// has none (the Docker / Kubernetes default).
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Where one of stdin, stdout, stderr comes from.
+#[derive(Debug, Default)]
+pub enum Stdio {
+    /// The caller's own fd.
+    #[default]
+    Inherit,
+    /// /dev/null.
+    Null,
+    /// A new pipe; the caller's end is in [`Child`].
+    Piped,
+    /// This fd (a file, a socket, a pipe end).
+    Fd(OwnedFd),
+}
+
+impl From<File> for Stdio {
+    fn from(f: File) -> Stdio {
+        Stdio::Fd(f.into())
+    }
+}
+
+/// Whether the process gets its own session or process group.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Session {
+    /// Stay in the caller's session and process group.
+    #[default]
+    Inherit,
+    /// setsid(): a new session without a controlling terminal.
+    NewSession,
+    /// setpgid(0, 0): a new process group in the caller's session.
+    NewProcessGroup,
+}
+
+/// A started process. It is the caller's child: wait for it through
+/// `pidfd` (or put `pidfd` in epoll: it becomes readable on exit).
+#[derive(Debug)]
+pub struct Child {
+    /// Its pid as seen from the caller's pid namespace.
+    pub pid: i32,
+    /// A pidfd for it.
+    pub pidfd: PidFd,
+    /// The caller's end of stdin when [`Stdio::Piped`].
+    pub stdin: Option<File>,
+    /// The caller's end of stdout when [`Stdio::Piped`].
+    pub stdout: Option<File>,
+    /// The caller's end of stderr when [`Stdio::Piped`].
+    pub stderr: Option<File>,
+}
+
+impl Child {
+    /// Block until it exits and reap it.
+    pub fn wait(&self) -> Result<ExitStatus, crate::error::PidFdError> {
+        self.pidfd.wait()
+    }
+}
+
+/// A builder for a process in a sandbox. Nothing happens until
+/// [`Command::spawn`].
+#[derive(Debug)]
+pub struct Command {
+    program: PathBuf,
+    args: Vec<OsString>,
+    env: Vec<(OsString, OsString)>,
+    cwd: Option<PathBuf>,
+    uid: Option<u32>,
+    gid: Option<u32>,
+    groups: Option<Vec<u32>>,
+    caps: Option<CapSet>,
+    no_new_privs: bool,
+    join: Option<(Result<PidFd, crate::error::PidFdError>, NamespaceSet)>,
+    create: NamespaceSet,
+    hostname: Option<String>,
+    loopback: bool,
+    mounts: Vec<Mount>,
+    rootfs: Option<Rootfs>,
+    cgroup: Option<Cgroup>,
+    stdio: [Stdio; 3],
+    pdeathsig: Option<Signal>,
+    session: Session,
+}
+
+impl Command {
+    /// A command running `program` (a path, or a name searched in the
+    /// PATH of its environment) with `argv[0]` = `program`, an empty
+    /// environment, its own mount namespace and the caller's credentials.
+    pub fn new(program: impl AsRef<Path>) -> Command {
+        let program = program.as_ref().to_path_buf();
+        Command {
+            args: vec![program.clone().into_os_string()],
+            program,
+            env: Vec::new(),
+            cwd: None,
+            uid: None,
+            gid: None,
+            groups: None,
+            caps: None,
+            no_new_privs: false,
+            join: None,
+            create: NamespaceSet::EMPTY.with(Namespace::Mount),
+            hostname: None,
+            loopback: false,
+            mounts: Vec::new(),
+            rootfs: None,
+            cgroup: None,
+            stdio: [Stdio::Inherit, Stdio::Inherit, Stdio::Inherit],
+            pdeathsig: None,
+            session: Session::Inherit,
+        }
+    }
+
+    /// Append an argument.
+    pub fn arg(&mut self, arg: impl AsRef<OsStr>) -> &mut Command {
+        self.args.push(arg.as_ref().to_owned());
+        self
+    }
+
+    /// Append arguments.
+    pub fn args<I, S>(&mut self, args: I) -> &mut Command
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        self.args
+            .extend(args.into_iter().map(|a| a.as_ref().to_owned()));
+        self
+    }
+
+    /// Replace `argv[0]`.
+    pub fn arg0(&mut self, arg0: impl AsRef<OsStr>) -> &mut Command {
+        self.args[0] = arg0.as_ref().to_owned();
+        self
+    }
+
+    /// Set an environment variable (the environment starts empty).
+    pub fn env(&mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> &mut Command {
+        let key = key.as_ref().to_owned();
+        self.env.retain(|(k, _)| *k != key);
+        self.env.push((key, value.as_ref().to_owned()));
+        self
+    }
+
+    /// The working directory (after mounts and the uid change).
+    pub fn cwd(&mut self, dir: impl AsRef<Path>) -> &mut Command {
+        self.cwd = Some(dir.as_ref().to_path_buf());
+        self
+    }
+
+    /// Run as this uid.
+    pub fn uid(&mut self, uid: u32) -> &mut Command {
+        self.uid = Some(uid);
+        self
+    }
+
+    /// Run as this gid.
+    pub fn gid(&mut self, gid: u32) -> &mut Command {
+        self.gid = Some(gid);
+        self
+    }
+
+    /// Supplementary groups (when uid or gid change and this is not set,
+    /// the list is emptied).
+    pub fn groups(&mut self, groups: &[u32]) -> &mut Command {
+        self.groups = Some(groups.to_vec());
+        self
+    }
+
+    /// Drop every capability outside `caps` from the bounding set and set
+    /// effective, permitted, inheritable and ambient to `caps`.
+    pub fn capabilities(&mut self, caps: CapSet) -> &mut Command {
+        self.caps = Some(caps);
+        self
+    }
+
+    /// Set no_new_privs (setuid bits and file capabilities stop working).
+    pub fn no_new_privs(&mut self, on: bool) -> &mut Command {
+        self.no_new_privs = on;
+        self
+    }
+
+    /// Join the `kinds` namespaces of the process behind `pidfd` (setns
+    /// through the pidfd, falling back to /proc/PID/ns files).
+    pub fn join(&mut self, pidfd: &PidFd, kinds: NamespaceSet) -> &mut Command {
+        self.join = Some((pidfd.try_clone(), kinds));
+        self
+    }
+
+    /// Join the `kinds` namespaces of process `pid` (a pidfd is opened at
+    /// spawn time).
+    pub fn join_pid(&mut self, pid: i32, kinds: NamespaceSet) -> &mut Command {
+        self.join = Some((PidFd::open(pid), kinds));
+        self
+    }
+
+    /// Join a sandbox: its network (unless host network), IPC and UTS
+    /// namespaces, plus its pid namespace when `share_pid` and it has one.
+    pub fn join_sandbox(&mut self, sandbox: &Sandbox, share_pid: bool) -> &mut Command {
+        let mut kinds = sandbox.shared_namespaces();
+        if !share_pid {
+            kinds = kinds.without(Namespace::Pid);
+        }
+        self.join(sandbox.pidfd(), kinds)
+    }
+
+    /// Create new namespaces of these kinds (a mount namespace is always
+    /// created). `Pid` makes the process PID 1 of a new pid namespace.
+    pub fn create_namespaces(&mut self, kinds: NamespaceSet) -> &mut Command {
+        self.create = kinds.with(Namespace::Mount);
+        self
+    }
+
+    /// Set the hostname (needs a new UTS namespace).
+    pub fn hostname(&mut self, name: impl Into<String>) -> &mut Command {
+        self.hostname = Some(name.into());
+        self
+    }
+
+    /// Bring up `lo` (needs a new network namespace).
+    pub fn loopback_up(&mut self, on: bool) -> &mut Command {
+        self.loopback = on;
+        self
+    }
+
+    /// Add a mount, made in the process's own mount namespace in order.
+    pub fn mount(&mut self, mount: Mount) -> &mut Command {
+        self.mounts.push(mount);
+        self
+    }
+
+    /// Build this root filesystem in the process's mount namespace and
+    /// pivot into it (after the [`Command::mount`] mounts); the program,
+    /// PATH and working directory are then resolved inside it.
+    pub fn rootfs(&mut self, rootfs: Rootfs) -> &mut Command {
+        self.rootfs = Some(rootfs);
+        self
+    }
+
+    /// Run in this cgroup from its first instruction.
+    pub fn cgroup(&mut self, cgroup: &Cgroup) -> &mut Command {
+        self.cgroup = Some(cgroup.clone());
+        self
+    }
+
+    /// Where stdin comes from.
+    pub fn stdin(&mut self, s: Stdio) -> &mut Command {
+        self.stdio[0] = s;
+        self
+    }
+
+    /// Where stdout goes.
+    pub fn stdout(&mut self, s: Stdio) -> &mut Command {
+        self.stdio[1] = s;
+        self
+    }
+
+    /// Where stderr goes.
+    pub fn stderr(&mut self, s: Stdio) -> &mut Command {
+        self.stdio[2] = s;
+        self
+    }
+
+    /// Signal the process gets when the spawning thread exits.
+    pub fn parent_death_signal(&mut self, signal: Signal) -> &mut Command {
+        self.pdeathsig = Some(signal);
+        self
+    }
+
+    /// Session or process group handling.
+    pub fn session(&mut self, session: Session) -> &mut Command {
+        self.session = session;
+        self
+    }
+
+    /// Start the process. The stdio settings are consumed (a second spawn
+    /// inherits stdio).
+    pub fn spawn(&mut self) -> Result<Child, SpawnError> {
+        let mut parent_ends: [Option<File>; 3] = [None, None, None];
+        // Fds that must stay open until the child has forked.
+        let mut keep: Vec<OwnedFd> = Vec::new();
+        let mut plans = [StdioPlan::Inherit; 3];
+        for (i, s) in self.stdio.iter_mut().enumerate() {
+            match std::mem::take(s) {
+                Stdio::Inherit => {}
+                Stdio::Null => {
+                    let f = File::options()
+                        .read(true)
+                        .write(true)
+                        .open("/dev/null")
+                        .map_err(|source| SpawnError::Prepare {
+                            what: "open /dev/null".into(),
+                            source,
+                        })?;
+                    plans[i] = StdioPlan::Fd(f.as_raw_fd());
+                    keep.push(f.into());
+                }
+                Stdio::Piped => {
+                    let (r, w) = sys::pipe_cloexec().map_err(|e| SpawnError::Prepare {
+                        what: "stdio pipe".into(),
+                        source: os(e),
+                    })?;
+                    let (ours, theirs) = if i == 0 { (w, r) } else { (r, w) };
+                    plans[i] = StdioPlan::Fd(theirs.as_raw_fd());
+                    keep.push(theirs);
+                    parent_ends[i] = Some(File::from(ours));
+                }
+                Stdio::Fd(fd) => {
+                    plans[i] = StdioPlan::Fd(fd.as_raw_fd());
+                    keep.push(fd);
+                }
+            }
+        }
+        let prepared = self.prepare(plans)?;
+        let (read_end, write_end) = sys::pipe_cloexec().map_err(|e| SpawnError::Prepare {
+            what: "report pipe".into(),
+            source: os(e),
+        })?;
+        let join_pid = self
+            .join
+            .as_ref()
+            .is_some_and(|(_, k)| k.contains(Namespace::Pid));
+        let forked = if join_pid {
+            self.fork_via_intermediate(&prepared, &write_end)?
+        } else {
+            self.fork_direct(&prepared, &write_end)?
+        };
+        drop(write_end);
+        drop(keep);
+        let (direct_pid, pidfd, intermediate) = forked;
+        let outcome = read_reports(&read_end);
+        // Reap the intermediate (it exits right after reporting).
+        if let Some(pid) = intermediate {
+            let _ = sys::waitpid(pid);
+        }
+        let (final_pid, failure) = match outcome {
+            Ok(v) => v,
+            Err(what) => {
+                if let Some(pid) = direct_pid {
+                    let _ = sys::kill(pid, libc::SIGKILL);
+                    let _ = sys::waitpid(pid);
+                }
+                return Err(SpawnError::Protocol { what });
+            }
+        };
+        let pid = direct_pid.or(final_pid).ok_or_else(|| {
+            // The intermediate failed before starting the final process.
+            match failure {
+                Some(f) => self.child_error(&prepared, f),
+                None => SpawnError::Protocol {
+                    what: "intermediate process exited without reporting".into(),
+                },
+            }
+        });
+        let pid = pid?;
+        if let Some(f) = failure {
+            // The child exited 127 after reporting; reap it.
+            let _ = sys::waitpid(pid);
+            return Err(self.child_error(&prepared, f));
+        }
+        let pidfd = match pidfd {
+            Some(p) => p,
+            // Our child, not yet waited for: the pid cannot be recycled.
+            None => PidFd::open(pid)?,
+        };
+        Ok(Child {
+            pid,
+            pidfd,
+            stdin: parent_ends[0].take(),
+            stdout: parent_ends[1].take(),
+            stderr: parent_ends[2].take(),
+        })
+    }
+
+    fn invalid(what: impl Into<String>) -> SpawnError {
+        SpawnError::Invalid { what: what.into() }
+    }
+
+    fn prepare(&mut self, stdio: [StdioPlan; 3]) -> Result<Prepared, SpawnError> {
+        let cstr = |s: &OsStr, what: &str| {
+            CString::new(s.as_bytes())
+                .map_err(|_| Self::invalid(format!("{what} {s:?} contains a NUL byte")))
+        };
+        let argv: Vec<CString> = self
+            .args
+            .iter()
+            .map(|a| cstr(a, "argument"))
+            .collect::<Result<_, _>>()?;
+        let envp: Vec<CString> = self
+            .env
+            .iter()
+            .map(|(k, v)| {
+                if k.is_empty() || k.as_bytes().contains(&b'=') {
+                    return Err(Self::invalid(format!("environment name {k:?}")));
+                }
+                let mut kv = k.clone();
+                kv.push("=");
+                kv.push(v);
+                cstr(&kv, "environment entry")
+            })
+            .collect::<Result<_, _>>()?;
+        let exec_candidates = self.exec_candidates()?;
+        let ptrs = |v: &[CString]| {
+            v.iter()
+                .map(|c| c.as_ptr())
+                .chain(std::iter::once(std::ptr::null()))
+                .collect::<Vec<_>>()
+        };
+        let new_pid = self.create.contains(Namespace::Pid);
+        let (join_pidfd, join_kinds) = match self.join.take() {
+            Some((pidfd, kinds)) => {
+                let pidfd = pidfd.map_err(SpawnError::PidFd)?;
+                (Some(pidfd), kinds)
+            }
+            None => (None, NamespaceSet::EMPTY),
+        };
+        if !join_kinds.intersection(self.create).is_empty() {
+            return Err(Self::invalid(format!(
+                "namespaces both joined and created: {}",
+                join_kinds.intersection(self.create)
+            )));
+        }
+        if join_kinds.contains(Namespace::Mount) || join_kinds.contains(Namespace::User) {
+            return Err(Self::invalid(
+                "joining mount or user namespaces is not supported",
+            ));
+        }
+        if self.hostname.is_some() && !self.create.contains(Namespace::Uts) {
+            return Err(Self::invalid("hostname needs a new UTS namespace"));
+        }
+        if self.loopback && !self.create.contains(Namespace::Net) {
+            return Err(Self::invalid("loopback_up needs a new network namespace"));
+        }
+        // Namespace files as a fallback for kernels without setns(pidfd);
+        // opened before checking the pidfd is alive so they are the
+        // right process's.
+        let mut join_files = Vec::new();
+        if let Some(pidfd) = &join_pidfd {
+            for kind in join_kinds.iter() {
+                let fd = kind.open(pidfd.pid()).map_err(|e| SpawnError::Prepare {
+                    what: format!("namespace {kind} of pid {}", pidfd.pid()),
+                    source: std::io::Error::other(e),
+                })?;
+                join_files.push((fd, kind.clone_flag()));
+            }
+            if !pidfd.is_alive() {
+                return Err(SpawnError::Prepare {
+                    what: format!("namespaces of pid {}", pidfd.pid()),
+                    source: os(libc::ESRCH),
+                });
+            }
+        }
+        let mounts = self
+            .mounts
+            .iter()
+            .map(PreparedMount::new)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(Self::invalid)?;
+        let (cgroup_procs, cgroup_unified_index, cgroup_v2_fd) = match &self.cgroup {
+            None => (Vec::new(), None, None),
+            Some(cg) => {
+                let files = cg.procs_files();
+                let unified = cg.unified_dir().map(|d| d.join("cgroup.procs"));
+                let index = unified.and_then(|u| files.iter().position(|f| *f == u));
+                let fd = match cg.unified_dir() {
+                    Some(dir) => Some(
+                        File::options()
+                            .read(true)
+                            .custom_flags(libc::O_DIRECTORY)
+                            .open(dir)
+                            .map(OwnedFd::from)
+                            .map_err(|source| SpawnError::Prepare {
+                                what: format!("open cgroup {}", dir.display()),
+                                source,
+                            })?,
+                    ),
+                    None => None,
+                };
+                let files = files
+                    .iter()
+                    .map(|f| cstr(f.as_os_str(), "cgroup path"))
+                    .collect::<Result<Vec<_>, _>>()?;
+                (files, index, fd)
+            }
+        };
+        let cwd = match &self.cwd {
+            Some(c) => Some(cstr(c.as_os_str(), "working directory")?),
+            None => None,
+        };
+        let hostname = self.hostname.as_ref().map(|h| h.as_bytes().to_vec());
+        let groups = self.groups.clone();
+        let last_cap = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(40);
+        let unshare_flags = self.create.without(Namespace::Pid).clone_flags();
+        let p = Prepared {
+            argv_ptrs: ptrs(&argv),
+            envp_ptrs: ptrs(&envp),
+            exec_candidates,
+            argv,
+            envp,
+            cwd,
+            join_pidfd: join_pidfd.as_ref().map(|p| p.as_raw_fd()),
+            join_flags: join_kinds.clone_flags(),
+            join_files,
+            unshare_flags,
+            new_pid,
+            hostname,
+            loopback: self.loopback,
+            mounts,
+            rootfs: self.rootfs.clone(),
+            cgroup_procs,
+            cgroup_unified_index,
+            cgroup_v2_fd,
+            stdio,
+            pdeathsig: self.pdeathsig.map_or(0, |s| s as i32),
+            parent_pid: sys::getpid(),
+            session: match self.session {
+                Session::Inherit => SessionPlan::Keep,
+                Session::NewSession => SessionPlan::NewSession,
+                Session::NewProcessGroup => SessionPlan::NewProcessGroup,
+            },
+            uid: self.uid,
+            gid: self.gid,
+            groups,
+            caps: self.caps.map(|c| c.0),
+            last_cap,
+            no_new_privs: self.no_new_privs,
+        };
+        // The pidfd must stay open until fork; keep it with the command.
+        if let Some(pidfd) = join_pidfd {
+            self.join = Some((Ok(pidfd), join_kinds));
+        }
+        Ok(p)
+    }
+
+    /// The paths execve tries: the program itself when it has a slash,
+    /// else each PATH entry (the command's PATH, or [`DEFAULT_PATH`]).
+    fn exec_candidates(&self) -> Result<Vec<CString>, SpawnError> {
+        let bytes = self.program.as_os_str().as_bytes();
+        if bytes.is_empty() {
+            return Err(Self::invalid("empty program"));
+        }
+        let to_c = |p: &Path| {
+            CString::new(p.as_os_str().as_bytes())
+                .map_err(|_| Self::invalid(format!("program {} contains a NUL byte", p.display())))
+        };
+        if bytes.contains(&b'/') {
+            return Ok(vec![to_c(&self.program)?]);
+        }
+        let path = self
+            .env
+            .iter()
+            .find(|(k, _)| k == "PATH")
+            .map_or_else(|| OsString::from(DEFAULT_PATH), |(_, v)| v.clone());
+        std::env::split_paths(&path)
+            .filter(|d| !d.as_os_str().is_empty())
+            .map(|d| to_c(&d.join(&self.program)))
+            .collect()
+    }
+
+    fn fork_direct(&self, p: &Prepared, report: &OwnedFd) -> Result<Forked3, SpawnError> {
+        let cgroup_fd = p.cgroup_v2_fd.as_ref().map(|fd| fd.as_raw_fd());
+        let mut into = cgroup_fd.is_some();
+        loop {
+            let mut args = CloneArgs {
+                flags: CLONE_PIDFD,
+                exit_signal: libc::SIGCHLD as u64,
+                ..CloneArgs::default()
+            };
+            if p.new_pid {
+                args.flags |= libc::CLONE_NEWPID as u64;
+            }
+            if let (true, Some(fd)) = (into, cgroup_fd) {
+                args.flags |= CLONE_INTO_CGROUP;
+                args.cgroup = fd as u64;
+            }
+            // SAFETY: the child runs only `child::run`, which makes raw
+            // system calls on the memory prepared above and never returns.
+            match unsafe { sys::clone3(&mut args) } {
+                Ok(Forked::Child) => child::run(p, report.as_raw_fd(), into, false),
+                Ok(Forked::Parent { pid, pidfd }) => {
+                    let pidfd = pidfd.map(|fd| PidFd::from_owned(fd, pid));
+                    return Ok((Some(pid), pidfd, None));
+                }
+                // Kernels before 5.7 have no CLONE_INTO_CGROUP; the child
+                // then writes cgroup.procs itself.
+                Err(libc::EINVAL | libc::E2BIG | libc::EOPNOTSUPP) if into => into = false,
+                Err(libc::ENOSYS) => {
+                    let flags = if p.new_pid { libc::CLONE_NEWPID } else { 0 };
+                    // SAFETY: as above.
+                    return match unsafe { sys::raw_fork(flags) } {
+                        Ok(Forked::Child) => child::run(p, report.as_raw_fd(), false, false),
+                        Ok(Forked::Parent { pid, .. }) => Ok((Some(pid), None, None)),
+                        Err(e) => Err(SpawnError::Fork { source: os(e) }),
+                    };
+                }
+                Err(e) => return Err(SpawnError::Fork { source: os(e) }),
+            }
+        }
+    }
+
+    fn fork_via_intermediate(&self, p: &Prepared, report: &OwnedFd) -> Result<Forked3, SpawnError> {
+        let mut args = CloneArgs {
+            exit_signal: libc::SIGCHLD as u64,
+            ..CloneArgs::default()
+        };
+        // SAFETY: the intermediate runs only `child::run_intermediate`
+        // (raw system calls on prepared memory) and never returns.
+        match unsafe { sys::clone3(&mut args) } {
+            Ok(Forked::Child) => child::run_intermediate(p, report.as_raw_fd()),
+            Ok(Forked::Parent { pid, .. }) => Ok((None, None, Some(pid))),
+            Err(libc::ENOSYS) => {
+                // SAFETY: as above.
+                match unsafe { sys::raw_fork(0) } {
+                    Ok(Forked::Child) => child::run_intermediate(p, report.as_raw_fd()),
+                    Ok(Forked::Parent { pid, .. }) => Ok((None, None, Some(pid))),
+                    Err(e) => Err(SpawnError::Fork { source: os(e) }),
+                }
+            }
+            Err(e) => Err(SpawnError::Fork { source: os(e) }),
+        }
+    }
+
+    fn child_error(&self, p: &Prepared, (step, errno, index): (SpawnStep, i32, u32)) -> SpawnError {
+        let index = index as usize;
+        let path = match step {
+            SpawnStep::Exec => p
+                .exec_candidates
+                .get(index)
+                .map(|c| PathBuf::from(OsStr::from_bytes(c.as_bytes()))),
+            SpawnStep::Mount | SpawnStep::MountTarget => {
+                p.mounts.get(index).map(PreparedMount::target_path)
+            }
+            SpawnStep::Cgroup => p
+                .cgroup_procs
+                .get(index)
+                .map(|c| PathBuf::from(OsStr::from_bytes(c.as_bytes()))),
+            SpawnStep::Rootfs => p
+                .rootfs
+                .as_ref()
+                .and_then(|r| r.step_path(index))
+                .map(Path::to_path_buf),
+            SpawnStep::Chdir => self.cwd.clone(),
+            _ => None,
+        };
+        SpawnError::Child {
+            step,
+            path,
+            program: self.program.clone(),
+            source: os(errno),
+        }
+    }
+}
+
+/// What a fork returned to the parent: the workload's pid and pidfd when
+/// it is the direct child, the intermediate's pid when there is one.
+type Forked3 = (Option<i32>, Option<PidFd>, Option<i32>);
+
+/// Read reports until every write end is closed (exec or exit): the final
+/// pid (intermediate mode) and the first failure.
+#[allow(clippy::type_complexity)]
+fn read_reports(
+    read_end: &OwnedFd,
+) -> Result<(Option<i32>, Option<(SpawnStep, i32, u32)>), String> {
+    let mut pid = None;
+    let mut failure = None;
+    loop {
+        let mut buf = [0u8; REPORT_LEN];
+        let mut got = 0;
+        while got < REPORT_LEN {
+            let n = sys::read(read_end.as_raw_fd(), &mut buf[got..])
+                .map_err(|e| format!("read report pipe: {}", os(e)))?;
+            if n == 0 {
+                break;
+            }
+            got += n;
+        }
+        if got == 0 {
+            return Ok((pid, failure));
+        }
+        if got < REPORT_LEN {
+            return Err(format!("short report of {got} bytes"));
+        }
+        match Report::decode(&buf) {
+            Some(Report::Started { pid: p }) => pid = Some(p),
+            Some(Report::Failed { step, errno, index }) => {
+                let step = SpawnStep::from_code(step)
+                    .ok_or_else(|| format!("unknown step code {step}"))?;
+                failure.get_or_insert((step, errno, index));
+            }
+            None => return Err("malformed report".into()),
+        }
+    }
+}

@@ -1,0 +1,577 @@
+//! The unsafe fence: thin wrappers over the system calls the crate needs
+//! that nix does not offer (clone3, pidfd_open, pidfd_send_signal,
+//! waitid(P_PIDFD), close_range, capset) plus the raw calls made between
+//! fork and exec.
+//!
+//! Every wrapper is a direct system call: no allocation, no locks, so the
+//! ones marked "child-safe" may run in a freshly cloned child of a
+//! multi-threaded process. Errors come back as a raw errno (`Errno`), which
+//! the callers turn into typed errors.
+
+use std::ffi::CStr;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+
+/// A raw errno value.
+pub type Errno = i32;
+
+/// Result of a raw call: the value or the errno.
+pub type SysResult<T> = Result<T, Errno>;
+
+/// `CLONE_PIDFD` (since Linux 5.2).
+pub const CLONE_PIDFD: u64 = 0x0000_1000;
+/// `CLONE_INTO_CGROUP` (since Linux 5.7, clone3 only).
+pub const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+/// `P_PIDFD` for waitid (since Linux 5.4).
+const P_PIDFD: libc::idtype_t = 3;
+/// `CLOSE_RANGE_CLOEXEC` (since Linux 5.11).
+const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+/// Capability ABI version 3 (64-bit sets).
+const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+
+fn errno() -> Errno {
+    std::io::Error::last_os_error()
+        .raw_os_error()
+        .unwrap_or(libc::EIO)
+}
+
+fn check(ret: libc::c_long) -> SysResult<libc::c_long> {
+    if ret < 0 { Err(errno()) } else { Ok(ret) }
+}
+
+fn check_int(ret: libc::c_int) -> SysResult<libc::c_int> {
+    if ret < 0 { Err(errno()) } else { Ok(ret) }
+}
+
+/// `struct clone_args` of clone3(2), version 2 (88 bytes, with `cgroup`).
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy)]
+pub struct CloneArgs {
+    pub flags: u64,
+    pub pidfd: u64,
+    pub child_tid: u64,
+    pub parent_tid: u64,
+    pub exit_signal: u64,
+    pub stack: u64,
+    pub stack_size: u64,
+    pub tls: u64,
+    pub set_tid: u64,
+    pub set_tid_size: u64,
+    pub cgroup: u64,
+}
+
+/// What a fork-like call returned.
+pub enum Forked {
+    /// In the parent: the child's pid (as seen from the caller's pid
+    /// namespace) and its pidfd when CLONE_PIDFD was asked for.
+    Parent { pid: i32, pidfd: Option<OwnedFd> },
+    /// In the child.
+    Child,
+}
+
+/// clone3(2) without a new stack: fork semantics (the child continues on a
+/// copy of the caller's stack). `pidfd_out` receives the pidfd when
+/// `CLONE_PIDFD` is in `args.flags`.
+///
+/// # Safety
+/// In the child only async-signal-safe code may run until exec or `_exit`:
+/// the other threads of the caller do not exist there, so any lock they
+/// held (malloc's, stdio's) stays locked forever.
+pub unsafe fn clone3(args: &mut CloneArgs) -> SysResult<Forked> {
+    let mut pidfd: RawFd = -1;
+    if args.flags & CLONE_PIDFD != 0 {
+        args.pidfd = &mut pidfd as *mut RawFd as u64;
+    }
+    // SAFETY: `args` is a valid clone_args of the size passed, `pidfd`
+    // outlives the call, and no stack is given so the child gets a copy of
+    // ours (fork semantics); the caller upholds the child-side contract.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            args as *mut CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    let pid = check(ret)?;
+    if pid == 0 {
+        return Ok(Forked::Child);
+    }
+    let pidfd = (pidfd >= 0).then(|| {
+        // SAFETY: the kernel just created this fd for us and nobody else owns it.
+        unsafe { OwnedFd::from_raw_fd(pidfd) }
+    });
+    Ok(Forked::Parent {
+        pid: pid as i32,
+        pidfd,
+    })
+}
+
+/// fork(2) through the raw clone system call (no atfork handlers), for
+/// kernels without clone3; `flags` may add `CLONE_NEW*` flags.
+///
+/// # Safety
+/// Same contract as [`clone3`].
+pub unsafe fn raw_fork(flags: i32) -> SysResult<Forked> {
+    // SAFETY: SYS_clone with SIGCHLD, namespace flags and no stack is
+    // fork(2) into those namespaces; the caller upholds the child-side
+    // contract.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            (libc::SIGCHLD | flags) as libc::c_ulong,
+            0usize,
+            0usize,
+            0usize,
+            0usize,
+        )
+    };
+    let pid = check(ret)?;
+    Ok(if pid == 0 {
+        Forked::Child
+    } else {
+        Forked::Parent {
+            pid: pid as i32,
+            pidfd: None,
+        }
+    })
+}
+
+/// pidfd_open(2).
+pub fn pidfd_open(pid: i32) -> SysResult<OwnedFd> {
+    // SAFETY: plain system call with integer arguments.
+    let fd = check(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) })?;
+    // SAFETY: the kernel returned a fresh fd that we now own.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// pidfd_send_signal(2) with no siginfo.
+pub fn pidfd_send_signal(pidfd: RawFd, signal: i32) -> SysResult<()> {
+    // SAFETY: plain system call; a null info pointer is allowed.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd,
+            signal,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    })
+    .map(drop)
+}
+
+/// What waitid returned: `None` when WNOHANG found nothing, else the
+/// `(si_code, si_status)` pair.
+pub fn waitid_pidfd(pidfd: RawFd, options: i32) -> SysResult<Option<(i32, i32)>> {
+    // SAFETY: zeroed siginfo_t is a valid value of a plain C struct.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `info` is a valid out pointer for the duration of the call.
+    check_int(unsafe { libc::waitid(P_PIDFD, pidfd as libc::id_t, &mut info, options) })?;
+    // SAFETY: waitid filled `info` (or left it zeroed with WNOHANG); reading
+    // si_pid/si_status of a SIGCHLD siginfo is what the union holds.
+    let (pid, status) = unsafe { (info.si_pid(), info.si_status()) };
+    if pid == 0 {
+        return Ok(None);
+    }
+    Ok(Some((info.si_code, status)))
+}
+
+/// Mark every fd >= `first` close-on-exec (close_range with
+/// CLOSE_RANGE_CLOEXEC). Child-safe.
+pub fn cloexec_from(first: u32) -> SysResult<()> {
+    // SAFETY: plain system call with integer arguments.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first as libc::c_uint,
+            libc::c_uint::MAX,
+            CLOSE_RANGE_CLOEXEC,
+        )
+    })
+    .map(drop)
+}
+
+/// setns(2). Child-safe.
+pub fn setns(fd: RawFd, nstype: i32) -> SysResult<()> {
+    // SAFETY: plain system call with integer arguments.
+    check_int(unsafe { libc::setns(fd, nstype) }).map(drop)
+}
+
+/// unshare(2). Child-safe.
+pub fn unshare(flags: i32) -> SysResult<()> {
+    // SAFETY: plain system call with integer arguments.
+    check_int(unsafe { libc::unshare(flags) }).map(drop)
+}
+
+/// open(2) with O_CLOEXEC added. Child-safe.
+pub fn open(path: &CStr, flags: i32, mode: u32) -> SysResult<RawFd> {
+    // SAFETY: `path` is a valid NUL-terminated string.
+    check_int(unsafe { libc::open(path.as_ptr(), flags | libc::O_CLOEXEC, mode) })
+}
+
+/// close(2), errors ignored. Child-safe.
+pub fn close(fd: RawFd) {
+    // SAFETY: closing an fd the caller owns.
+    unsafe { libc::close(fd) };
+}
+
+/// write(2) of the whole buffer (retrying on EINTR and short writes). Child-safe.
+pub fn write_all(fd: RawFd, mut buf: &[u8]) -> SysResult<()> {
+    while !buf.is_empty() {
+        // SAFETY: `buf` is valid for `buf.len()` bytes.
+        let n = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
+        if n < 0 {
+            let e = errno();
+            if e == libc::EINTR {
+                continue;
+            }
+            return Err(e);
+        }
+        buf = &buf[(n as usize).min(buf.len())..];
+    }
+    Ok(())
+}
+
+/// read(2) retrying on EINTR; returns the byte count (0 at EOF).
+pub fn read(fd: RawFd, buf: &mut [u8]) -> SysResult<usize> {
+    loop {
+        // SAFETY: `buf` is valid for writes of `buf.len()` bytes.
+        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let e = errno();
+        if e != libc::EINTR {
+            return Err(e);
+        }
+    }
+}
+
+/// pipe2(O_CLOEXEC): (read end, write end).
+pub fn pipe_cloexec() -> SysResult<(OwnedFd, OwnedFd)> {
+    let mut fds = [-1; 2];
+    // SAFETY: `fds` is a valid array of two ints.
+    check_int(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) })?;
+    // SAFETY: pipe2 returned two fresh fds that we now own.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// fcntl(F_DUPFD_CLOEXEC, min). Child-safe.
+pub fn dup_cloexec_above(fd: RawFd, min: RawFd) -> SysResult<RawFd> {
+    // SAFETY: plain fcntl on an integer fd.
+    check_int(unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, min) })
+}
+
+/// dup2(2) (clears close-on-exec on the target). Child-safe.
+pub fn dup2(from: RawFd, to: RawFd) -> SysResult<()> {
+    // SAFETY: plain system call with integer arguments.
+    check_int(unsafe { libc::dup2(from, to) }).map(drop)
+}
+
+/// mount(2). Child-safe.
+pub fn mount(
+    source: Option<&CStr>,
+    target: &CStr,
+    fstype: Option<&CStr>,
+    flags: libc::c_ulong,
+    data: Option<&CStr>,
+) -> SysResult<()> {
+    let ptr = |s: Option<&CStr>| s.map_or(std::ptr::null(), CStr::as_ptr);
+    // SAFETY: every pointer is null or a valid NUL-terminated string.
+    check_int(unsafe {
+        libc::mount(
+            ptr(source),
+            target.as_ptr(),
+            ptr(fstype),
+            flags,
+            ptr(data).cast(),
+        )
+    })
+    .map(drop)
+}
+
+/// umount2(2).
+pub fn umount2(target: &CStr, flags: i32) -> SysResult<()> {
+    // SAFETY: `target` is a valid NUL-terminated string.
+    check_int(unsafe { libc::umount2(target.as_ptr(), flags) }).map(drop)
+}
+
+/// The kernel's `struct statfs` on 64-bit targets (libc hides `f_flags`).
+#[cfg(target_pointer_width = "64")]
+#[repr(C)]
+struct KernelStatfs {
+    f_type: i64,
+    f_bsize: i64,
+    f_blocks: u64,
+    f_bfree: u64,
+    f_bavail: u64,
+    f_files: u64,
+    f_ffree: u64,
+    f_fsid: [i32; 2],
+    f_namelen: i64,
+    f_frsize: i64,
+    f_flags: i64,
+    f_spare: [i64; 4],
+}
+
+/// The ST_* mount flags of the mount holding `path` (statfs `f_flags`).
+/// A raw system call: glibc's statvfs may fall back to reading
+/// /proc/mounts with stdio, which allocates. Child-safe.
+#[cfg(target_pointer_width = "64")]
+pub fn mount_flags(path: &CStr) -> SysResult<libc::c_ulong> {
+    // SAFETY: all-zero is a valid value of this plain C struct.
+    let mut st: KernelStatfs = unsafe { std::mem::zeroed() };
+    // SAFETY: valid path and an out pointer of the kernel's layout.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_statfs,
+            path.as_ptr(),
+            &mut st as *mut KernelStatfs,
+        )
+    })?;
+    // ST_VALID (0x20) only says the field is filled in.
+    Ok(st.f_flags as libc::c_ulong & !0x20)
+}
+
+/// mkdir(2); EEXIST counts as success. Child-safe.
+pub fn mkdir_exist_ok(path: &CStr, mode: u32) -> SysResult<()> {
+    // SAFETY: `path` is a valid NUL-terminated string.
+    match check_int(unsafe { libc::mkdir(path.as_ptr(), mode) }) {
+        Ok(_) => Ok(()),
+        Err(libc::EEXIST) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Create an empty file if `path` does not exist (open O_CREAT). Child-safe.
+pub fn create_file_exist_ok(path: &CStr) -> SysResult<()> {
+    let fd = open(path, libc::O_WRONLY | libc::O_CREAT, 0o644)?;
+    close(fd);
+    Ok(())
+}
+
+/// symlink(2): create `link` pointing to `to`. Child-safe.
+pub fn symlink(to: &CStr, link: &CStr) -> SysResult<()> {
+    // SAFETY: both are valid NUL-terminated strings.
+    check_int(unsafe { libc::symlink(to.as_ptr(), link.as_ptr()) }).map(drop)
+}
+
+/// pivot_root(".", "."): make the current directory the root and stack
+/// the old root on top of it (detach it next with umount2(".")). Child-safe.
+pub fn pivot_root_here() -> SysResult<()> {
+    // SAFETY: two valid NUL-terminated strings.
+    check(unsafe { libc::syscall(libc::SYS_pivot_root, c".".as_ptr(), c".".as_ptr()) }).map(drop)
+}
+
+/// chdir(2). Child-safe.
+pub fn chdir(path: &CStr) -> SysResult<()> {
+    // SAFETY: `path` is a valid NUL-terminated string.
+    check_int(unsafe { libc::chdir(path.as_ptr()) }).map(drop)
+}
+
+/// sethostname(2). Child-safe.
+pub fn sethostname(name: &[u8]) -> SysResult<()> {
+    // SAFETY: `name` is valid for `name.len()` bytes.
+    check_int(unsafe { libc::sethostname(name.as_ptr().cast(), name.len()) }).map(drop)
+}
+
+// The id calls below are raw system calls on purpose: glibc's wrappers
+// broadcast the change to every thread it knows of (SIGSETXID) and take
+// its thread-list lock. In a child cloned from a multi-threaded process
+// those threads do not exist and the lock may be held forever, so the
+// wrapper hangs on a futex. The raw call changes the calling thread, which
+// in the child is the whole process.
+
+/// setgroups(2) as a raw system call. Child-safe.
+pub fn setgroups(groups: &[libc::gid_t]) -> SysResult<()> {
+    // SAFETY: `groups` is valid for `groups.len()` entries.
+    check(unsafe { libc::syscall(libc::SYS_setgroups, groups.len(), groups.as_ptr()) }).map(drop)
+}
+
+/// setresgid(2) with all three ids equal, as a raw system call. Child-safe.
+pub fn setresgid(gid: u32) -> SysResult<()> {
+    // SAFETY: plain system call with integer arguments.
+    check(unsafe { libc::syscall(libc::SYS_setresgid, gid, gid, gid) }).map(drop)
+}
+
+/// setresuid(2) with all three ids equal, as a raw system call. Child-safe.
+pub fn setresuid(uid: u32) -> SysResult<()> {
+    // SAFETY: plain system call with integer arguments.
+    check(unsafe { libc::syscall(libc::SYS_setresuid, uid, uid, uid) }).map(drop)
+}
+
+/// prctl(2) with integer arguments. Child-safe.
+pub fn prctl(option: i32, a2: u64, a3: u64) -> SysResult<i32> {
+    // SAFETY: every option we pass takes integer arguments only.
+    check_int(unsafe { libc::prctl(option, a2, a3, 0u64, 0u64) })
+}
+
+/// capset(2) for the calling thread with 64-bit effective, permitted and
+/// inheritable sets. Child-safe.
+pub fn capset(effective: u64, permitted: u64, inheritable: u64) -> SysResult<()> {
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    let mut header = Header {
+        version: LINUX_CAPABILITY_VERSION_3,
+        pid: 0,
+    };
+    let lo = |v: u64| v as u32;
+    let hi = |v: u64| (v >> 32) as u32;
+    let data = [
+        Data {
+            effective: lo(effective),
+            permitted: lo(permitted),
+            inheritable: lo(inheritable),
+        },
+        Data {
+            effective: hi(effective),
+            permitted: hi(permitted),
+            inheritable: hi(inheritable),
+        },
+    ];
+    // SAFETY: header and a two-element data array of the v3 ABI layout.
+    check(unsafe { libc::syscall(libc::SYS_capset, &mut header as *mut Header, data.as_ptr()) })
+        .map(drop)
+}
+
+/// setsid(2). Child-safe.
+pub fn setsid() -> SysResult<()> {
+    // SAFETY: plain system call.
+    check_int(unsafe { libc::setsid() }).map(drop)
+}
+
+/// setpgid(0, 0). Child-safe.
+pub fn setpgid_self() -> SysResult<()> {
+    // SAFETY: plain system call with integer arguments.
+    check_int(unsafe { libc::setpgid(0, 0) }).map(drop)
+}
+
+/// getppid(2). Child-safe.
+pub fn getppid() -> i32 {
+    // SAFETY: plain system call; cannot fail.
+    unsafe { libc::getppid() }
+}
+
+/// getpid(2).
+pub fn getpid() -> i32 {
+    // SAFETY: plain system call; cannot fail.
+    unsafe { libc::getpid() }
+}
+
+/// Reset every signal disposition to SIG_DFL (ignored ones too: Rust
+/// programs ignore SIGPIPE, a workload must not inherit that) and unblock
+/// every signal, so the workload starts with a clean signal state whatever
+/// the supervisor blocked, ignored or handled. Child-safe.
+pub fn reset_signals() -> SysResult<()> {
+    for sig in 1..libc::SIGRTMAX() {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: SIG_DFL is a valid disposition for every catchable
+        // signal; a failure (signals reserved by libc) is ignored.
+        unsafe { libc::signal(sig, libc::SIG_DFL) };
+    }
+    // SAFETY: zeroed sigset_t is a valid value that sigemptyset then initialises.
+    let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: valid sigset pointers.
+    unsafe { libc::sigemptyset(&mut set) };
+    // SAFETY: valid sigset pointer, null old-set pointer allowed.
+    check_int(unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &set, std::ptr::null_mut()) })
+        .map(drop)
+}
+
+/// execve(2); returns only on failure. Child-safe.
+pub fn execve(path: &CStr, argv: &[*const libc::c_char], envp: &[*const libc::c_char]) -> Errno {
+    // SAFETY: argv and envp are null-terminated arrays of pointers to
+    // NUL-terminated strings that the caller keeps alive.
+    unsafe { libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
+    errno()
+}
+
+/// _exit(2). Child-safe.
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: ends the process without running destructors or atexit
+    // handlers, which is what a forked child must do.
+    unsafe { libc::_exit(code) }
+}
+
+/// Bring `lo` up in the current network namespace (SIOCGIFFLAGS then
+/// SIOCSIFFLAGS with IFF_UP), like `ip link set lo up`. Child-safe.
+pub fn loopback_up() -> SysResult<()> {
+    #[repr(C)]
+    struct IfReq {
+        name: [u8; libc::IFNAMSIZ],
+        flags: libc::c_short,
+        _pad: [u8; 22],
+    }
+    // SAFETY: plain system call with integer arguments.
+    let sock = check_int(unsafe {
+        libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0)
+    })?;
+    let mut req = IfReq {
+        name: [0; libc::IFNAMSIZ],
+        flags: 0,
+        _pad: [0; 22],
+    };
+    req.name[..2].copy_from_slice(b"lo");
+    // SAFETY: `req` has the layout of struct ifreq (name + flags union member).
+    let got = check_int(unsafe { libc::ioctl(sock, libc::SIOCGIFFLAGS, &mut req as *mut IfReq) });
+    let result = got.and_then(|_| {
+        req.flags |= libc::IFF_UP as libc::c_short;
+        // SAFETY: as above.
+        check_int(unsafe { libc::ioctl(sock, libc::SIOCSIFFLAGS, &mut req as *mut IfReq) })
+    });
+    close(sock);
+    result.map(drop)
+}
+
+/// Wait until `fd` is readable or `timeout_ms` passes (poll). Returns
+/// whether it became readable.
+pub fn poll_readable(fd: RawFd, timeout_ms: i32) -> SysResult<bool> {
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    loop {
+        // SAFETY: one valid pollfd.
+        let n = unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
+        if n >= 0 {
+            return Ok(n > 0);
+        }
+        let e = errno();
+        if e != libc::EINTR {
+            return Err(e);
+        }
+    }
+}
+
+/// waitpid(pid, 0) retrying on EINTR; returns the raw status.
+pub fn waitpid(pid: i32) -> SysResult<i32> {
+    let mut status = 0;
+    loop {
+        // SAFETY: valid out pointer.
+        let r = unsafe { libc::waitpid(pid, &mut status, libc::__WALL) };
+        if r >= 0 {
+            return Ok(status);
+        }
+        let e = errno();
+        if e != libc::EINTR {
+            return Err(e);
+        }
+    }
+}
+
+/// kill(2).
+pub fn kill(pid: i32, signal: i32) -> SysResult<()> {
+    // SAFETY: plain system call with integer arguments.
+    check_int(unsafe { libc::kill(pid, signal) }).map(drop)
+}

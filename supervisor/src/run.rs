@@ -1,0 +1,1007 @@
+//! `supervisor run MANIFEST`: one pod on this host until it is told to stop.
+//!
+//! Start order: the pod's cgroup and volumes, the sandbox (pause in fresh
+//! namespaces), then init containers one by one to success, then the
+//! containers. One thread of control drives everything from one epoll set
+//! (the signalfd, the containers' log pipes, one timer for back-off and the
+//! grace period): nothing polls, and an idle pod costs no wake-ups.
+//!
+//! Exits are taken from SIGCHLD: every child is reaped with
+//! `waitpid(-1, WNOHANG)` and matched against the containers' pids (a pid
+//! cannot be reused before we reap it, so the match is race-free); anything
+//! else is an orphan this PID 1 or subreaper inherited, reaped and
+//! forgotten. On SIGTERM or SIGINT each container gets its stop signal, the
+//! grace period runs, what is left is killed through the cgroups, and the
+//! pod is torn down: nothing is left behind.
+
+use crate::cni;
+use crate::event_loop::{EventLoop, TIMER};
+use crate::logs::{ContainerLog, Echo, LogConfig, Stream};
+use crate::network::{self, CniPaths, PodNetwork};
+use crate::notify::Notifier;
+use crate::paths::Layout;
+use crate::pid1::{self, Signals};
+use crate::restart::{self, BackoffConfig, Decision, Event, Slot, Stamp, Termination};
+use crate::spec::{self, PodSpec, RuntimeValues};
+use crate::status::{self, ContainerMeta, PodMeta, StatusStore};
+use crate::volumes::PodVolumes;
+use crate::workload::{self, PodContext};
+use anyhow::{Context, bail};
+use container::rootfs::BindMount;
+use container::{Cgroup, CgroupHost, PidFd, Sandbox, SandboxConfig};
+use nix::sys::signal::Signal;
+use std::fs::File;
+use std::io::Read;
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+
+/// `supervisor run`.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// The manifest: a Pod, or a Deployment/ReplicaSet/StatefulSet/
+    /// DaemonSet/Job whose pod template runs, with the ConfigMaps and
+    /// Secrets of the same file.
+    pub manifest: PathBuf,
+    /// The pause binary (default: `pause` beside this binary, then
+    /// /usr/local/bin/pause, then PATH).
+    #[arg(long, value_name = "PATH")]
+    pub pause: Option<PathBuf>,
+    /// State root (default $SUPERVISOR_STATE_DIR, else /run/supervisor).
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Log root (default $SUPERVISOR_LOG_DIR, else /var/log/pods).
+    #[arg(long, value_name = "DIR")]
+    pub log_dir: Option<PathBuf>,
+    /// The cgroup under which the pod's cgroup is created, relative to the
+    /// hierarchy roots.
+    #[arg(long, value_name = "NAME", default_value = "podvisor")]
+    pub cgroup_parent: PathBuf,
+    /// The restart back-off after the first (immediate) restart; doubles
+    /// up to --backoff-max. Kubernetes: 10s.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub backoff_initial: Duration,
+    /// The cap of the restart back-off. Kubernetes: 300s.
+    #[arg(long, value_name = "DURATION", default_value = "300s", value_parser = parse_duration)]
+    pub backoff_max: Duration,
+    /// The CNI configuration: the first *.conflist, *.conf or *.json by
+    /// name. Without one the sandbox has loopback only.
+    #[arg(long, value_name = "DIR", default_value = cni::config::DEFAULT_CONF_DIR)]
+    pub cni_conf_dir: PathBuf,
+    /// Where the CNI plugins are (repeatable; default /opt/cni/bin, then
+    /// /usr/lib/cni).
+    #[arg(long, value_name = "DIR")]
+    pub cni_bin_dir: Vec<PathBuf>,
+    /// Where CNI results are kept for DEL, also after a crash.
+    #[arg(long, value_name = "DIR", default_value = "/var/lib/cni/results")]
+    pub cni_cache_dir: PathBuf,
+}
+
+/// Parse `10s`, `100ms`, `5m`, `1h` or a plain number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let bad = || format!("invalid duration {text:?} (examples: 0, 100ms, 10s, 5m)");
+    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit() && c != '.') {
+        Some(i) => text.split_at(i),
+        None => (text, "s"),
+    };
+    let value: f64 = number.parse().map_err(|_| bad())?;
+    let seconds = match unit {
+        "ms" => value / 1000.0,
+        "s" => value,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        _ => return Err(bad()),
+    };
+    Duration::try_from_secs_f64(seconds).map_err(|_| bad())
+}
+
+/// Runs `supervisor run`: returns 0 after a stop by signal or a pod that
+/// Succeeded, 1 when the pod Failed.
+pub fn main(args: RunArgs) -> anyhow::Result<i32> {
+    // Before anything else (and before any thread): every signal is taken
+    // from the signalfd in the loop.
+    let signals = Signals::block_all().context("block signals")?;
+    let loaded = spec::load(&args.manifest)?;
+    for warning in &loaded.warnings {
+        eprintln!("supervisor: warning: {warning}");
+    }
+    let pause = find_pause(args.pause.as_deref())?;
+    if !pid1::is_pid1() {
+        pid1::become_subreaper().context("become a child subreaper")?;
+    }
+    let config = Config {
+        layout: Layout::resolve(args.state_dir.as_deref(), args.log_dir.as_deref()),
+        cgroup_parent: args.cgroup_parent,
+        pause,
+        backoff: BackoffConfig {
+            initial: args.backoff_initial,
+            max: args.backoff_max.max(args.backoff_initial),
+            ..BackoffConfig::default()
+        },
+        cni: CniPaths {
+            conf_dir: args.cni_conf_dir,
+            bin_dirs: if args.cni_bin_dir.is_empty() {
+                cni::default_bin_dirs()
+            } else {
+                args.cni_bin_dir
+            },
+            cache_dir: args.cni_cache_dir,
+        },
+    };
+    let mut runtime = PodRuntime::new(loaded.pod, config, signals);
+    let result = runtime.start().and_then(|()| runtime.run());
+    runtime.teardown();
+    result
+}
+
+fn find_pause(flag: Option<&Path>) -> anyhow::Result<PathBuf> {
+    if let Some(path) = flag {
+        if path.is_file() {
+            return Ok(path.to_path_buf());
+        }
+        bail!("--pause {}: no such file", path.display());
+    }
+    let beside = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|dir| dir.join("pause")));
+    let on_path = std::env::var_os("PATH")
+        .map(|paths| {
+            std::env::split_paths(&paths)
+                .map(|dir| dir.join("pause"))
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+    let candidates: Vec<PathBuf> = beside
+        .into_iter()
+        .chain([PathBuf::from("/usr/local/bin/pause")])
+        .chain(on_path)
+        .collect();
+    candidates
+        .iter()
+        .find(|p| p.is_file())
+        .cloned()
+        .with_context(|| {
+            format!(
+                "no pause binary found (looked at {}); give one with --pause",
+                candidates
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        })
+}
+
+struct Config {
+    layout: Layout,
+    cgroup_parent: PathBuf,
+    pause: PathBuf,
+    backoff: BackoffConfig,
+    cni: CniPaths,
+}
+
+/// Token of the signalfd in the event loop; containers use
+/// `index * TOKENS_PER_CONTAINER + stream`.
+const SIGNALS: u64 = u64::MAX - 1;
+const TOKENS_PER_CONTAINER: u64 = 4;
+const STDOUT_TOKEN: u64 = 1;
+const STDERR_TOKEN: u64 = 2;
+/// How long the cgroup kill and removal may take before giving up.
+const CGROUP_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long pause gets to exit on SIGTERM at teardown.
+const PAUSE_GRACE: Duration = Duration::from_secs(2);
+
+/// One container of the pod: its spec, its cgroup and, while it runs, its
+/// process and log pipes.
+struct Workload {
+    slot: Slot,
+    spec: spec::Container,
+    cgroup: Option<Cgroup>,
+    process: Option<Process>,
+    log: Option<ContainerLog>,
+}
+
+/// A running instance.
+struct Process {
+    pid: i32,
+    pidfd: PidFd,
+    /// The cgroup's OOM-kill counter when it started.
+    oom_kills_before: u64,
+    stdout: Option<File>,
+    stderr: Option<File>,
+}
+
+/// How the pod is being stopped.
+struct Stopping {
+    deadline: Instant,
+    killed: bool,
+}
+
+struct PodRuntime {
+    pod: PodSpec,
+    config: Config,
+    signals: Signals,
+    state_dir: PathBuf,
+    event_loop: Option<EventLoop>,
+    store: Option<StatusStore>,
+    meta: PodMeta,
+    lifecycle: restart::Pod,
+    workloads: Vec<Workload>,
+    cgroup_host: Option<CgroupHost>,
+    pod_cgroup: Option<Cgroup>,
+    pause_cgroup: Option<Cgroup>,
+    volumes: Option<PodVolumes>,
+    sandbox: Option<Sandbox>,
+    network: Option<PodNetwork>,
+    /// /etc/hosts, /etc/resolv.conf, /etc/hostname of the pod.
+    pod_files: Vec<BindMount>,
+    runtime_values: RuntimeValues,
+    echo: Echo,
+    notifier: Notifier,
+    stopping: Option<Stopping>,
+    /// The pod reached a terminal phase (restartPolicy Never/OnFailure).
+    finished: bool,
+}
+
+impl PodRuntime {
+    fn new(pod: PodSpec, config: Config, signals: Signals) -> PodRuntime {
+        let now = Stamp::now();
+        let lifecycle = restart::Pod::new(
+            restart_policy(pod.restart_policy),
+            config.backoff,
+            pod.init_containers.iter().map(|c| c.name.clone()),
+            pod.containers.iter().map(|c| c.name.clone()),
+            now,
+        );
+        let workloads = pod
+            .init_containers
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (Slot::Init(i), c))
+            .chain(
+                pod.containers
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| (Slot::App(i), c)),
+            )
+            .map(|(slot, spec)| Workload {
+                slot,
+                spec: spec.clone(),
+                cgroup: None,
+                process: None,
+                log: None,
+            })
+            .collect();
+        let image = |c: &spec::Container| ContainerMeta {
+            image: c.image.clone().unwrap_or_default(),
+            image_id: String::new(),
+        };
+        let meta = PodMeta {
+            name: pod.name.clone(),
+            namespace: Some(pod.namespace.clone()),
+            uid: None,
+            created: now.wall,
+            deleting: None,
+            start_time: None,
+            host_ips: Vec::new(),
+            pod_ips: Vec::new(),
+            init_containers: pod.init_containers.iter().map(image).collect(),
+            containers: pod.containers.iter().map(image).collect(),
+        };
+        let state_dir = config.layout.pod_state_dir(&pod.name);
+        PodRuntime {
+            runtime_values: RuntimeValues {
+                node_name: nix::unistd::gethostname()
+                    .map(|h| h.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                ..RuntimeValues::default()
+            },
+            pod,
+            config,
+            signals,
+            state_dir,
+            event_loop: None,
+            store: None,
+            meta,
+            lifecycle,
+            workloads,
+            cgroup_host: None,
+            pod_cgroup: None,
+            pause_cgroup: None,
+            volumes: None,
+            sandbox: None,
+            network: None,
+            pod_files: Vec::new(),
+            echo: Echo::stdout().unwrap_or_else(|_| Echo::disabled()),
+            notifier: Notifier::from_env(now.mono),
+            stopping: None,
+            finished: false,
+        }
+    }
+
+    /// The sandbox name: the /run/netns file and the cgroup of the pod.
+    fn sandbox_name(&self) -> String {
+        format!("{}_{}", self.pod.namespace, self.pod.name)
+    }
+
+    /// Everything before the first container: state dir, status, cgroups,
+    /// volumes, sandbox. On error, `teardown` removes what was made.
+    fn start(&mut self) -> anyhow::Result<()> {
+        let event_loop = EventLoop::new()?;
+        event_loop.watch(self.signals.as_fd(), SIGNALS)?;
+        self.event_loop = Some(event_loop);
+        std::fs::create_dir_all(&self.state_dir)
+            .with_context(|| format!("create the state dir {}", self.state_dir.display()))?;
+        self.store = Some(StatusStore::create(&self.config.layout, &self.pod.name)?);
+        self.notifier.status("starting the sandbox");
+
+        let host = CgroupHost::detect()?;
+        self.clean_up_after_a_crash(&host);
+        let pod_cgroup =
+            Cgroup::create(&host, self.config.cgroup_parent.join(self.sandbox_name()))?;
+        self.pause_cgroup = Some(pod_cgroup.create_child(&host, "pause")?);
+        self.pod_cgroup = Some(pod_cgroup);
+        self.cgroup_host = Some(host);
+
+        self.volumes = Some(PodVolumes::prepare(
+            &self.pod,
+            &self.state_dir.join("volumes"),
+        )?);
+        self.start_sandbox()?;
+        eprintln!(
+            "supervisor: pod {} sandbox up (pause pid {}), {} init container(s), {} container(s)",
+            self.pod.name,
+            self.sandbox.as_ref().map_or(0, Sandbox::pid),
+            self.pod.init_containers.len(),
+            self.pod.containers.len()
+        );
+        Ok(())
+    }
+
+    fn start_sandbox(&mut self) -> anyhow::Result<()> {
+        let mut config = SandboxConfig::new(self.sandbox_name(), &self.config.pause);
+        // With the host's network the UTS name stays the host's too, as
+        // Kubernetes does it.
+        config.hostname = (!self.pod.host_network).then(|| self.pod.hostname.clone());
+        config.host_network = self.pod.host_network;
+        // pause is PID 1 of the sandbox's own PID namespace, as under kubelet;
+        // containers join it only with shareProcessNamespace.
+        config.pid_namespace = true;
+        config.publish_netns = !self.pod.host_network;
+        config.cgroup = self.pause_cgroup.clone();
+        let sandbox = Sandbox::start(&config)?;
+        self.meta.start_time = Some(SystemTime::now());
+        let netns = sandbox.netns_path();
+        self.sandbox = Some(sandbox);
+        self.attach_network(netns.as_deref())
+    }
+
+    /// CNI ADD for the sandbox's netns; then the pod's /etc files.
+    fn attach_network(&mut self, netns: Option<&Path>) -> anyhow::Result<()> {
+        let mut dns = None;
+        if let Some(netns) = netns {
+            match PodNetwork::load(&self.config.cni)? {
+                Some(network) => {
+                    let (attached, result) =
+                        PodNetwork::attach(network, &self.pod, &self.sandbox_name(), netns)?;
+                    let ips = result.pod_ips();
+                    eprintln!(
+                        "supervisor: pod {} has IP {} ({})",
+                        self.pod.name,
+                        ips.iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        attached.describe()
+                    );
+                    self.runtime_values.pod_ips = ips.iter().map(ToString::to_string).collect();
+                    dns = Some(result.dns.clone());
+                    self.network = Some(attached);
+                }
+                None => eprintln!(
+                    "supervisor: no CNI configuration in {}: the sandbox has loopback only",
+                    self.config.cni.conf_dir.display()
+                ),
+            }
+        }
+        if !self.pod.host_network {
+            let ips: Vec<std::net::IpAddr> = self
+                .runtime_values
+                .pod_ips
+                .iter()
+                .filter_map(|ip| ip.parse().ok())
+                .collect();
+            self.pod_files = network::write_pod_files(
+                &self.pod,
+                &ips,
+                dns.as_ref(),
+                &self.state_dir.join("etc"),
+            )
+            .context("write the pod's /etc/hosts, /etc/resolv.conf and /etc/hostname")?;
+        }
+        Ok(())
+    }
+
+    /// CNI DEL: the address goes back to the pool.
+    fn detach_network(&mut self) {
+        if let Some(network) = self.network.take()
+            && let Err(error) = network.detach()
+        {
+            eprintln!("supervisor: CNI DEL: {error}");
+        }
+        self.runtime_values.pod_ips.clear();
+    }
+
+    /// A previous run of this pod was killed before its teardown: release
+    /// its address, kill what is left in its cgroups, unmount its volumes.
+    fn clean_up_after_a_crash(&mut self, host: &CgroupHost) {
+        for problem in network::release_leftovers(&self.config.cni, &self.sandbox_name()) {
+            eprintln!("supervisor: cleaning up a previous run: {problem}");
+        }
+        if let Ok(pod_cgroup) =
+            Cgroup::open(host, self.config.cgroup_parent.join(self.sandbox_name()))
+            && pod_cgroup.dirs().iter().any(|d| d.exists())
+        {
+            eprintln!("supervisor: cleaning up the cgroups of a previous run");
+            for error in remove_cgroup_tree(host, &pod_cgroup) {
+                eprintln!("supervisor: cleaning up a previous run: {error}");
+            }
+        }
+        for error in crate::volumes::unmount_below(&self.state_dir) {
+            eprintln!("supervisor: cleaning up a previous run: {error}");
+        }
+        let netns = Path::new(container::sandbox::NETNS_RUN_DIR).join(self.sandbox_name());
+        if netns.exists() {
+            let _ = nix::mount::umount2(&netns, nix::mount::MntFlags::MNT_DETACH);
+            let _ = std::fs::remove_file(&netns);
+        }
+        let _ = std::fs::remove_dir_all(self.state_dir.join("volumes"));
+    }
+
+    /// The event loop: start what is due, sleep until something happens,
+    /// handle it; until the pod is stopped or finished.
+    fn run(&mut self) -> anyhow::Result<i32> {
+        loop {
+            let now = Instant::now();
+            self.notifier.ping_if_due(now);
+            if let Some(stopping) = &self.stopping
+                && !stopping.killed
+                && now >= stopping.deadline
+            {
+                self.kill_all("the grace period ended");
+            }
+            for slot in self.lifecycle.due(now) {
+                self.start_container(slot);
+            }
+            self.publish_status();
+            if self.stopping.is_some() && self.nothing_runs() {
+                return Ok(0);
+            }
+            if self.stopping.is_none() && self.lifecycle.is_done() {
+                self.finished = true;
+                let phase = self.lifecycle.phase();
+                eprintln!("supervisor: pod {} is {}", self.pod.name, phase.as_str());
+                return Ok(if phase == restart::Phase::Succeeded {
+                    0
+                } else {
+                    1
+                });
+            }
+            let deadline = [
+                self.lifecycle.next_deadline(),
+                self.stopping
+                    .as_ref()
+                    .filter(|s| !s.killed)
+                    .map(|s| s.deadline),
+                self.notifier.next_ping(),
+            ]
+            .into_iter()
+            .flatten()
+            .min();
+            let event_loop = self.event_loop.as_mut().expect("started");
+            event_loop.set_deadline(deadline)?;
+            for token in event_loop.wait()? {
+                match token {
+                    SIGNALS => self.on_signals()?,
+                    TIMER => {}
+                    token => self.on_output(token),
+                }
+            }
+        }
+    }
+
+    fn nothing_runs(&self) -> bool {
+        self.workloads.iter().all(|w| w.process.is_none())
+    }
+
+    fn on_signals(&mut self) -> anyhow::Result<()> {
+        while let Some(info) = self.signals.read()? {
+            match Signal::try_from(info.signal) {
+                Ok(Signal::SIGCHLD) => self.reap()?,
+                Ok(signal @ (Signal::SIGTERM | Signal::SIGINT)) => self.on_stop_signal(signal),
+                // Everything else is ignored: a PID 1 must not die of a
+                // stray SIGHUP or SIGPIPE.
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn on_stop_signal(&mut self, signal: Signal) {
+        if let Some(stopping) = &self.stopping {
+            if signal == Signal::SIGINT && !stopping.killed {
+                self.kill_all("a second SIGINT");
+            }
+            return;
+        }
+        let grace = self.pod.termination_grace_period;
+        eprintln!(
+            "supervisor: {signal}: stopping pod {} (grace period {}s)",
+            self.pod.name,
+            grace.as_secs()
+        );
+        self.notifier.stopping(grace);
+        self.lifecycle.stop();
+        self.meta.deleting = Some(SystemTime::now());
+        for w in &self.workloads {
+            if let Some(process) = &w.process
+                && let Err(error) = process.pidfd.send_signal(w.spec.stop_signal)
+            {
+                eprintln!(
+                    "supervisor: [{}] {}: {error}",
+                    w.spec.name, w.spec.stop_signal
+                );
+            }
+        }
+        self.stopping = Some(Stopping {
+            deadline: Instant::now() + grace,
+            killed: false,
+        });
+    }
+
+    /// SIGKILL every process of the pod's containers through their cgroups.
+    fn kill_all(&mut self, why: &str) {
+        eprintln!(
+            "supervisor: {why}: killing what is left of pod {}",
+            self.pod.name
+        );
+        for w in &self.workloads {
+            if w.process.is_some()
+                && let Some(cgroup) = &w.cgroup
+                && let Err(error) = cgroup.kill_all(CGROUP_TIMEOUT)
+            {
+                eprintln!("supervisor: [{}] {error}", w.spec.name);
+            }
+        }
+        if let Some(stopping) = &mut self.stopping {
+            stopping.killed = true;
+        }
+    }
+
+    /// Reap every exited child; the containers' ones end their instance.
+    fn reap(&mut self) -> anyhow::Result<()> {
+        let reaped = pid1::reap()?;
+        for (pid, status) in reaped.exited {
+            let pid = pid.as_raw();
+            if let Some(index) = self
+                .workloads
+                .iter()
+                .position(|w| w.process.as_ref().is_some_and(|p| p.pid == pid))
+            {
+                self.on_exit(index, status);
+            } else if self.sandbox.as_ref().is_some_and(|s| s.pid() == pid) {
+                self.on_sandbox_death(status)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn on_exit(&mut self, index: usize, status: pid1::ExitStatus) {
+        let now = Stamp::now();
+        let w = &mut self.workloads[index];
+        let process = w.process.take().expect("matched a running process");
+        let oom_killed = w
+            .cgroup
+            .as_ref()
+            .and_then(|c| c.oom_kills().ok())
+            .is_some_and(|after| after > process.oom_kills_before);
+        // The instance is over: nothing of it may outlive it (processes it
+        // left in a shared PID namespace, or the rest of its own).
+        if let Some(cgroup) = &w.cgroup
+            && let Err(error) = cgroup.kill_all(CGROUP_TIMEOUT)
+        {
+            eprintln!("supervisor: [{}] {error}", w.spec.name);
+        }
+        let exit = match status {
+            pid1::ExitStatus::Exited(code) => restart::ExitStatus::Code(code),
+            pid1::ExitStatus::Signaled { signal, .. } => restart::ExitStatus::Signal(signal),
+        };
+        let termination = Termination::classify(exit, oom_killed);
+        drain_output(
+            w,
+            process,
+            now.wall,
+            &mut self.echo,
+            self.event_loop.as_ref(),
+        );
+        eprintln!(
+            "supervisor: [{}] exited: {} (exit code {})",
+            w.spec.name, termination.reason, termination.exit_code
+        );
+        let slot = w.slot;
+        match self.lifecycle.handle(
+            slot,
+            Event::Exited {
+                at: now,
+                termination,
+            },
+        ) {
+            Ok(Decision::RestartAt(at)) if at > now.mono => eprintln!(
+                "supervisor: [{}] restarting in {:?}",
+                self.workloads[index].spec.name,
+                at - now.mono
+            ),
+            Ok(_) => {}
+            Err(error) => eprintln!("supervisor: {error}"),
+        }
+    }
+
+    /// pause died: the sandbox is gone. Kill every container, start a new
+    /// sandbox; the containers come back under their restart policy.
+    fn on_sandbox_death(&mut self, status: pid1::ExitStatus) -> anyhow::Result<()> {
+        // Reaped already: forget the handle without signalling.
+        if let Some(sandbox) = self.sandbox.take() {
+            std::mem::forget(sandbox);
+        }
+        if self.stopping.is_some() {
+            return Ok(());
+        }
+        eprintln!(
+            "supervisor: pause of pod {} died ({status}): recreating the sandbox",
+            self.pod.name
+        );
+        if let Some(store) = &mut self.store {
+            let _ = store.record_event(
+                "Warning",
+                "SandboxChanged",
+                "",
+                &format!("Pod sandbox died ({status}), it will be killed and re-created."),
+                SystemTime::now(),
+            );
+        }
+        for w in &self.workloads {
+            if w.process.is_some()
+                && let Some(cgroup) = &w.cgroup
+            {
+                let _ = cgroup.kill_all(CGROUP_TIMEOUT);
+            }
+        }
+        self.detach_network();
+        self.start_sandbox()
+    }
+
+    /// Read what a container wrote; EOF closes that stream.
+    fn on_output(&mut self, token: u64) {
+        let index = (token / TOKENS_PER_CONTAINER) as usize;
+        let stream = match token % TOKENS_PER_CONTAINER {
+            STDOUT_TOKEN => Stream::Stdout,
+            STDERR_TOKEN => Stream::Stderr,
+            _ => return,
+        };
+        let Some(w) = self.workloads.get_mut(index) else {
+            return;
+        };
+        let Some(process) = &mut w.process else {
+            return;
+        };
+        let pipe = match stream {
+            Stream::Stdout => &mut process.stdout,
+            Stream::Stderr => &mut process.stderr,
+        };
+        let Some(file) = pipe else { return };
+        let now = SystemTime::now();
+        let mut buf = [0u8; 64 * 1024];
+        // A bounded number of reads per wake-up, so one flooding container
+        // cannot starve the others (epoll reports it again).
+        for _ in 0..16 {
+            match file.read(&mut buf) {
+                Ok(0) => {
+                    if let Some(event_loop) = &self.event_loop {
+                        let _ = event_loop.unwatch(file.as_fd());
+                    }
+                    *pipe = None;
+                    if let Some(log) = &mut w.log {
+                        let _ = log.finish(stream, now, &mut self.echo);
+                    }
+                    return;
+                }
+                Ok(n) => {
+                    if let Some(log) = &mut w.log
+                        && let Err(error) = log.feed(stream, &buf[..n], now, &mut self.echo)
+                    {
+                        eprintln!("supervisor: [{}] log: {error}", w.spec.name);
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => return, // EAGAIN: all read
+            }
+        }
+    }
+
+    fn start_container(&mut self, slot: Slot) {
+        let now = Stamp::now();
+        let index = match slot {
+            Slot::Init(i) => i,
+            Slot::App(i) => self.pod.init_containers.len() + i,
+        };
+        let restart_count = self
+            .lifecycle
+            .get(slot)
+            .map_or(0, restart::Lifecycle::next_restart_count);
+        match self.spawn(index, restart_count) {
+            Ok(()) => {
+                let container_id = format!(
+                    "supervisor://{}/{}/{}",
+                    self.pod.name, self.workloads[index].spec.name, restart_count
+                );
+                if let Err(error) = self.lifecycle.handle(
+                    slot,
+                    Event::Started {
+                        at: now,
+                        container_id,
+                    },
+                ) {
+                    eprintln!("supervisor: {error}");
+                }
+            }
+            Err(error) => {
+                let message = format!("{error:#}");
+                eprintln!(
+                    "supervisor: [{}] cannot run: {message}",
+                    self.workloads[index].spec.name
+                );
+                if let Err(error) = self
+                    .lifecycle
+                    .handle(slot, Event::SpawnFailed { at: now, message })
+                {
+                    eprintln!("supervisor: {error}");
+                }
+            }
+        }
+    }
+
+    /// Start one instance of container `index`.
+    fn spawn(&mut self, index: usize, restart_count: u32) -> anyhow::Result<()> {
+        let (Some(host), Some(pod_cgroup), Some(sandbox), Some(volumes)) = (
+            &self.cgroup_host,
+            &self.pod_cgroup,
+            &self.sandbox,
+            &self.volumes,
+        ) else {
+            bail!("the pod sandbox is not running");
+        };
+        let w = &mut self.workloads[index];
+        let name = w.spec.name.clone();
+        if w.cgroup.is_none() {
+            let cgroup = pod_cgroup.create_child(host, &format!("containers/{name}"))?;
+            cgroup.apply(&resources(&w.spec.resources))?;
+            w.cgroup = Some(cgroup);
+        }
+        let cgroup = w.cgroup.as_ref().expect("created above");
+        let oom_kills_before = cgroup.oom_kills().unwrap_or(0);
+        let ctx = PodContext {
+            pod: &self.pod,
+            sandbox,
+            volumes,
+            runtime: &self.runtime_values,
+            state_dir: &self.state_dir,
+            pod_files: &self.pod_files,
+        };
+        let mut command = workload::command(&w.spec, &ctx, cgroup)?;
+        let now = SystemTime::now();
+        match &mut w.log {
+            Some(log) => log.restart(restart_count, now, &mut self.echo)?,
+            None => {
+                w.log = Some(ContainerLog::open(
+                    &self.config.layout,
+                    &self.pod.name,
+                    &name,
+                    restart_count,
+                    LogConfig::default(),
+                )?)
+            }
+        }
+        let child = command.spawn()?;
+        let event_loop = self.event_loop.as_ref().expect("started");
+        for (pipe, stream) in [(&child.stdout, STDOUT_TOKEN), (&child.stderr, STDERR_TOKEN)] {
+            if let Some(file) = pipe {
+                set_nonblocking(file)?;
+                event_loop.watch(file.as_fd(), index as u64 * TOKENS_PER_CONTAINER + stream)?;
+            }
+        }
+        w.process = Some(Process {
+            pid: child.pid,
+            pidfd: child.pidfd,
+            oom_kills_before,
+            stdout: child.stdout,
+            stderr: child.stderr,
+        });
+        Ok(())
+    }
+
+    /// Write the status file (when it changed) and tell systemd.
+    fn publish_status(&mut self) {
+        self.meta.pod_ips = self.runtime_values.pod_ips.clone();
+        let Some(store) = &mut self.store else {
+            return;
+        };
+        let record = status::build(&self.meta, &self.lifecycle, store.last(), SystemTime::now());
+        if let Err(error) = store.write(&record) {
+            eprintln!("supervisor: status: {error}");
+        }
+        let summary = crate::notify::summary(&self.lifecycle);
+        let all_ready = !self.lifecycle.containers().is_empty()
+            && self.lifecycle.containers().iter().all(|c| c.ready());
+        if self.stopping.is_none() && all_ready {
+            self.notifier.ready(&summary);
+        }
+        self.notifier.status(&summary);
+    }
+
+    /// Remove everything the pod made: processes, sandbox, volumes,
+    /// cgroups. Safe to call whatever `start` got to.
+    fn teardown(&mut self) {
+        // Whatever still runs dies now (a failed start, or a finished pod's
+        // leftovers); then reap so no zombie is left.
+        for w in &self.workloads {
+            if let Some(cgroup) = &w.cgroup
+                && let Err(error) = cgroup.kill_all(CGROUP_TIMEOUT)
+            {
+                eprintln!("supervisor: [{}] {error}", w.spec.name);
+            }
+        }
+        let _ = pid1::reap();
+        for w in &mut self.workloads {
+            if let Some(process) = w.process.take() {
+                let _ = process.pidfd.wait();
+            }
+        }
+        self.detach_network();
+        if let Some(sandbox) = self.sandbox.take()
+            && let Err(error) = sandbox.stop(PAUSE_GRACE)
+        {
+            eprintln!("supervisor: sandbox: {error}");
+        }
+        if let Some(mut volumes) = self.volumes.take() {
+            for error in volumes.remove() {
+                eprintln!("supervisor: {error}");
+            }
+        }
+        for w in &mut self.workloads {
+            w.cgroup = None;
+        }
+        self.pause_cgroup = None;
+        if let (Some(host), Some(pod_cgroup)) = (&self.cgroup_host, self.pod_cgroup.take()) {
+            for error in remove_cgroup_tree(host, &pod_cgroup) {
+                eprintln!("supervisor: {error}");
+            }
+        }
+        let _ = std::fs::remove_dir_all(self.state_dir.join("rootfs"));
+        self.publish_status();
+        let _ = pid1::reap();
+    }
+}
+
+/// Kill and remove a cgroup and every cgroup beneath it, deepest first, in
+/// every hierarchy (on cgroup v1 each level holds its own processes).
+fn remove_cgroup_tree(host: &CgroupHost, top: &Cgroup) -> Vec<container::CgroupError> {
+    fn below(dir: &Path, rel: &Path, out: &mut Vec<PathBuf>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                let rel = rel.join(entry.file_name());
+                below(&entry.path(), &rel, out);
+                out.push(rel);
+            }
+        }
+    }
+    let mut children = Vec::new();
+    for dir in top.dirs() {
+        below(&dir, Path::new(""), &mut children);
+    }
+    // Deepest first; the same child appears once per hierarchy.
+    children.sort_by_key(|rel| std::cmp::Reverse(rel.components().count()));
+    children.dedup();
+    let mut errors = Vec::new();
+    for cgroup in children
+        .iter()
+        .filter_map(|rel| Cgroup::open(host, top.name().join(rel)).ok())
+        .chain([top.clone()])
+    {
+        if let Err(error) = cgroup
+            .kill_all(CGROUP_TIMEOUT)
+            .and_then(|()| cgroup.remove(CGROUP_TIMEOUT))
+        {
+            errors.push(error);
+        }
+    }
+    errors
+}
+
+/// Read what is left in the pipes of an ended instance (every process of it
+/// is dead, so this ends at EOF), and close them.
+fn drain_output(
+    w: &mut Workload,
+    mut process: Process,
+    now: SystemTime,
+    echo: &mut Echo,
+    event_loop: Option<&EventLoop>,
+) {
+    for (pipe, stream) in [
+        (process.stdout.take(), Stream::Stdout),
+        (process.stderr.take(), Stream::Stderr),
+    ] {
+        let Some(mut file) = pipe else { continue };
+        if let Some(event_loop) = event_loop {
+            let _ = event_loop.unwatch(file.as_fd());
+        }
+        let mut buf = [0u8; 64 * 1024];
+        while let Ok(n) = file.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            if let Some(log) = &mut w.log {
+                let _ = log.feed(stream, &buf[..n], now, echo);
+            }
+        }
+        if let Some(log) = &mut w.log {
+            let _ = log.finish(stream, now, echo);
+        }
+    }
+}
+
+fn set_nonblocking(file: &File) -> std::io::Result<()> {
+    use nix::fcntl::{FcntlArg, OFlag, fcntl};
+    let flags = fcntl(file, FcntlArg::F_GETFL)?;
+    fcntl(
+        file,
+        FcntlArg::F_SETFL(OFlag::from_bits_truncate(flags) | OFlag::O_NONBLOCK),
+    )?;
+    Ok(())
+}
+
+fn restart_policy(policy: spec::RestartPolicy) -> restart::RestartPolicy {
+    match policy {
+        spec::RestartPolicy::Always => restart::RestartPolicy::Always,
+        spec::RestartPolicy::OnFailure => restart::RestartPolicy::OnFailure,
+        spec::RestartPolicy::Never => restart::RestartPolicy::Never,
+    }
+}
+
+fn resources(r: &spec::Resources) -> container::Resources {
+    container::Resources {
+        memory_limit_bytes: r.memory_limit,
+        cpu_limit_millis: r.cpu_limit_millis,
+        cpu_request_millis: r.cpu_request_millis,
+        pids_limit: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_as_the_flags_document() {
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+        assert_eq!(parse_duration("100ms"), Ok(Duration::from_millis(100)));
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("1.5"), Ok(Duration::from_millis(1500)));
+        assert!(parse_duration("ten").is_err());
+        assert!(parse_duration("10x").is_err());
+        assert!(parse_duration("-1s").is_err());
+    }
+}

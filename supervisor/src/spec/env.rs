@@ -1,0 +1,337 @@
+//! Container environment as Kubernetes builds it: `envFrom` first, then
+//! `env` in order, each literal `value` expanded with `$(VAR)` against the
+//! variables defined before it (`$$` escapes, unresolved references stay
+//! verbatim), values from ConfigMaps/Secrets/fields taken as they are.
+//! The pod IP is only known once the sandbox exists, so field references
+//! to run-time values stay typed until [`resolve`] is given them.
+
+use std::collections::HashMap;
+
+/// A pod field known only at run time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RuntimeField {
+    /// `status.podIP`.
+    PodIp,
+    /// `status.podIPs` (comma-separated, as the kubelet writes it).
+    PodIps,
+    /// `status.hostIP`.
+    HostIp,
+    /// `status.hostIPs`.
+    HostIps,
+    /// `spec.nodeName`.
+    NodeName,
+}
+
+/// Values of [`RuntimeField`]s, given by the runtime once the sandbox is up.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RuntimeValues {
+    /// Pod IPs, primary first (empty for a loopback-only sandbox).
+    pub pod_ips: Vec<String>,
+    /// Host IPs, primary first.
+    pub host_ips: Vec<String>,
+    /// The host's name.
+    pub node_name: String,
+}
+
+impl RuntimeValues {
+    fn get(&self, field: RuntimeField) -> String {
+        match field {
+            RuntimeField::PodIp => self.pod_ips.first().cloned().unwrap_or_default(),
+            RuntimeField::PodIps => self.pod_ips.join(","),
+            RuntimeField::HostIp => self.host_ips.first().cloned().unwrap_or_default(),
+            RuntimeField::HostIps => self.host_ips.join(","),
+            RuntimeField::NodeName => self.node_name.clone(),
+        }
+    }
+}
+
+/// Where a variable's value comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EnvValue {
+    /// `value:` as written; `$(VAR)` is expanded at [`resolve`].
+    Expand(String),
+    /// A value taken verbatim (ConfigMap, Secret, static pod field).
+    Fixed(String),
+    /// A pod field known at run time.
+    Runtime(RuntimeField),
+}
+
+/// One variable, in definition order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvVar {
+    /// Name.
+    pub name: String,
+    /// Value source.
+    pub value: EnvValue,
+}
+
+/// Builds the final environment: later definitions replace earlier ones
+/// (keeping the first position); `$(VAR)` sees every variable defined
+/// before it.
+pub fn resolve(vars: &[EnvVar], runtime: &RuntimeValues) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::with_capacity(vars.len());
+    let mut index: HashMap<String, usize> = HashMap::new();
+    for var in vars {
+        let value = match &var.value {
+            EnvValue::Expand(raw) => {
+                expand(raw, |name| index.get(name).map(|&i| out[i].1.as_str()))
+            }
+            EnvValue::Fixed(v) => v.clone(),
+            EnvValue::Runtime(f) => runtime.get(*f),
+        };
+        match index.get(&var.name) {
+            Some(&i) => out[i].1 = value,
+            None => {
+                index.insert(var.name.clone(), out.len());
+                out.push((var.name.clone(), value));
+            }
+        }
+    }
+    out
+}
+
+/// Expands `$(VAR)` references in `input` exactly as Kubernetes'
+/// `third_party/forked/golang/expansion` does: `$$` is a literal `$`, a
+/// reference that `lookup` does not know stays as written, and an
+/// unterminated `$(` or a `$` before any other character is kept.
+pub fn expand<'a>(input: &str, lookup: impl Fn(&str) -> Option<&'a str>) -> String {
+    let bytes = input.as_bytes();
+    let mut out = String::with_capacity(input.len());
+    let mut checkpoint = 0;
+    let mut cursor = 0;
+    while cursor < bytes.len() {
+        if bytes[cursor] == b'$' && cursor + 1 < bytes.len() {
+            out.push_str(&input[checkpoint..cursor]);
+            let rest = &input[cursor + 1..];
+            let advance = match rest.as_bytes()[0] {
+                b'$' => {
+                    out.push('$');
+                    1
+                }
+                b'(' => match rest[1..].find(')') {
+                    Some(close) => {
+                        let name = &rest[1..1 + close];
+                        match lookup(name) {
+                            Some(v) => out.push_str(v),
+                            None => {
+                                out.push_str("$(");
+                                out.push_str(name);
+                                out.push(')');
+                            }
+                        }
+                        close + 2
+                    }
+                    None => {
+                        out.push_str("$(");
+                        1
+                    }
+                },
+                _ => {
+                    // `$` and the next character are copied; the Go code
+                    // copies one byte, so a multi-byte character is
+                    // copied whole here and skipped below.
+                    let ch = rest.chars().next().unwrap_or_default();
+                    out.push('$');
+                    out.push(ch);
+                    ch.len_utf8()
+                }
+            };
+            cursor += advance;
+            checkpoint = cursor + 1;
+        }
+        cursor += 1;
+    }
+    if checkpoint < input.len() {
+        out.push_str(&input[checkpoint..]);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<&'a str> {
+        move |name| pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| *v)
+    }
+
+    /// Cases from Kubernetes' expand_test.go.
+    #[test]
+    fn expansion_matches_kubernetes() {
+        let vars = [
+            ("VAR_A", "A"),
+            ("VAR_B", "B"),
+            ("VAR_C", "C"),
+            ("VAR_REF", "$(VAR_A)"),
+            ("VAR_EMPTY", ""),
+        ];
+        let m = map(&vars);
+        let cases = [
+            ("whole string", "$(VAR_A)", "A"),
+            ("repeat", "$(VAR_A)-$(VAR_A)", "A-A"),
+            ("beginning", "$(VAR_A)-1", "A-1"),
+            ("middle", "___$(VAR_B)___", "___B___"),
+            ("end", "___$(VAR_C)", "___C"),
+            ("compound", "$(VAR_A)_$(VAR_B)_$(VAR_C)", "A_B_C"),
+            ("escape & expand", "$$(VAR_B)_$(VAR_A)", "$(VAR_B)_A"),
+            (
+                "compound escape",
+                "$$(VAR_A)_$$(VAR_B)",
+                "$(VAR_A)_$(VAR_B)",
+            ),
+            ("mixed in escapes", "f000-$$VAR_A", "f000-$VAR_A"),
+            ("backslash escape ignored", "foo\\$(VAR_C)bar", "foo\\Cbar"),
+            (
+                "backslash escape ignored 2",
+                "foo\\\\$(VAR_C)bar",
+                "foo\\\\Cbar",
+            ),
+            (
+                "lots of backslashes",
+                "foo\\\\\\\\$(VAR_A)bar",
+                "foo\\\\\\\\Abar",
+            ),
+            (
+                "nested var references",
+                "$(VAR_A$(VAR_B))",
+                "$(VAR_A$(VAR_B))",
+            ),
+            (
+                "nested var references second type",
+                "$(VAR_A$(VAR_B)",
+                "$(VAR_A$(VAR_B)",
+            ),
+            ("value is a reference", "$(VAR_REF)", "$(VAR_A)"),
+            (
+                "value is a reference x 2",
+                "%%$(VAR_REF)--$(VAR_REF)%%",
+                "%%$(VAR_A)--$(VAR_A)%%",
+            ),
+            ("empty var", "foo$(VAR_EMPTY)bar", "foobar"),
+            (
+                "unterminated expression",
+                "foo$(VAR_Awhoops!",
+                "foo$(VAR_Awhoops!",
+            ),
+            (
+                "expression without operator",
+                "f00__(VAR_A)__",
+                "f00__(VAR_A)__",
+            ),
+            ("shell special vars pass through", "$?_boo_$!", "$?_boo_$!"),
+            ("bare operators are ignored", "$VAR_A", "$VAR_A"),
+            (
+                "undefined vars are passed through",
+                "$(VAR_DNE)",
+                "$(VAR_DNE)",
+            ),
+            (
+                "multiple (even) operators, var undefined",
+                "$$$$$$(BIG_MONEY)",
+                "$$$(BIG_MONEY)",
+            ),
+            (
+                "multiple (even) operators, var defined",
+                "$$$$$$(VAR_A)",
+                "$$$(VAR_A)",
+            ),
+            (
+                "multiple (odd) operators, var undefined",
+                "$$$$$$$(GOOD_ODDS)",
+                "$$$$(GOOD_ODDS)",
+            ),
+            (
+                "multiple (odd) operators, var defined",
+                "$$$$$$$(VAR_A)",
+                "$$$A",
+            ),
+            ("missing open expression", "$VAR_A)", "$VAR_A)"),
+            ("shell syntax ignored", "${VAR_A}", "${VAR_A}"),
+            (
+                "trailing incomplete expression not consumed",
+                "$(VAR_B)_______$(A",
+                "B_______$(A",
+            ),
+            (
+                "trailing incomplete expression, no content, is not consumed",
+                "$(VAR_C)_______$(",
+                "C_______$(",
+            ),
+            (
+                "operator at end of input string is preserved",
+                "$(VAR_A)foobarzab$",
+                "Afoobarzab$",
+            ),
+            (
+                "shell escaped incomplete expr",
+                "foo-\\$(VAR_A",
+                "foo-\\$(VAR_A",
+            ),
+            ("lots of $( in middle", "--$($($($($--", "--$($($($($--"),
+            (
+                "lots of $( in beginning",
+                "$($($($($--foo$(",
+                "$($($($($--foo$(",
+            ),
+            ("lots of $( at end", "foo0--$($($($(", "foo0--$($($($("),
+            (
+                "escaped operators in variable names are not escaped",
+                "$(foo$$var)",
+                "$(foo$$var)",
+            ),
+            ("newline not expanded", "\n", "\n"),
+            ("empty", "", ""),
+            ("utf-8 after operator", "$é$(VAR_A)", "$éA"),
+        ];
+        for (name, input, expected) in cases {
+            assert_eq!(expand(input, &m), expected, "{name}");
+        }
+    }
+
+    #[test]
+    fn resolve_sees_only_earlier_variables_and_runtime_fields() {
+        let vars = vec![
+            EnvVar {
+                name: "A".into(),
+                value: EnvValue::Expand("x$(B)".into()),
+            },
+            EnvVar {
+                name: "B".into(),
+                value: EnvValue::Fixed("b".into()),
+            },
+            EnvVar {
+                name: "C".into(),
+                value: EnvValue::Expand("$(A)-$(B)-$(IP)".into()),
+            },
+            EnvVar {
+                name: "IP".into(),
+                value: EnvValue::Runtime(RuntimeField::PodIp),
+            },
+            EnvVar {
+                name: "D".into(),
+                value: EnvValue::Expand("$(IP)".into()),
+            },
+            EnvVar {
+                name: "B".into(),
+                value: EnvValue::Fixed("b2".into()),
+            },
+            EnvVar {
+                name: "RAW".into(),
+                value: EnvValue::Fixed("$(A)".into()),
+            },
+        ];
+        let rt = RuntimeValues {
+            pod_ips: vec!["10.1.0.5".into(), "fd00::5".into()],
+            ..Default::default()
+        };
+        let env = resolve(&vars, &rt);
+        let get = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        assert_eq!(get("A"), Some("x$(B)"));
+        assert_eq!(get("C"), Some("x$(B)-b-$(IP)"));
+        assert_eq!(get("D"), Some("10.1.0.5"));
+        assert_eq!(get("B"), Some("b2"));
+        assert_eq!(get("RAW"), Some("$(A)"));
+        assert_eq!(env.iter().filter(|(n, _)| n == "B").count(), 1);
+        assert_eq!(env[1].0, "B");
+    }
+}

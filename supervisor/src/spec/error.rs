@@ -1,0 +1,170 @@
+//! The one error type of manifest loading: every variant names the file,
+//! the document (index, kind, name) and the field path, with the value and
+//! the parser's line:column when there is one. `Display` is one line, e.g.
+//! `pod.yaml: document 1 (Pod web): spec.containers[1].resources.limits.memory = "100Xi": unknown suffix "Xi" ...`.
+
+use std::fmt;
+
+/// Which document of a file an error is about.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DocRef {
+    /// 1-based position among the non-empty documents of the file.
+    pub index: usize,
+    /// `kind`, when the document has one.
+    pub kind: Option<String>,
+    /// `metadata.name`, when the document has one.
+    pub name: Option<String>,
+}
+
+impl fmt::Display for DocRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "document {}", self.index)?;
+        match (&self.kind, &self.name) {
+            (Some(k), Some(n)) => write!(f, " ({k} {n})"),
+            (Some(k), None) => write!(f, " ({k})"),
+            (None, Some(n)) => write!(f, " ({n})"),
+            (None, None) => Ok(()),
+        }
+    }
+}
+
+/// Why a manifest cannot run.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    /// The file could not be read.
+    #[error("{file}: cannot read: {source}")]
+    Read {
+        /// The path.
+        file: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// YAML syntax, a wrong type or an unknown field (from the parser).
+    #[error("{file}{}: {doc}: {}{message}", fmt_location(.location), fmt_path(.path))]
+    Parse {
+        /// The file name.
+        file: String,
+        /// The document.
+        doc: Box<DocRef>,
+        /// Field path, empty at the document root.
+        path: String,
+        /// 1-based line and column.
+        location: Option<(u32, u32)>,
+        /// The parser's message.
+        message: String,
+    },
+    /// A well-formed value that Kubernetes would refuse, or that is not
+    /// supported here.
+    #[error("{file}{}: {doc}: {path}{}: {reason}", fmt_location(.location), fmt_value(.value))]
+    Invalid {
+        /// The file name.
+        file: String,
+        /// The document.
+        doc: Box<DocRef>,
+        /// Field path, e.g. `spec.containers[1].resources.limits.memory`.
+        path: String,
+        /// The offending value as written, when there is one.
+        value: Option<String>,
+        /// 1-based line and column of the field (or of its nearest
+        /// enclosing node when the field is missing).
+        location: Option<(u32, u32)>,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The file has no pod to run.
+    #[error("{file}: no Pod, Deployment, ReplicaSet, StatefulSet, DaemonSet or Job found{}", fmt_ignored(.ignored))]
+    NoPod {
+        /// The file name.
+        file: String,
+        /// Kinds seen and ignored.
+        ignored: Vec<String>,
+    },
+    /// More than one pod in the file (one supervisor runs one pod).
+    #[error("{file}: {second}: a second pod (the first is {first}); one file runs one pod")]
+    SecondPod {
+        /// The file name.
+        file: String,
+        /// The first pod's document.
+        first: Box<DocRef>,
+        /// The second pod's document.
+        second: Box<DocRef>,
+    },
+}
+
+impl ManifestError {
+    /// The field path of the error, if it has one.
+    pub fn path(&self) -> Option<&str> {
+        match self {
+            ManifestError::Parse { path, .. } | ManifestError::Invalid { path, .. } => Some(path),
+            _ => None,
+        }
+    }
+}
+
+fn fmt_location(location: &Option<(u32, u32)>) -> String {
+    location
+        .map(|(l, c)| format!(":{l}:{c}"))
+        .unwrap_or_default()
+}
+
+fn fmt_path(path: &str) -> String {
+    if path.is_empty() {
+        String::new()
+    } else {
+        format!("{path}: ")
+    }
+}
+
+fn fmt_value(value: &Option<String>) -> String {
+    value
+        .as_ref()
+        .map(|v| format!(" = {v:?}"))
+        .unwrap_or_default()
+}
+
+fn fmt_ignored(ignored: &[String]) -> String {
+    if ignored.is_empty() {
+        String::new()
+    } else {
+        format!(" (ignored: {})", ignored.join(", "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_line_formats() {
+        let doc = DocRef {
+            index: 2,
+            kind: Some("Pod".into()),
+            name: Some("web".into()),
+        };
+        let e = ManifestError::Invalid {
+            file: "pod.yaml".into(),
+            doc: Box::new(doc.clone()),
+            path: "spec.containers[1].resources.limits.memory".into(),
+            value: Some("100Xi".into()),
+            location: None,
+            reason: "unknown suffix".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "pod.yaml: document 2 (Pod web): spec.containers[1].resources.limits.memory = \"100Xi\": unknown suffix"
+        );
+        let e = ManifestError::Parse {
+            file: "pod.yaml".into(),
+            doc: Box::new(doc),
+            path: "spec".into(),
+            location: Some((3, 5)),
+            message: "unknown field `x`".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "pod.yaml:3:5: document 2 (Pod web): spec: unknown field `x`"
+        );
+        assert!(!e.to_string().contains('\n'));
+    }
+}

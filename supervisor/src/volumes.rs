@@ -1,0 +1,416 @@
+//! Pod volumes on the host side: the directories, tmpfs mounts and files
+//! that back `emptyDir`, `configMap`, `secret` and `hostPath` volumes.
+//!
+//! Everything created lives under the pod's volume directory (in its state
+//! dir) and is removed when the pod ends; an emptyDir outlives container
+//! restarts because it belongs to the pod. `hostPath` is the exception the
+//! manifest asks for by name: it is checked against its `type`, and only
+//! the `...OrCreate` types create anything. Mounting these into a container
+//! happens in the container's own mount namespace (see `rootfs`).
+
+use crate::spec::{HostPathType, PodSpec, Volume, VolumeFile, VolumeSource};
+use nix::mount::{MntFlags, MsFlags};
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+/// A volume could not be prepared or removed.
+#[derive(Debug, thiserror::Error)]
+pub enum VolumeError {
+    #[error("volume {volume}: {action} {path}: {source}")]
+    Io {
+        volume: String,
+        action: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("volume {volume}: mount tmpfs on {path}: {errno}")]
+    Tmpfs {
+        volume: String,
+        path: PathBuf,
+        errno: nix::errno::Errno,
+    },
+    #[error("volume {volume}: hostPath {path} is not a {expected} (type {kind:?})")]
+    HostPathType {
+        volume: String,
+        path: PathBuf,
+        expected: &'static str,
+        kind: HostPathType,
+    },
+}
+
+/// The host paths backing a pod's volumes, by volume name.
+#[derive(Debug, Default)]
+pub struct PodVolumes {
+    root: PathBuf,
+    paths: BTreeMap<String, PathBuf>,
+    tmpfs: Vec<(String, PathBuf)>,
+    shm: Option<PathBuf>,
+}
+
+/// The size of the pod's /dev/shm, as Docker and kubelet's sandboxes have it.
+pub const SHM_SIZE: u64 = 64 * 1024 * 1024;
+/// The pod's /dev/shm under the volume dir; no volume name (a DNS label)
+/// can start with a dot.
+const SHM_DIR: &str = ".shm";
+
+impl PodVolumes {
+    /// Create every volume of `pod` under `root` (the pod's volume dir).
+    /// On error, whatever was created is removed again.
+    pub fn prepare(pod: &PodSpec, root: &Path) -> Result<PodVolumes, VolumeError> {
+        let mut volumes = PodVolumes {
+            root: root.to_path_buf(),
+            ..PodVolumes::default()
+        };
+        for volume in &pod.volumes {
+            if let Err(error) = volumes.prepare_one(volume, pod.fs_group) {
+                volumes.remove();
+                return Err(error);
+            }
+        }
+        // The containers of a pod share one IPC namespace, so they share
+        // one /dev/shm too: a tmpfs of the pod's.
+        let shm = root.join(SHM_DIR);
+        let made = create_dir(&shm, 0o1777)
+            .map_err(|source| VolumeError::Io {
+                volume: "/dev/shm".to_string(),
+                action: "create",
+                path: shm.clone(),
+                source,
+            })
+            .and_then(|()| {
+                mount_tmpfs(&shm, Some(SHM_SIZE)).map_err(|errno| VolumeError::Tmpfs {
+                    volume: "/dev/shm".to_string(),
+                    path: shm.clone(),
+                    errno,
+                })
+            });
+        if let Err(error) = made {
+            volumes.remove();
+            return Err(error);
+        }
+        volumes.tmpfs.push(("/dev/shm".to_string(), shm.clone()));
+        volumes.shm = Some(shm);
+        Ok(volumes)
+    }
+
+    /// The pod's /dev/shm (a tmpfs), bound into every container.
+    pub fn shm(&self) -> Option<&Path> {
+        self.shm.as_deref()
+    }
+
+    /// The host path of volume `name`.
+    pub fn path(&self, name: &str) -> Option<&Path> {
+        self.paths.get(name).map(PathBuf::as_path)
+    }
+
+    fn prepare_one(&mut self, volume: &Volume, fs_group: Option<u32>) -> Result<(), VolumeError> {
+        let name = volume.name.as_str();
+        let io = |action: &'static str, path: &Path| {
+            let path = path.to_path_buf();
+            move |source| VolumeError::Io {
+                volume: name.to_string(),
+                action,
+                path,
+                source,
+            }
+        };
+        let path = match &volume.source {
+            VolumeSource::EmptyDir { memory, size_limit } => {
+                let dir = self.root.join(name);
+                create_dir(&dir, 0o777).map_err(io("create", &dir))?;
+                if *memory {
+                    mount_tmpfs(&dir, *size_limit).map_err(|errno| VolumeError::Tmpfs {
+                        volume: name.to_string(),
+                        path: dir.clone(),
+                        errno,
+                    })?;
+                    self.tmpfs.push((name.to_string(), dir.clone()));
+                }
+                // Kubernetes makes emptyDir world-writable, so any runAsUser
+                // can use it.
+                fs::set_permissions(&dir, fs::Permissions::from_mode(0o777))
+                    .map_err(io("chmod", &dir))?;
+                dir
+            }
+            VolumeSource::HostPath { path, kind } => {
+                check_host_path(name, path, *kind)?;
+                path.clone()
+            }
+            VolumeSource::Files { files, .. } => {
+                let dir = self.root.join(name);
+                create_dir(&dir, 0o755).map_err(io("create", &dir))?;
+                for file in files {
+                    write_file(&dir, file, fs_group).map_err(io("write", &dir.join(&file.path)))?;
+                }
+                dir
+            }
+        };
+        self.paths.insert(name.to_string(), path);
+        Ok(())
+    }
+
+    /// Unmount the tmpfs volumes and remove the volume directory. Errors are
+    /// returned after everything possible was removed.
+    pub fn remove(&mut self) -> Vec<VolumeError> {
+        let mut errors = Vec::new();
+        for (volume, path) in self.tmpfs.drain(..) {
+            if let Err(errno) = nix::mount::umount2(&path, MntFlags::MNT_DETACH) {
+                errors.push(VolumeError::Tmpfs {
+                    volume,
+                    path,
+                    errno,
+                });
+            }
+        }
+        if let Err(source) = fs::remove_dir_all(&self.root)
+            && source.kind() != std::io::ErrorKind::NotFound
+        {
+            errors.push(VolumeError::Io {
+                volume: "*".to_string(),
+                action: "remove",
+                path: self.root.clone(),
+                source,
+            });
+        }
+        self.paths.clear();
+        errors
+    }
+}
+
+/// Unmount everything mounted at or below `dir` (deepest first): what a
+/// killed run of the pod left mounted in its state dir.
+pub fn unmount_below(dir: &Path) -> Vec<String> {
+    let Ok(mountinfo) = fs::read_to_string("/proc/self/mountinfo") else {
+        return Vec::new();
+    };
+    let mut points: Vec<PathBuf> = mountinfo
+        .lines()
+        .filter_map(|line| line.split(' ').nth(4))
+        .map(|point| PathBuf::from(unescape_mountinfo(point)))
+        .filter(|point| point.starts_with(dir))
+        .collect();
+    points.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    points
+        .into_iter()
+        .filter_map(|point| {
+            nix::mount::umount2(&point, MntFlags::MNT_DETACH)
+                .err()
+                .map(|errno| format!("unmount {}: {errno}", point.display()))
+        })
+        .collect()
+}
+
+/// mountinfo escapes space, tab, newline and backslash as \ooo.
+fn unescape_mountinfo(field: &str) -> String {
+    let bytes = field.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'\\'
+            && i + 3 < bytes.len()
+            && bytes[i + 1..i + 4]
+                .iter()
+                .all(|b| (b'0'..=b'7').contains(b))
+        {
+            out.push(
+                (bytes[i + 1] - b'0') * 64 + (bytes[i + 2] - b'0') * 8 + (bytes[i + 3] - b'0'),
+            );
+            i += 4;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn create_dir(path: &Path, mode: u32) -> std::io::Result<()> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(mode)
+        .create(path)
+}
+
+fn mount_tmpfs(dir: &Path, size_limit: Option<u64>) -> Result<(), nix::errno::Errno> {
+    let options = match size_limit {
+        Some(bytes) => format!("mode=1777,size={bytes}"),
+        None => "mode=1777".to_string(),
+    };
+    nix::mount::mount(
+        Some("tmpfs"),
+        dir,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some(options.as_str()),
+    )
+}
+
+/// Write one configMap/secret file with its mode, atomically (temp file and
+/// rename), group-owned by fsGroup when set.
+fn write_file(dir: &Path, file: &VolumeFile, fs_group: Option<u32>) -> std::io::Result<()> {
+    let target = dir.join(&file.path);
+    if let Some(parent) = target.parent() {
+        create_dir(parent, 0o755)?;
+    }
+    let temp = target.with_extension("podvisor-tmp");
+    let mut out = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(file.mode)
+        .open(&temp)?;
+    out.write_all(&file.data)?;
+    out.sync_all()?;
+    // The umask may have narrowed the mode given at creation.
+    fs::set_permissions(&temp, fs::Permissions::from_mode(file.mode))?;
+    if let Some(gid) = fs_group {
+        std::os::unix::fs::chown(&temp, None, Some(gid))?;
+    }
+    fs::rename(&temp, &target)
+}
+
+fn check_host_path(volume: &str, path: &Path, kind: HostPathType) -> Result<(), VolumeError> {
+    let metadata = fs::metadata(path);
+    let wrong = |expected| VolumeError::HostPathType {
+        volume: volume.to_string(),
+        path: path.to_path_buf(),
+        expected,
+        kind,
+    };
+    let create_error = |action| {
+        move |source| VolumeError::Io {
+            volume: volume.to_string(),
+            action,
+            path: path.to_path_buf(),
+            source,
+        }
+    };
+    match kind {
+        HostPathType::Unchecked => Ok(()),
+        HostPathType::DirectoryOrCreate => match metadata {
+            Ok(m) if m.is_dir() => Ok(()),
+            Ok(_) => Err(wrong("directory")),
+            Err(_) => create_dir(path, 0o755).map_err(create_error("create")),
+        },
+        HostPathType::FileOrCreate => match metadata {
+            Ok(m) if m.is_file() => Ok(()),
+            Ok(_) => Err(wrong("file")),
+            Err(_) => fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o644)
+                .open(path)
+                .map(drop)
+                .map_err(create_error("create")),
+        },
+        HostPathType::Directory => match metadata {
+            Ok(m) if m.is_dir() => Ok(()),
+            _ => Err(wrong("directory")),
+        },
+        HostPathType::File => match metadata {
+            Ok(m) if m.is_file() => Ok(()),
+            _ => Err(wrong("file")),
+        },
+        HostPathType::Socket => match metadata {
+            Ok(m) if m.file_type().is_socket() => Ok(()),
+            _ => Err(wrong("socket")),
+        },
+        HostPathType::CharDevice => match metadata {
+            Ok(m) if m.file_type().is_char_device() => Ok(()),
+            _ => Err(wrong("character device")),
+        },
+        HostPathType::BlockDevice => match metadata {
+            Ok(m) if m.file_type().is_block_device() => Ok(()),
+            _ => Err(wrong("block device")),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::FilesOrigin;
+
+    fn pod_with(volumes: Vec<Volume>) -> PodSpec {
+        let mut pod = crate::spec::load_str(
+            "test.yaml",
+            "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n  - name: c\n    image: busybox\n    command: [/bin/true]\n",
+        )
+        .unwrap()
+        .pod;
+        pod.volumes = volumes;
+        pod
+    }
+
+    #[test]
+    fn empty_dirs_and_files_are_created_under_the_root_and_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("volumes");
+        let pod = pod_with(vec![
+            Volume {
+                name: "cache".into(),
+                source: VolumeSource::EmptyDir {
+                    memory: false,
+                    size_limit: None,
+                },
+            },
+            Volume {
+                name: "config".into(),
+                source: VolumeSource::Files {
+                    origin: FilesOrigin::ConfigMap("cm".into()),
+                    files: vec![
+                        VolumeFile {
+                            path: "index.html".into(),
+                            data: b"hello".to_vec(),
+                            mode: 0o644,
+                        },
+                        VolumeFile {
+                            path: "sub/run.sh".into(),
+                            data: b"#!/bin/sh".to_vec(),
+                            mode: 0o755,
+                        },
+                    ],
+                },
+            },
+        ]);
+        let mut volumes = PodVolumes::prepare(&pod, &root).unwrap();
+        let cache = volumes.path("cache").unwrap();
+        assert_eq!(
+            fs::metadata(cache).unwrap().permissions().mode() & 0o7777,
+            0o777
+        );
+        let config = volumes.path("config").unwrap().to_path_buf();
+        assert_eq!(fs::read(config.join("index.html")).unwrap(), b"hello");
+        let mode = fs::metadata(config.join("sub/run.sh"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o755);
+        assert!(volumes.remove().is_empty());
+        assert!(!root.exists());
+    }
+
+    #[test]
+    fn host_path_types_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("f");
+        fs::write(&file, b"").unwrap();
+        assert!(check_host_path("v", &file, HostPathType::File).is_ok());
+        let error = check_host_path("v", &file, HostPathType::Directory).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "volume v: hostPath {} is not a directory (type Directory)",
+                file.display()
+            )
+        );
+        let created = dir.path().join("new/dir");
+        check_host_path("v", &created, HostPathType::DirectoryOrCreate).unwrap();
+        assert!(created.is_dir());
+        assert!(check_host_path("v", &dir.path().join("missing"), HostPathType::Socket).is_err());
+    }
+}

@@ -1,0 +1,164 @@
+//! One container of the pod as a process: the `container::Command` built
+//! from its validated spec (argv, environment, credentials, capabilities,
+//! namespaces of the sandbox, root filesystem with the pod's volumes,
+//! cgroup, stdio pipes).
+//!
+//! It decides nothing about restarts (see `restart`) and keeps no state
+//! between instances except what the pod owns (volumes, cgroups).
+
+use crate::spec::{Container, PodSpec, RuntimeValues, VolumeSource};
+use crate::volumes::PodVolumes;
+use container::rootfs::{BindMount, RootfsSpec};
+use container::spawn::DEFAULT_PATH;
+use container::{CapSet, Cgroup, Command, Namespace, NamespaceSet, Sandbox, Stdio};
+use nix::sys::signal::Signal;
+use std::path::{Path, PathBuf};
+
+/// Why a container's process could not be described (before any spawn).
+#[derive(Debug, thiserror::Error)]
+pub enum WorkloadError {
+    #[error("container {container}: volume {volume} of mount {mount_path} is not prepared")]
+    MissingVolume {
+        container: String,
+        volume: String,
+        mount_path: PathBuf,
+    },
+    #[error("container {container}: {source}")]
+    Rootfs {
+        container: String,
+        source: container::rootfs::RootfsError,
+    },
+    #[error("container {container}: command is empty")]
+    EmptyCommand { container: String },
+    #[error("container {container}: create the rootfs staging dir {path}: {source}")]
+    Staging {
+        container: String,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// What the pod gives every container.
+pub struct PodContext<'a> {
+    pub pod: &'a PodSpec,
+    pub sandbox: &'a Sandbox,
+    pub volumes: &'a PodVolumes,
+    pub runtime: &'a RuntimeValues,
+    /// The pod's state dir; each container stages its rootfs in it.
+    pub state_dir: &'a Path,
+    /// Files the pod mounts into every container (/etc/hosts, ...).
+    pub pod_files: &'a [BindMount],
+}
+
+/// The command that starts one instance of `container` in the pod.
+pub fn command(
+    container: &Container,
+    ctx: &PodContext<'_>,
+    cgroup: &Cgroup,
+) -> Result<Command, WorkloadError> {
+    let name = container.name.as_str();
+    let mut env = container.env(ctx.runtime);
+    let argv = container.argv(&env);
+    let Some(program) = argv.first() else {
+        return Err(WorkloadError::EmptyCommand {
+            container: name.to_string(),
+        });
+    };
+    // What a container runtime adds when the image does not: PATH and
+    // HOSTNAME (kubelet sets HOSTNAME to the pod's hostname).
+    if !env.iter().any(|(k, _)| k == "PATH") {
+        env.insert(0, ("PATH".to_string(), DEFAULT_PATH.to_string()));
+    }
+    if !env.iter().any(|(k, _)| k == "HOSTNAME") {
+        env.insert(1, ("HOSTNAME".to_string(), ctx.pod.hostname.clone()));
+    }
+
+    let mut command = Command::new(program);
+    command.args(&argv[1..]);
+    for (key, value) in &env {
+        command.env(key, value);
+    }
+    command.cwd(container.working_dir.as_deref().unwrap_or(Path::new("/")));
+
+    let security = &container.security;
+    if let Some(uid) = security.run_as_user {
+        command.uid(uid);
+    }
+    if let Some(gid) = security.run_as_group {
+        command.gid(gid);
+    }
+    command.groups(&security.supplemental_groups);
+    command.capabilities(CapSet(security.capabilities.effective_mask()));
+    command.no_new_privs(!security.allow_privilege_escalation);
+
+    let share_pid = ctx.pod.share_process_namespace;
+    command.join_sandbox(ctx.sandbox, share_pid);
+    if !share_pid {
+        command.create_namespaces(NamespaceSet::of(&[Namespace::Pid]));
+    }
+    command.rootfs(rootfs(container, ctx)?);
+    command.cgroup(cgroup);
+    command.stdin(Stdio::Null);
+    command.stdout(Stdio::Piped);
+    command.stderr(Stdio::Piped);
+    // Should the supervisor die without its teardown, the workloads die too.
+    command.parent_death_signal(Signal::SIGKILL);
+    Ok(command)
+}
+
+/// The container's root filesystem: the host's, overlaid, with the pod's
+/// volumes and files bound in.
+fn rootfs(
+    container: &Container,
+    ctx: &PodContext<'_>,
+) -> Result<container::rootfs::Rootfs, WorkloadError> {
+    let name = container.name.as_str();
+    let staging = ctx.state_dir.join("rootfs").join(name);
+    std::fs::create_dir_all(&staging).map_err(|source| WorkloadError::Staging {
+        container: name.to_string(),
+        path: staging.clone(),
+        source,
+    })?;
+    let mut spec =
+        RootfsSpec::new(&staging).read_only(container.security.read_only_root_filesystem);
+    if let Some(shm) = ctx.volumes.shm() {
+        spec = spec.shm(shm);
+    }
+    for file in ctx.pod_files {
+        spec = spec.bind(file.clone());
+    }
+    for mount in &container.mounts {
+        let base = ctx
+            .volumes
+            .path(&mount.volume)
+            .ok_or_else(|| WorkloadError::MissingVolume {
+                container: name.to_string(),
+                volume: mount.volume.clone(),
+                mount_path: mount.mount_path.clone(),
+            })?;
+        let source = match &mount.sub_path {
+            Some(sub) => {
+                let path = base.join(sub);
+                // kubelet creates a missing subPath directory in the volume.
+                let is_host_path = matches!(
+                    ctx.pod.volume(&mount.volume).map(|v| &v.source),
+                    Some(VolumeSource::HostPath { .. })
+                );
+                if !path.exists() && !is_host_path {
+                    let _ = std::fs::create_dir_all(&path);
+                }
+                path
+            }
+            None => base.to_path_buf(),
+        };
+        spec = spec.bind(BindMount {
+            source,
+            target: mount.mount_path.clone(),
+            read_only: mount.read_only,
+        });
+    }
+    spec.prepare().map_err(|source| WorkloadError::Rootfs {
+        container: name.to_string(),
+        source,
+    })
+}
