@@ -10,3 +10,19 @@ FROM scratch AS pause
 COPY target/release/pause /pause
 USER 65535:65535
 ENTRYPOINT ["/pause"]
+
+# A pod in a container: the supervisor as PID 1 runs the two-container demo
+# pod of docker/pod.yaml (busybox httpd and a sidecar fetching it over
+# 127.0.0.1). Stage its files first (busybox-static, the CNI plugins and the
+# glibc files they load, the manifest and the CNI network):
+#   cargo build --release --workspace && docker/stage.sh
+#   docker build --target supervisor -t podvisor/supervisor .
+#   docker run --rm --privileged podvisor/supervisor
+# --privileged gives the supervisor what it needs inside: writable cgroups,
+# and the capabilities for namespaces, mounts and the pod's bridge (in the
+# container's own network namespace: docker run --network none works).
+FROM scratch AS supervisor
+COPY docker/context/rootfs/ /
+COPY target/release/supervisor target/release/pause /usr/local/bin/
+ENTRYPOINT ["/usr/local/bin/supervisor"]
+CMD ["run", "/etc/supervisor/pod.yaml"]

@@ -63,6 +63,21 @@ impl EventLoop {
             .map_err(sys("epoll_ctl(ADD)"))
     }
 
+    /// Watch `fd` for the `flags` events (e.g. `EPOLLOUT` for a connecting
+    /// socket), reported as `token`. Errors and hang-ups are always
+    /// reported.
+    pub fn watch_with(
+        &self,
+        fd: BorrowedFd<'_>,
+        token: u64,
+        flags: EpollFlags,
+    ) -> Result<(), EventLoopError> {
+        assert_ne!(token, TIMER, "token reserved for the timer");
+        self.epoll
+            .add(fd, EpollEvent::new(flags, token))
+            .map_err(sys("epoll_ctl(ADD)"))
+    }
+
     /// Stop watching `fd` (call before closing it).
     pub fn unwatch(&self, fd: BorrowedFd<'_>) -> Result<(), EventLoopError> {
         self.epoll.delete(fd).map_err(sys("epoll_ctl(DEL)"))

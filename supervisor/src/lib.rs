@@ -17,6 +17,7 @@ pub mod network;
 pub mod notify;
 pub mod paths;
 pub mod pid1;
+pub mod probe;
 pub mod quantity;
 pub mod restart;
 pub mod run;

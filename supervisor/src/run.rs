@@ -205,6 +205,12 @@ struct Workload {
 struct Process {
     pid: i32,
     pidfd: PidFd,
+    /// The instance's own cgroup beneath the container's (which holds the
+    /// limits). A fresh one per instance: a cgroup that was killed through
+    /// `cgroup.kill` kills whatever clone3 later starts into it on some
+    /// kernels (the kill sequence check of CLONE_INTO_CGROUP), and a fresh
+    /// one also leaves nothing of the previous instance behind.
+    cgroup: Cgroup,
     /// The cgroup's OOM-kill counter when it started.
     oom_kills_before: u64,
     stdout: Option<File>,
@@ -600,15 +606,20 @@ impl PodRuntime {
         let now = Stamp::now();
         let w = &mut self.workloads[index];
         let process = w.process.take().expect("matched a running process");
-        let oom_killed = w
-            .cgroup
-            .as_ref()
-            .and_then(|c| c.oom_kills().ok())
-            .is_some_and(|after| after > process.oom_kills_before);
+        // cgroup v1 counts an OOM kill in the victim's own memcg (the
+        // instance's, fresh for it); v2 counts it up the tree as well (the
+        // container's, which holds the limit).
+        let oom_killed = process.cgroup.oom_kills().is_ok_and(|n| n > 0)
+            || w.cgroup
+                .as_ref()
+                .and_then(|c| c.oom_kills().ok())
+                .is_some_and(|after| after > process.oom_kills_before);
         // The instance is over: nothing of it may outlive it (processes it
         // left in a shared PID namespace, or the rest of its own).
-        if let Some(cgroup) = &w.cgroup
-            && let Err(error) = cgroup.kill_all(CGROUP_TIMEOUT)
+        if let Err(error) = process
+            .cgroup
+            .kill_all(CGROUP_TIMEOUT)
+            .and_then(|()| process.cgroup.remove(CGROUP_TIMEOUT))
         {
             eprintln!("supervisor: [{}] {error}", w.spec.name);
         }
@@ -787,8 +798,9 @@ impl PodRuntime {
             cgroup.apply(&resources(&w.spec.resources))?;
             w.cgroup = Some(cgroup);
         }
-        let cgroup = w.cgroup.as_ref().expect("created above");
-        let oom_kills_before = cgroup.oom_kills().unwrap_or(0);
+        let container_cgroup = w.cgroup.as_ref().expect("created above");
+        let oom_kills_before = container_cgroup.oom_kills().unwrap_or(0);
+        let cgroup = container_cgroup.create_child(host, &restart_count.to_string())?;
         let ctx = PodContext {
             pod: &self.pod,
             sandbox,
@@ -797,7 +809,13 @@ impl PodRuntime {
             state_dir: &self.state_dir,
             pod_files: &self.pod_files,
         };
-        let mut command = workload::command(&w.spec, &ctx, cgroup)?;
+        let mut command = match workload::command(&w.spec, &ctx, &cgroup) {
+            Ok(command) => command,
+            Err(error) => {
+                let _ = cgroup.remove(CGROUP_TIMEOUT);
+                return Err(error.into());
+            }
+        };
         let now = SystemTime::now();
         match &mut w.log {
             Some(log) => log.restart(restart_count, now, &mut self.echo)?,
@@ -811,7 +829,13 @@ impl PodRuntime {
                 )?)
             }
         }
-        let child = command.spawn()?;
+        let child = match command.spawn() {
+            Ok(child) => child,
+            Err(error) => {
+                let _ = cgroup.remove(CGROUP_TIMEOUT);
+                return Err(error.into());
+            }
+        };
         let event_loop = self.event_loop.as_ref().expect("started");
         for (pipe, stream) in [(&child.stdout, STDOUT_TOKEN), (&child.stderr, STDERR_TOKEN)] {
             if let Some(file) = pipe {
@@ -822,6 +846,7 @@ impl PodRuntime {
         w.process = Some(Process {
             pid: child.pid,
             pidfd: child.pidfd,
+            cgroup,
             oom_kills_before,
             stdout: child.stdout,
             stderr: child.stderr,

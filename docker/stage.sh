@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# Stage what the `supervisor` image holds besides the two binaries cargo
+# built, into the Docker build context (docker/context/, ignored by git).
+#
+#   cargo build --release --workspace
+#   docker/stage.sh
+#   docker build --target supervisor -t podvisor/supervisor .
+#   docker run --rm --privileged podvisor/supervisor
+#
+# The image is FROM scratch: nothing is pulled and nothing is compiled in the
+# build. Everything comes from this repository and from Debian packages:
+#
+#   docker/context/rootfs/                 copied to / of the image
+#     bin/busybox, bin/sh, bin/ps, ...     busybox-static (links to busybox)
+#     opt/cni/bin/{bridge,host-local,loopback,portmap}
+#                                          containernetworking-plugins
+#     lib/..., lib64/ld-linux-x86-64.so.2  the glibc files those plugins (and
+#                                          the supervisor, when not static)
+#                                          load, as `ldd` names them
+#     etc/supervisor/pod.yaml              docker/pod.yaml
+#     etc/cni/net.d/10-podvisor.conflist   docker/10-podvisor.conflist
+#     tmp/                                 mode 1777
+#
+# A package that is installed is read from the file system; one that is not
+# is fetched with `apt-get download` (no root needed) and unpacked in a
+# temporary directory. The staged tree is rebuilt from scratch on each run.
+#
+# Usage: docker/stage.sh [CONTEXT_DIR]   (default: docker/context next to
+# this script). SUPERVISOR=PATH names the supervisor binary whose libraries
+# to include (default: target/release/supervisor of this repository, or of
+# $CARGO_TARGET_DIR).
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(dirname "$here")
+context=${1:-$here/context}
+supervisor=${SUPERVISOR:-${CARGO_TARGET_DIR:-$repo/target}/release/supervisor}
+cni_plugins=(bridge host-local loopback portmap)
+# Applets linked in /bin for `docker exec C sh` and friends; the manifest
+# itself calls /bin/busybox explicitly.
+applets=(sh cat echo grep head ip kill ls mkdir ps rm sleep tail wget)
+
+die() {
+  echo "docker/stage.sh: $*" >&2
+  exit 1
+}
+
+[[ -x $supervisor ]] || die "$supervisor is missing: run cargo build --release --workspace first (or set SUPERVISOR)"
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+# package_file PACKAGE PATH: print where PATH of PACKAGE can be read, from
+# the installed package or from its downloaded .deb.
+package_file() {
+  local package=$1 path=$2
+  if [[ $(dpkg-query -W -f='${Status}' "$package" 2>/dev/null) == "install ok installed" ]]; then
+    [[ -e $path ]] || die "$path is missing although $package is installed"
+    echo "$path"
+    return
+  fi
+  local root=$work/deb-$package
+  if [[ ! -d $root ]]; then
+    echo "docker/stage.sh: $package is not installed; fetching it with apt-get download" >&2
+    (cd "$work" && apt-get download -q "$package" >&2) || die "apt-get download $package failed"
+    mkdir -p "$root"
+    dpkg-deb -x "$work/${package}"_*.deb "$root"
+  fi
+  [[ -e $root$path ]] || die "$package has no $path"
+  echo "$root$path"
+}
+
+# copy_libraries ELF: copy the shared libraries ELF loads (and the loader)
+# to the same paths under the staged root. A static binary needs none.
+copy_libraries() {
+  local elf=$1 line lib
+  if ! ldd "$elf" >"$work/ldd" 2>&1; then
+    grep -q "not a dynamic executable" "$work/ldd" && return
+    die "ldd $elf: $(cat "$work/ldd")"
+  fi
+  while read -r line; do
+    case $line in
+      *"=> not found"*) die "ldd $elf: $line" ;;
+      *"=> /"*) lib=${line#*=> } ;;
+      /*) lib=$line ;;
+      *) continue ;; # linux-vdso.so.1 has no file
+    esac
+    lib=${lib%% (*}
+    install -D -m 0755 "$(readlink -f "$lib")" "$rootfs$lib"
+  done <"$work/ldd"
+}
+
+rootfs=$context/rootfs
+rm -rf "$rootfs"
+mkdir -p "$rootfs"/{bin,opt/cni/bin,etc/supervisor,etc/cni/net.d}
+install -d -m 1777 "$rootfs/tmp"
+
+install -m 0755 "$(package_file busybox-static /bin/busybox)" "$rootfs/bin/busybox"
+for applet in "${applets[@]}"; do
+  ln -s busybox "$rootfs/bin/$applet"
+done
+
+for plugin in "${cni_plugins[@]}"; do
+  file=$(package_file containernetworking-plugins "/usr/lib/cni/$plugin")
+  install -m 0755 "$file" "$rootfs/opt/cni/bin/$plugin"
+  copy_libraries "$file"
+done
+copy_libraries "$supervisor"
+
+install -m 0644 "$here/pod.yaml" "$rootfs/etc/supervisor/pod.yaml"
+install -m 0644 "$here/10-podvisor.conflist" "$rootfs/etc/cni/net.d/10-podvisor.conflist"
+
+echo "staged $(find "$rootfs" -type f -o -type l | wc -l) files in $rootfs" >&2

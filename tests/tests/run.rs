@@ -1,0 +1,474 @@
+//! `supervisor run` end to end, as root on the real kernel: the seed
+//! scenario (a web server, a sidecar on 127.0.0.1, a ConfigMap page, a
+//! read-only shared emptyDir), restarts, OOM kills, back-off, restart
+//! policies, init containers, the grace period, and bad manifests.
+
+use it::pod::{RunOptions, RunningPod, example_cni_dir, leftovers, unique_name};
+use it::{require, require_root, signal, wait_until};
+use nix::sys::signal::Signal;
+use serde_json::Value;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+const BUSYBOX: &str = "/bin/busybox";
+
+fn prerequisites() -> bool {
+    if !it::prerequisite(it::is_root(), "root (uid 0)") {
+        return false;
+    }
+    it::prerequisite(
+        Path::new(BUSYBOX).is_file(),
+        "busybox-static at /bin/busybox",
+    )
+}
+
+fn restart_count(status: &Value, container: &str) -> u64 {
+    RunningPod::container(status, container)["restartCount"]
+        .as_u64()
+        .unwrap_or(0)
+}
+
+/// The seed scenario of the project.
+fn seed_manifest(name: &str) -> String {
+    format!(
+        r#"apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: content
+data:
+  index.html: "hello from the configmap"
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: {name}
+spec:
+  terminationGracePeriodSeconds: 2
+  containers:
+  - name: web
+    image: busybox
+    command: [/bin/busybox, sh, -c, "exec /bin/busybox httpd -f -v -p 8080 -h /www 2>>/log/access.log"]
+    volumeMounts:
+    - {{name: content, mountPath: /www, readOnly: true}}
+    - {{name: logs, mountPath: /log}}
+    resources:
+      limits: {{memory: 100Mi, cpu: 500m}}
+      requests: {{memory: 50Mi, cpu: 100m}}
+  - name: sidecar
+    image: busybox
+    command:
+    - /bin/busybox
+    - sh
+    - -c
+    - |
+      until /bin/busybox wget -q -O /tmp/page http://127.0.0.1:8080/; do /bin/busybox sleep 0.1; done
+      echo "page: $(/bin/busybox cat /tmp/page)"
+      /bin/busybox sleep 0.5
+      echo "log: $(/bin/busybox tail -n 1 /log/access.log)"
+      if /bin/busybox touch /log/written 2>/dev/null; then echo "volume: writable"; else echo "volume: read-only"; fi
+      exec /bin/busybox sleep 3600
+    volumeMounts:
+    - {{name: logs, mountPath: /log, readOnly: true}}
+  volumes:
+  - name: content
+    configMap: {{name: content}}
+  - name: logs
+    emptyDir: {{}}
+"#
+    )
+}
+
+#[test]
+fn seed_scenario_sidecar_reads_the_server_on_localhost_through_shared_volumes() {
+    if !prerequisites() {
+        return;
+    }
+    let name = unique_name("seed");
+    let pod = RunningPod::start(&name, &seed_manifest(&name), RunOptions::default());
+    pod.wait_running(Duration::from_secs(20));
+    let log = wait_until(Duration::from_secs(20), || {
+        let log = pod.log("sidecar", 0);
+        log.contains("volume: ").then_some(log)
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "sidecar log incomplete:\n{}\n{}",
+            pod.log("sidecar", 0),
+            pod.output()
+        )
+    });
+    assert!(log.contains("page: hello from the configmap"), "{log}");
+    assert!(
+        log.contains("response:200"),
+        "the access log is shared: {log}"
+    );
+    assert!(log.contains("volume: read-only"), "{log}");
+    // CRI format: <RFC3339Nano> stdout F <line>
+    let first = log.lines().next().unwrap();
+    let fields: Vec<&str> = first.splitn(4, ' ').collect();
+    assert_eq!(fields[1..3], ["stdout", "F"], "{first}");
+    assert!(
+        fields[0].ends_with('Z') && fields[0].contains('T'),
+        "{first}"
+    );
+    // The supervisor echoes container output with a prefix.
+    assert!(
+        pod.output()
+            .contains("[sidecar] page: hello from the configmap")
+    );
+    // Limits as kubelet converts them.
+    let web = pod.cgroup_dir("memory").join("containers/web");
+    assert_eq!(
+        std::fs::read_to_string(web.join("memory.limit_in_bytes"))
+            .unwrap()
+            .trim(),
+        "104857600"
+    );
+    let cpu = pod.cgroup_dir("cpu").join("containers/web");
+    assert_eq!(
+        std::fs::read_to_string(cpu.join("cpu.cfs_quota_us"))
+            .unwrap()
+            .trim(),
+        "50000"
+    );
+    assert_eq!(
+        std::fs::read_to_string(cpu.join("cpu.shares"))
+            .unwrap()
+            .trim(),
+        "102"
+    );
+    let state_dir = pod.state_dir();
+    let (status, _, output) = pod.stop(Signal::SIGTERM, Duration::from_secs(15));
+    assert_eq!(status.code(), Some(0), "{output}");
+    assert_eq!(leftovers(&name, &state_dir), Vec::<String>::new());
+}
+
+#[test]
+fn a_killed_container_is_restarted_with_its_last_state() {
+    if !prerequisites() {
+        return;
+    }
+    let name = unique_name("restart");
+    let manifest = format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  containers:\n  - name: app\n    command: [{BUSYBOX}, sleep, \"3600\"]\n  - name: other\n    command: [{BUSYBOX}, sleep, \"3600\"]\n"
+    );
+    let pod = RunningPod::start(&name, &manifest, RunOptions::default());
+    pod.wait_running(Duration::from_secs(20));
+    let pid = pod.container_pid("app").expect("app's pid");
+    signal(pid, Signal::SIGKILL);
+    let status = pod.wait_status(Duration::from_secs(20), "app restarted", |s| {
+        restart_count(s, "app") == 1
+            && RunningPod::container(s, "app")["state"]["running"].is_object()
+    });
+    let last = &RunningPod::container(&status, "app")["lastState"]["terminated"];
+    assert_eq!(last["exitCode"], 137, "{status:#}");
+    assert_eq!(last["reason"], "Error");
+    assert_eq!(last["signal"], 9);
+    assert_ne!(pod.container_pid("app"), Some(pid), "a new process");
+    assert_eq!(
+        restart_count(&status, "other"),
+        0,
+        "the other container is untouched"
+    );
+}
+
+#[test]
+fn over_its_memory_limit_a_container_is_oom_killed_and_the_pod_keeps_running() {
+    if !prerequisites() {
+        return;
+    }
+    let name = unique_name("oom");
+    // `tail /dev/zero` buffers an endless line: it grows until the limit.
+    let manifest = format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  containers:\n  - name: hog\n    command: [{BUSYBOX}, sh, -c, \"{BUSYBOX} sleep 1; exec {BUSYBOX} tail /dev/zero\"]\n    resources:\n      limits: {{memory: 100Mi}}\n  - name: steady\n    command: [{BUSYBOX}, sleep, \"3600\"]\n"
+    );
+    let pod = RunningPod::start(
+        &name,
+        &manifest,
+        RunOptions {
+            args: vec!["--backoff-initial".into(), "60s".into()],
+            ..RunOptions::default()
+        },
+    );
+    pod.wait_running(Duration::from_secs(20));
+    let limit = pod
+        .cgroup_dir("memory")
+        .join("containers/hog/memory.limit_in_bytes");
+    assert_eq!(std::fs::read_to_string(limit).unwrap().trim(), "104857600");
+    let status = pod.wait_status(Duration::from_secs(60), "hog OOM-killed", |s| {
+        RunningPod::container(s, "hog")["lastState"]["terminated"]["reason"] == "OOMKilled"
+    });
+    let hog = RunningPod::container(&status, "hog");
+    assert_eq!(hog["lastState"]["terminated"]["exitCode"], 137);
+    assert_eq!(status["status"]["phase"], "Running");
+    assert!(RunningPod::container(&status, "steady")["state"]["running"].is_object());
+    // A plain SIGKILL is not an OOM kill.
+    let steady = pod.container_pid("steady").unwrap();
+    signal(steady, Signal::SIGKILL);
+    let status = pod.wait_status(Duration::from_secs(20), "steady restarted", |s| {
+        restart_count(s, "steady") == 1
+    });
+    assert_eq!(
+        RunningPod::container(&status, "steady")["lastState"]["terminated"]["reason"],
+        "Error"
+    );
+}
+
+#[test]
+fn back_off_doubles_and_caps() {
+    if !prerequisites() {
+        return;
+    }
+    let name = unique_name("backoff");
+    let out = tempfile::tempdir().unwrap();
+    let manifest = format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  containers:\n  - name: crash\n    command: [{BUSYBOX}, sh, -c, \"{BUSYBOX} cat /proc/uptime >> /out/starts; exit 3\"]\n    volumeMounts: [{{name: out, mountPath: /out}}]\n  volumes:\n  - name: out\n    hostPath: {{path: {}, type: Directory}}\n",
+        out.path().display()
+    );
+    let pod = RunningPod::start(
+        &name,
+        &manifest,
+        RunOptions {
+            args: vec![
+                "--backoff-initial".into(),
+                "300ms".into(),
+                "--backoff-max".into(),
+                "1200ms".into(),
+            ],
+            ..RunOptions::default()
+        },
+    );
+    let starts = wait_until(Duration::from_secs(30), || {
+        let text = std::fs::read_to_string(out.path().join("starts")).ok()?;
+        let starts: Vec<f64> = text
+            .lines()
+            .filter_map(|l| l.split_whitespace().next()?.parse().ok())
+            .collect();
+        (starts.len() >= 6).then_some(starts)
+    })
+    .unwrap_or_else(|| panic!("not enough restarts:\n{}", pod.output()));
+    let gaps: Vec<f64> = starts.windows(2).map(|w| w[1] - w[0]).collect();
+    // Expected delays: 0 (first restart at once), 0.3, 0.6, 1.2, 1.2 s,
+    // plus the time a start takes.
+    let expected = [0.0, 0.3, 0.6, 1.2, 1.2];
+    for (gap, want) in gaps.iter().zip(expected) {
+        assert!(
+            *gap >= want - 0.02 && *gap < want + 0.25,
+            "gaps {gaps:?} do not follow {expected:?}"
+        );
+    }
+    let status = pod.status().unwrap();
+    let crash = RunningPod::container(&status, "crash");
+    assert!(crash["restartCount"].as_u64().unwrap() >= 5);
+    assert_eq!(crash["lastState"]["terminated"]["exitCode"], 3);
+}
+
+fn run_to_end(name: &str, manifest: &str) -> (i32, Value, String) {
+    let mut pod = RunningPod::start(name, manifest, RunOptions::default());
+    let status = pod.wait_exit(Duration::from_secs(30));
+    let record = pod.status().expect("final status");
+    (status.code().unwrap_or(-1), record, pod.output())
+}
+
+#[test]
+fn restart_policy_on_failure_restarts_failures_only_and_the_pod_succeeds() {
+    if !prerequisites() {
+        return;
+    }
+    let name = unique_name("onfailure");
+    let out = tempfile::tempdir().unwrap();
+    // Fails twice, then succeeds: the pod ends Succeeded.
+    let manifest = format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  restartPolicy: OnFailure\n  containers:\n  - name: flaky\n    command: [{BUSYBOX}, sh, -c, \"echo x >> /out/runs; [ $({BUSYBOX} wc -l < /out/runs) -ge 3 ]\"]\n    volumeMounts: [{{name: out, mountPath: /out}}]\n  volumes:\n  - name: out\n    hostPath: {{path: {}}}\n",
+        out.path().display()
+    );
+    let (code, status, output) = run_to_end(&name, &manifest);
+    assert_eq!(code, 0, "{output}");
+    assert_eq!(status["status"]["phase"], "Succeeded", "{status:#}");
+    let flaky = RunningPod::container(&status, "flaky");
+    assert_eq!(flaky["restartCount"], 2);
+    assert_eq!(flaky["state"]["terminated"]["reason"], "Completed");
+}
+
+#[test]
+fn restart_policy_never_leaves_a_failure_failed() {
+    if !prerequisites() {
+        return;
+    }
+    let name = unique_name("never");
+    let manifest = format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  restartPolicy: Never\n  containers:\n  - name: fails\n    command: [{BUSYBOX}, sh, -c, \"exit 7\"]\n"
+    );
+    let (code, status, output) = run_to_end(&name, &manifest);
+    assert_eq!(code, 1, "{output}");
+    assert_eq!(status["status"]["phase"], "Failed");
+    let fails = RunningPod::container(&status, "fails");
+    assert_eq!(fails["restartCount"], 0);
+    assert_eq!(fails["state"]["terminated"]["exitCode"], 7);
+    assert_eq!(fails["state"]["terminated"]["reason"], "Error");
+}
+
+#[test]
+fn init_containers_run_in_order_before_the_containers() {
+    if !prerequisites() {
+        return;
+    }
+    let name = unique_name("init");
+    let manifest = format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  restartPolicy: Never\n  initContainers:\n  - name: first\n    command: [{BUSYBOX}, sh, -c, \"{BUSYBOX} sleep 0.3; echo first >> /work/order\"]\n    volumeMounts: [{{name: work, mountPath: /work}}]\n  - name: second\n    command: [{BUSYBOX}, sh, -c, \"echo second >> /work/order\"]\n    volumeMounts: [{{name: work, mountPath: /work}}]\n  containers:\n  - name: main\n    command: [{BUSYBOX}, sh, -c, \"echo main >> /work/order; {BUSYBOX} cat /work/order\"]\n    volumeMounts: [{{name: work, mountPath: /work}}]\n  volumes:\n  - name: work\n    emptyDir: {{}}\n"
+    );
+    let mut pod = RunningPod::start(&name, &manifest, RunOptions::default());
+    let code = pod.wait_exit(Duration::from_secs(30));
+    assert_eq!(code.code(), Some(0), "{}", pod.output());
+    let log = pod.log("main", 0);
+    let lines: Vec<&str> = log
+        .lines()
+        .filter_map(|l| l.splitn(4, ' ').nth(3))
+        .collect();
+    assert_eq!(lines, ["first", "second", "main"], "{log}");
+    let status = pod.status().unwrap();
+    assert_eq!(status["status"]["phase"], "Succeeded");
+    for c in status["status"]["initContainerStatuses"]
+        .as_array()
+        .unwrap()
+    {
+        assert_eq!(c["state"]["terminated"]["reason"], "Completed", "{c:#}");
+    }
+}
+
+#[test]
+fn the_grace_period_is_honoured_for_a_container_that_ignores_sigterm() {
+    if !prerequisites() {
+        return;
+    }
+    let name = unique_name("grace");
+    let manifest = format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  terminationGracePeriodSeconds: 2\n  containers:\n  - name: stubborn\n    command: [{BUSYBOX}, sh, -c, \"trap '' TERM; while true; do {BUSYBOX} sleep 0.1; done\"]\n  - name: polite\n    command: [{BUSYBOX}, sh, -c, \"trap 'exit 0' TERM; while true; do {BUSYBOX} sleep 0.1; done\"]\n"
+    );
+    let pod = RunningPod::start(&name, &manifest, RunOptions::default());
+    pod.wait_running(Duration::from_secs(20));
+    // Let the shells install their traps.
+    std::thread::sleep(Duration::from_millis(500));
+    let state_dir = pod.state_dir();
+    let (status, took, output) = pod.stop(Signal::SIGTERM, Duration::from_secs(20));
+    assert_eq!(status.code(), Some(0), "{output}");
+    assert!(
+        took >= Duration::from_millis(1900) && took < Duration::from_secs(6),
+        "stop took {took:?}; grace period 2 s\n{output}"
+    );
+    assert!(output.contains("[polite] exited: Completed"), "{output}");
+    assert!(
+        output.contains("[stubborn] exited: Error (exit code 137)"),
+        "{output}"
+    );
+    assert_eq!(leftovers(&name, &state_dir), Vec::<String>::new());
+}
+
+#[test]
+fn a_second_sigint_kills_at_once() {
+    if !prerequisites() {
+        return;
+    }
+    let name = unique_name("sigint");
+    let manifest = format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  terminationGracePeriodSeconds: 60\n  containers:\n  - name: stubborn\n    command: [{BUSYBOX}, sh, -c, \"trap '' TERM INT; while true; do {BUSYBOX} sleep 0.1; done\"]\n"
+    );
+    let pod = RunningPod::start(&name, &manifest, RunOptions::default());
+    pod.wait_running(Duration::from_secs(20));
+    pod.signal(Signal::SIGINT);
+    std::thread::sleep(Duration::from_millis(300));
+    let started = Instant::now();
+    let (status, _, output) = pod.stop(Signal::SIGINT, Duration::from_secs(10));
+    assert_eq!(status.code(), Some(0), "{output}");
+    assert!(started.elapsed() < Duration::from_secs(10), "{output}");
+    assert!(output.contains("a second SIGINT"), "{output}");
+}
+
+#[test]
+fn a_bad_manifest_is_refused_before_anything_starts() {
+    require_root!();
+    let name = unique_name("bad");
+    let manifest = format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  containers:\n  - name: web\n    command: [{BUSYBOX}, sleep, \"1\"]\n    resources:\n      limits: {{memory: 100MB}}\n"
+    );
+    let mut pod = RunningPod::start(&name, &manifest, RunOptions::default());
+    let status = pod.wait_exit(Duration::from_secs(10));
+    let output = pod.output();
+    assert_eq!(status.code(), Some(1), "{output}");
+    assert!(
+        output.contains("spec.containers[0].resources.limits.memory = \"100MB\""),
+        "{output}"
+    );
+    assert!(
+        output.contains("pod.yaml"),
+        "the error names the file: {output}"
+    );
+    assert!(!pod.state_dir().exists(), "nothing was created");
+    assert_eq!(leftovers(&name, &pod.state_dir()), Vec::<String>::new());
+}
+
+#[test]
+fn with_cni_the_pod_gets_an_ip_the_host_reaches() {
+    if !prerequisites() {
+        return;
+    }
+    require!(
+        Path::new("/usr/lib/cni/bridge").is_file() || Path::new("/opt/cni/bin/bridge").is_file(),
+        "CNI plugins (containernetworking-plugins)"
+    );
+    let name = unique_name("cni");
+    let manifest = format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  containers:\n  - name: web\n    command: [{BUSYBOX}, sh, -c, \"echo pod-says-hi > /tmp/index.html; exec {BUSYBOX} httpd -f -p 8080 -h /tmp\"]\n  - name: probe\n    command: [{BUSYBOX}, sh, -c, \"{BUSYBOX} ip -4 -o addr show eth0; until {BUSYBOX} wget -q -O - http://127.0.0.1:8080/; do {BUSYBOX} sleep 0.1; done; exec {BUSYBOX} sleep 3600\"]\n"
+    );
+    let pod = RunningPod::start(
+        &name,
+        &manifest,
+        RunOptions {
+            cni_conf_dir: Some(example_cni_dir()),
+            ..RunOptions::default()
+        },
+    );
+    let status = pod.wait_running(Duration::from_secs(20));
+    let ip = status["status"]["podIP"]
+        .as_str()
+        .expect("podIP")
+        .to_string();
+    assert!(ip.starts_with("10.222.0."), "{status:#}");
+    assert_eq!(status["status"]["podIPs"][0]["ip"], ip.as_str());
+    // The containers see it on eth0, and reach each other on 127.0.0.1.
+    let log = wait_until(Duration::from_secs(10), || {
+        let log = pod.log("probe", 0);
+        log.contains("pod-says-hi").then_some(log)
+    })
+    .unwrap_or_else(|| panic!("{}", pod.output()));
+    assert!(log.contains(&format!("inet {ip}/24")), "{log}");
+    // The host reaches the server on podIP:8080 (the pod's own address on
+    // our bridge).
+    let page = wait_until(Duration::from_secs(10), || http_get(&ip, 8080)).expect("reach the pod");
+    assert!(page.contains("pod-says-hi"), "{page}");
+    let state_dir = pod.state_dir();
+    let (code, _, output) = pod.stop(Signal::SIGTERM, Duration::from_secs(45));
+    assert_eq!(code.code(), Some(0), "{output}");
+    assert_eq!(leftovers(&name, &state_dir), Vec::<String>::new());
+    assert!(
+        !Path::new("/var/lib/cni/networks/podvisor")
+            .join(&ip)
+            .exists(),
+        "the address {ip} was not released"
+    );
+}
+
+/// GET / from `ip:port` (an address of a pod on our bridge).
+fn http_get(ip: &str, port: u16) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect_timeout(
+        &format!("{ip}:{port}").parse().ok()?,
+        Duration::from_secs(1),
+    )
+    .ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(stream, "GET / HTTP/1.0\r\nHost: {ip}\r\n\r\n").ok()?;
+    let mut body = String::new();
+    stream.read_to_string(&mut body).ok()?;
+    Some(body)
+}
