@@ -2,7 +2,8 @@
 # Nothing is pulled and nothing is compiled inside: build the binaries first,
 #   cargo build --release --workspace
 #   docker build --target pause -t pause:dev .
-# The build context is limited by .dockerignore to the release binaries.
+# The build context is limited by .dockerignore to the release binaries
+# (and, for the supervisor image, the files docker/stage.sh staged).
 
 # The pod sandbox image: a drop-in for the upstream Kubernetes pause image
 # (same shape: /pause, USER 65535:65535, ENTRYPOINT ["/pause"]).

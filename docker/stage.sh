@@ -27,14 +27,14 @@
 #
 # Usage: docker/stage.sh [CONTEXT_DIR]   (default: docker/context next to
 # this script). SUPERVISOR=PATH names the supervisor binary whose libraries
-# to include (default: target/release/supervisor of this repository, or of
-# $CARGO_TARGET_DIR).
+# to include (default: target/release/supervisor of this repository, the
+# one the Dockerfile copies).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(dirname "$here")
 context=${1:-$here/context}
-supervisor=${SUPERVISOR:-${CARGO_TARGET_DIR:-$repo/target}/release/supervisor}
+supervisor=${SUPERVISOR:-$repo/target/release/supervisor}
 cni_plugins=(bridge host-local loopback portmap)
 # Applets linked in /bin for `docker exec C sh` and friends; the manifest
 # itself calls /bin/busybox explicitly.
@@ -62,7 +62,10 @@ package_file() {
   local root=$work/deb-$package
   if [[ ! -d $root ]]; then
     echo "docker/stage.sh: $package is not installed; fetching it with apt-get download" >&2
-    (cd "$work" && apt-get download -q "$package" >&2) || die "apt-get download $package failed"
+    # Download as the calling user: apt's _apt sandbox cannot enter the
+    # private temporary directory.
+    (cd "$work" && apt-get download -q -o APT::Sandbox::User="$(id -un)" "$package" >&2) \
+      || die "apt-get download $package failed"
     mkdir -p "$root"
     dpkg-deb -x "$work/${package}"_*.deb "$root"
   fi

@@ -25,6 +25,11 @@
 //!   At its timeout its whole process tree is SIGKILLed (its process group,
 //!   plus a `/proc` snapshot of its descendants for any that left the
 //!   group); the caller reaps it like any child and hands the status back.
+//!   Its orphans belong to the container's PID 1 (kernel rule: a subreaper
+//!   outside the pid namespace is skipped), so under a PID 1 that never
+//!   reaps, a killed tree's children stay zombies until the container ends;
+//!   running the probe under a reaping waiter inside the container's pid
+//!   namespace (a `container::Command` feature still to come) removes that.
 //! - tcpSocket: a non-blocking socket created inside the pod's network
 //!   namespace (the thread enters it for the `socket` call only and returns
 //!   at once), connected to the host (default: the pod IP, else
@@ -35,7 +40,7 @@
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -687,7 +692,7 @@ fn advance(
                 }
                 // Connected only if the peer is known; a spurious wake-up
                 // leaves ENOTCONN.
-                match socket::getpeername::<SockaddrStorage>(std::os::fd::AsRawFd::as_raw_fd(fd)) {
+                match socket::getpeername::<SockaddrStorage>(fd.as_raw_fd()) {
                     Ok(_) => {}
                     Err(Errno::ENOTCONN) => return None,
                     Err(e) => {
@@ -706,11 +711,8 @@ fn advance(
             Phase::Sending(offset) => {
                 let request = request.unwrap_or_default();
                 while *offset < request.len() {
-                    match socket::send(
-                        std::os::fd::AsRawFd::as_raw_fd(fd),
-                        &request[*offset..],
-                        MsgFlags::MSG_NOSIGNAL,
-                    ) {
+                    match socket::send(fd.as_raw_fd(), &request[*offset..], MsgFlags::MSG_NOSIGNAL)
+                    {
                         Ok(n) => *offset += n,
                         Err(Errno::EINTR) => {}
                         Err(Errno::EAGAIN) => return None,
@@ -734,18 +736,14 @@ fn advance(
                             http_prefix()
                         )));
                     }
-                    match socket::recv(
-                        std::os::fd::AsRawFd::as_raw_fd(fd),
-                        &mut chunk[..room],
-                        MsgFlags::empty(),
-                    ) {
+                    match socket::recv(fd.as_raw_fd(), &mut chunk[..room], MsgFlags::empty()) {
                         Ok(0) => {
                             return Some(match status_code(buf) {
                                 Some(code) => judge(code),
                                 None => Err(format!(
                                     "{}malformed HTTP response {:?}",
                                     http_prefix(),
-                                    String::from_utf8_lossy(buf)
+                                    String::from_utf8_lossy(&buf[..buf.len().min(64)])
                                 )),
                             });
                         }
@@ -898,7 +896,7 @@ fn connect(netns: Option<&Path>, addr: SocketAddr) -> Result<OwnedFd, String> {
         }
     };
     let storage = SockaddrStorage::from(addr);
-    match socket::connect(std::os::fd::AsRawFd::as_raw_fd(&fd), &storage) {
+    match socket::connect(fd.as_raw_fd(), &storage) {
         Ok(()) | Err(Errno::EINPROGRESS) | Err(Errno::EINTR) => Ok(fd),
         Err(e) => Err(format!("connect: {}", describe(e))),
     }

@@ -660,10 +660,9 @@ impl PodRuntime {
     /// pause died: the sandbox is gone. Kill every container, start a new
     /// sandbox; the containers come back under their restart policy.
     fn on_sandbox_death(&mut self, status: pid1::ExitStatus) -> anyhow::Result<()> {
-        // Reaped already: forget the handle without signalling.
-        if let Some(sandbox) = self.sandbox.take() {
-            std::mem::forget(sandbox);
-        }
+        // Dropping the handle removes the netns file; its kill goes through
+        // the pidfd, which cannot hit a reused pid.
+        drop(self.sandbox.take());
         if self.stopping.is_some() {
             return Ok(());
         }

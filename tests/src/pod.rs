@@ -45,7 +45,9 @@ pub struct RunOptions {
 pub struct RunningPod {
     pub name: String,
     child: Option<Child>,
-    pub dir: tempfile::TempDir,
+    /// The root of the pod's state, log, CNI cache dirs and manifest.
+    pub root: PathBuf,
+    _dir: Option<tempfile::TempDir>,
     output: Arc<Mutex<String>>,
     readers: Vec<std::thread::JoinHandle<()>>,
 }
@@ -54,19 +56,27 @@ impl RunningPod {
     /// Start `supervisor run` on `manifest` (YAML text) for the pod `name`.
     pub fn start(name: &str, manifest: &str, options: RunOptions) -> RunningPod {
         let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("pod.yaml");
+        let mut pod = RunningPod::start_in(name, manifest, options, dir.path());
+        pod._dir = Some(dir);
+        pod
+    }
+
+    /// Start with the state, log and CNI cache dirs under `root` (which
+    /// the caller keeps), e.g. to run the same pod again after a crash.
+    pub fn start_in(name: &str, manifest: &str, options: RunOptions, root: &Path) -> RunningPod {
+        let path = root.join("pod.yaml");
         std::fs::write(&path, manifest).unwrap();
-        let empty = dir.path().join("no-cni");
+        let empty = root.join("no-cni");
         std::fs::create_dir_all(&empty).unwrap();
         let mut command = Command::new(bin("supervisor"));
         command
             .arg("run")
             .arg("--state-dir")
-            .arg(dir.path().join("state"))
+            .arg(root.join("state"))
             .arg("--log-dir")
-            .arg(dir.path().join("logs"))
+            .arg(root.join("logs"))
             .arg("--cni-cache-dir")
-            .arg(dir.path().join("cni-cache"))
+            .arg(root.join("cni-cache"))
             .arg("--cni-conf-dir")
             .arg(options.cni_conf_dir.unwrap_or(empty))
             .arg("--cgroup-parent")
@@ -102,7 +112,8 @@ impl RunningPod {
         RunningPod {
             name: name.to_string(),
             child: Some(child),
-            dir,
+            root: root.to_path_buf(),
+            _dir: None,
             output,
             readers,
         }
@@ -120,12 +131,12 @@ impl RunningPod {
 
     /// The state dir of the pod.
     pub fn state_dir(&self) -> PathBuf {
-        self.dir.path().join("state").join(&self.name)
+        self.root.join("state").join(&self.name)
     }
 
     /// The log dir root.
     pub fn log_root(&self) -> PathBuf {
-        self.dir.path().join("logs")
+        self.root.join("logs")
     }
 
     /// status.json, if written.
