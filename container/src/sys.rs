@@ -570,6 +570,37 @@ pub fn waitpid(pid: i32) -> SysResult<i32> {
     }
 }
 
+/// waitpid(-1, 0) for any child, retrying on EINTR: (pid, raw status).
+/// Child-safe.
+pub fn wait_any() -> SysResult<(i32, i32)> {
+    let mut status = 0;
+    loop {
+        // SAFETY: valid out pointer.
+        let r = unsafe { libc::waitpid(-1, &mut status, libc::__WALL) };
+        if r >= 0 {
+            return Ok((r, status));
+        }
+        let e = errno();
+        if e != libc::EINTR {
+            return Err(e);
+        }
+    }
+}
+
+/// Close every fd >= `first` (close_range). Child-safe.
+pub fn close_from(first: u32) -> SysResult<()> {
+    // SAFETY: plain system call with integer arguments.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first as libc::c_uint,
+            libc::c_uint::MAX,
+            0 as libc::c_uint,
+        )
+    })
+    .map(drop)
+}
+
 /// kill(2).
 pub fn kill(pid: i32, signal: i32) -> SysResult<()> {
     // SAFETY: plain system call with integer arguments.

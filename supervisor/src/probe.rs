@@ -22,14 +22,13 @@
 //! - exec: the argv runs inside the container (its mount, pid, network, IPC
 //!   and UTS namespaces, its cgroup, environment, working directory and
 //!   credentials) as our child in a new session. It succeeds on exit code 0.
-//!   At its timeout its whole process tree is SIGKILLed (its process group,
-//!   plus a `/proc` snapshot of its descendants for any that left the
-//!   group); the caller reaps it like any child and hands the status back.
-//!   Its orphans belong to the container's PID 1 (kernel rule: a subreaper
-//!   outside the pid namespace is skipped), so under a PID 1 that never
-//!   reaps, a killed tree's children stay zombies until the container ends;
-//!   running the probe under a reaping waiter inside the container's pid
-//!   namespace (a `container::Command` feature still to come) removes that.
+//!   It runs under a waiter (`container::Command::reaper`): a child
+//!   subreaper inside the container's pid namespace, which is our child and
+//!   reaps every process of the probe's tree, so nothing becomes a zombie of
+//!   the container's PID 1 (which may never reap); leftovers are killed
+//!   when the probe's program exits. At the timeout every descendant of the
+//!   waiter is SIGKILLed; the waiter reaps them and exits, and the caller
+//!   reaps it like any child and hands the status back.
 //! - tcpSocket: a non-blocking socket created inside the pod's network
 //!   namespace (the thread enters it for the `socket` call only and returns
 //!   at once), connected to the host (default: the pod IP, else
@@ -964,6 +963,7 @@ fn spawn_exec(
         .capabilities(identity.caps)
         .no_new_privs(identity.no_new_privs)
         .session(Session::NewSession)
+        .reaper(true)
         .stdin(Stdio::Null)
         .stdout(Stdio::Null)
         .stderr(Stdio::Null);
@@ -982,17 +982,21 @@ fn spawn_exec(
     Ok(child.pid)
 }
 
-/// SIGKILL an exec probe and its whole process tree: its process group
-/// (it leads a new session, and the group outlives it while any member
-/// lives) and every descendant found in `/proc`, for those that left the
-/// group. `pid` is our unreaped child, so neither its number nor its group's
-/// can have been reused.
+/// SIGKILL an exec probe's whole process tree: every descendant of its
+/// waiter (`pid`, our unreaped child, so its number cannot have been
+/// reused), found in `/proc`, again until none is left alive (a process
+/// could fork between a snapshot and its kill). The waiter itself is left
+/// alone: it reaps them all inside the container's pid namespace and then
+/// exits, and the caller reaps it.
 fn kill_tree(pid: i32) {
-    let descendants = pid1::descendants(Pid::from_raw(pid));
-    let _ = pid1::send_signal(-pid, libc::SIGKILL);
-    let _ = pid1::send_signal(pid, libc::SIGKILL);
-    for d in descendants {
-        let _ = pid1::send_signal(d.as_raw(), libc::SIGKILL);
+    for _ in 0..4 {
+        let alive = pid1::descendants(Pid::from_raw(pid));
+        if alive.is_empty() {
+            return;
+        }
+        for d in alive {
+            let _ = pid1::send_signal(d.as_raw(), libc::SIGKILL);
+        }
     }
 }
 

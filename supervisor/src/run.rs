@@ -21,6 +21,7 @@ use crate::network::{self, CniPaths, PodNetwork};
 use crate::notify::Notifier;
 use crate::paths::Layout;
 use crate::pid1::{self, Signals};
+use crate::probe::{Outcome, ProbeIo, ProbeTarget, Probes};
 use crate::restart::{self, BackoffConfig, Decision, Event, Slot, Stamp, Termination};
 use crate::spec::{self, PodSpec, RuntimeValues};
 use crate::status::{self, ContainerMeta, PodMeta, StatusStore};
@@ -32,7 +33,7 @@ use container::{Cgroup, CgroupHost, PidFd, Sandbox, SandboxConfig};
 use nix::sys::signal::Signal;
 use std::fs::File;
 use std::io::Read;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -54,9 +55,11 @@ pub struct RunArgs {
     #[arg(long, value_name = "DIR")]
     pub log_dir: Option<PathBuf>,
     /// The cgroup under which the pod's cgroup is created, relative to the
-    /// hierarchy roots.
-    #[arg(long, value_name = "NAME", default_value = "podvisor")]
-    pub cgroup_parent: PathBuf,
+    /// hierarchy roots. Default: `podvisor`; on cgroup v2 under systemd
+    /// with `Delegate=yes`, or inside a container, the cgroup it was given
+    /// (it moves itself into a `supervisor` leaf of it first).
+    #[arg(long, value_name = "NAME")]
+    pub cgroup_parent: Option<PathBuf>,
     /// The restart back-off after the first (immediate) restart; doubles
     /// up to --backoff-max. Kubernetes: 10s.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
@@ -174,18 +177,65 @@ fn find_pause(flag: Option<&Path>) -> anyhow::Result<PathBuf> {
 
 struct Config {
     layout: Layout,
-    cgroup_parent: PathBuf,
+    /// None: decided once the cgroup hierarchy is known (see
+    /// `delegated_parent`).
+    cgroup_parent: Option<PathBuf>,
     pause: PathBuf,
     backoff: BackoffConfig,
     cni: CniPaths,
 }
 
+/// The cgroup parent outside systemd's delegation.
+const DEFAULT_CGROUP_PARENT: &str = "podvisor";
+
+/// On a pure cgroup v2 host, the cgroup this process was given when that
+/// cgroup is ours to divide: a systemd service with `Delegate=yes`
+/// (`INVOCATION_ID` set), or the root of a container's cgroup namespace
+/// (the root of a namespace is not the real root when it has
+/// `cgroup.events`). This process first moves into a `supervisor` leaf of
+/// it, so that the cgroup holds no process itself (the no-internal-process
+/// rule) and the pod's cgroup can be made beside the leaf. None elsewhere:
+/// the pod goes under `podvisor` at the root.
+fn delegated_parent(host: &CgroupHost) -> anyhow::Result<Option<PathBuf>> {
+    if host.mode() != container::CgroupMode::Unified {
+        return Ok(None);
+    }
+    let Some(root) = host.unified_mount() else {
+        return Ok(None);
+    };
+    let own = std::fs::read_to_string("/proc/self/cgroup").context("read /proc/self/cgroup")?;
+    let Some(own) = own_unified_cgroup(&own) else {
+        return Ok(None);
+    };
+    let namespace_root = own.as_os_str().is_empty() && root.join("cgroup.events").exists();
+    let service = !own.as_os_str().is_empty() && std::env::var_os("INVOCATION_ID").is_some();
+    if !namespace_root && !service {
+        return Ok(None);
+    }
+    let leaf = root.join(&own).join("supervisor");
+    std::fs::create_dir_all(&leaf).with_context(|| format!("create {}", leaf.display()))?;
+    std::fs::write(leaf.join("cgroup.procs"), std::process::id().to_string())
+        .with_context(|| format!("move the supervisor into {}", leaf.display()))?;
+    Ok(Some(own))
+}
+
+/// The cgroup v2 path of this process from /proc/self/cgroup ("0::/a/b"),
+/// relative to the hierarchy root.
+fn own_unified_cgroup(proc_self_cgroup: &str) -> Option<PathBuf> {
+    proc_self_cgroup
+        .lines()
+        .find_map(|line| line.strip_prefix("0::"))
+        .map(|path| PathBuf::from(path.trim_start_matches('/')))
+}
+
 /// Token of the signalfd in the event loop; containers use
-/// `index * TOKENS_PER_CONTAINER + stream`.
+/// `index * TOKENS_PER_CONTAINER + k`: k = 1 stdout, 2 stderr, and
+/// PROBE_TOKEN + slot for a probe's socket.
 const SIGNALS: u64 = u64::MAX - 1;
-const TOKENS_PER_CONTAINER: u64 = 4;
+const TOKENS_PER_CONTAINER: u64 = 8;
 const STDOUT_TOKEN: u64 = 1;
 const STDERR_TOKEN: u64 = 2;
+const PROBE_TOKEN: u64 = 4;
 /// How long the cgroup kill and removal may take before giving up.
 const CGROUP_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long pause gets to exit on SIGTERM at teardown.
@@ -215,6 +265,38 @@ struct Process {
     oom_kills_before: u64,
     stdout: Option<File>,
     stderr: Option<File>,
+    /// Its environment (exec probes run with it too).
+    env: Vec<(String, String)>,
+    probes: Probes,
+    /// Killed by a failed probe: the message for lastState, and when the
+    /// stop signal's grace period ends.
+    probe_kill: Option<(String, Instant)>,
+}
+
+/// Registers probe sockets in the event loop under a container's tokens.
+struct ProbeSockets<'a> {
+    event_loop: &'a EventLoop,
+    base: u64,
+}
+
+impl ProbeIo for ProbeSockets<'_> {
+    fn watch(&mut self, fd: BorrowedFd<'_>, slot: u8, writable: bool) {
+        let flags = if writable {
+            nix::sys::epoll::EpollFlags::EPOLLOUT
+        } else {
+            nix::sys::epoll::EpollFlags::EPOLLIN
+        };
+        if let Err(error) =
+            self.event_loop
+                .watch_with(fd, self.base + PROBE_TOKEN + u64::from(slot), flags)
+        {
+            eprintln!("supervisor: probe socket: {error}");
+        }
+    }
+
+    fn unwatch(&mut self, fd: BorrowedFd<'_>) {
+        let _ = self.event_loop.unwatch(fd);
+    }
 }
 
 /// How the pod is being stopped.
@@ -226,6 +308,8 @@ struct Stopping {
 struct PodRuntime {
     pod: PodSpec,
     config: Config,
+    /// Where the pod's cgroup goes (see `Config::cgroup_parent`).
+    cgroup_parent: PathBuf,
     signals: Signals,
     state_dir: PathBuf,
     event_loop: Option<EventLoop>,
@@ -296,6 +380,7 @@ impl PodRuntime {
         };
         let state_dir = config.layout.pod_state_dir(&pod.name);
         PodRuntime {
+            cgroup_parent: PathBuf::from(DEFAULT_CGROUP_PARENT),
             runtime_values: RuntimeValues {
                 node_name: nix::unistd::gethostname()
                     .map(|h| h.to_string_lossy().into_owned())
@@ -342,9 +427,14 @@ impl PodRuntime {
         self.notifier.status("starting the sandbox");
 
         let host = CgroupHost::detect()?;
+        self.cgroup_parent = match &self.config.cgroup_parent {
+            Some(parent) => parent.clone(),
+            None => {
+                delegated_parent(&host)?.unwrap_or_else(|| PathBuf::from(DEFAULT_CGROUP_PARENT))
+            }
+        };
         self.clean_up_after_a_crash(&host);
-        let pod_cgroup =
-            Cgroup::create(&host, self.config.cgroup_parent.join(self.sandbox_name()))?;
+        let pod_cgroup = Cgroup::create(&host, self.cgroup_parent.join(self.sandbox_name()))?;
         self.pause_cgroup = Some(pod_cgroup.create_child(&host, "pause")?);
         self.pod_cgroup = Some(pod_cgroup);
         self.cgroup_host = Some(host);
@@ -444,8 +534,7 @@ impl PodRuntime {
         for problem in network::release_leftovers(&self.config.cni, &self.sandbox_name()) {
             eprintln!("supervisor: cleaning up a previous run: {problem}");
         }
-        if let Ok(pod_cgroup) =
-            Cgroup::open(host, self.config.cgroup_parent.join(self.sandbox_name()))
+        if let Ok(pod_cgroup) = Cgroup::open(host, self.cgroup_parent.join(self.sandbox_name()))
             && pod_cgroup.dirs().iter().any(|d| d.exists())
         {
             eprintln!("supervisor: cleaning up the cgroups of a previous run");
@@ -479,6 +568,7 @@ impl PodRuntime {
             for slot in self.lifecycle.due(now) {
                 self.start_container(slot);
             }
+            self.run_probes(now);
             self.publish_status();
             if self.stopping.is_some() && self.nothing_runs() {
                 return Ok(0);
@@ -500,6 +590,7 @@ impl PodRuntime {
                     .filter(|s| !s.killed)
                     .map(|s| s.deadline),
                 self.notifier.next_ping(),
+                self.probe_deadline(),
             ]
             .into_iter()
             .flatten()
@@ -518,6 +609,109 @@ impl PodRuntime {
 
     fn nothing_runs(&self) -> bool {
         self.workloads.iter().all(|w| w.process.is_none())
+    }
+
+    /// The earliest probe start or timeout, or end of a probe kill's grace.
+    fn probe_deadline(&self) -> Option<Instant> {
+        self.workloads
+            .iter()
+            .filter_map(|w| w.process.as_ref())
+            .flat_map(|p| {
+                [
+                    p.probes.next_deadline(),
+                    p.probe_kill.as_ref().map(|(_, at)| *at),
+                ]
+            })
+            .flatten()
+            .min()
+    }
+
+    /// Start due probes, time out late ones, and end the grace period of
+    /// containers a probe failed.
+    fn run_probes(&mut self, now: Instant) {
+        let Some(event_loop) = self.event_loop.as_ref() else {
+            return;
+        };
+        let netns = self.sandbox.as_ref().and_then(Sandbox::netns_path);
+        let pod_ip = self
+            .runtime_values
+            .pod_ips
+            .first()
+            .and_then(|ip| ip.parse().ok());
+        let mut outcomes = Vec::new();
+        for (index, w) in self.workloads.iter_mut().enumerate() {
+            let Some(process) = &mut w.process else {
+                continue;
+            };
+            if let Some((_, at)) = &process.probe_kill
+                && now >= *at
+            {
+                let _ = process.cgroup.kill_all(CGROUP_TIMEOUT);
+            }
+            let target = ProbeTarget {
+                pid: process.pid,
+                cgroup: &process.cgroup,
+                netns: netns.as_deref(),
+                pod_ip,
+                env: &process.env,
+            };
+            let mut io = ProbeSockets {
+                event_loop,
+                base: index as u64 * TOKENS_PER_CONTAINER,
+            };
+            for outcome in process.probes.tick(now, &target, &mut io) {
+                outcomes.push((index, outcome));
+            }
+        }
+        for (index, outcome) in outcomes {
+            self.on_probe_outcome(index, outcome);
+        }
+    }
+
+    fn on_probe_outcome(&mut self, index: usize, outcome: Outcome) {
+        let w = &mut self.workloads[index];
+        let slot = w.slot;
+        match outcome {
+            Outcome::Started => {
+                let has_readiness = w.process.as_ref().is_some_and(|p| p.probes.has_readiness());
+                if !has_readiness && let Some(c) = self.lifecycle.get_mut(slot) {
+                    c.set_ready(true);
+                }
+            }
+            Outcome::Ready(ready) => {
+                if let Some(c) = self.lifecycle.get_mut(slot) {
+                    c.set_ready(ready);
+                }
+            }
+            Outcome::Failed {
+                kind,
+                message,
+                grace_period,
+            } => {
+                let Some(process) = &mut w.process else {
+                    return;
+                };
+                if process.probe_kill.is_some() {
+                    return;
+                }
+                eprintln!("supervisor: [{}] {message}: killing it", w.spec.name);
+                if let Some(c) = self.lifecycle.get_mut(slot) {
+                    c.set_ready(false);
+                }
+                let grace = grace_period.unwrap_or(self.pod.termination_grace_period);
+                let _ = process.pidfd.send_signal(w.spec.stop_signal);
+                process.probe_kill = Some((message.clone(), Instant::now() + grace));
+                if let Some(store) = &mut self.store {
+                    let _ = store.record_event(
+                        "Warning",
+                        "Unhealthy",
+                        &format!("spec.containers{{{}}}", w.spec.name),
+                        &format!("{message} ({kind} probe): the container will be restarted"),
+                        SystemTime::now(),
+                    );
+                }
+            }
+        }
     }
 
     fn on_signals(&mut self) -> anyhow::Result<()> {
@@ -597,6 +791,21 @@ impl PodRuntime {
                 self.on_exit(index, status);
             } else if self.sandbox.as_ref().is_some_and(|s| s.pid() == pid) {
                 self.on_sandbox_death(status)?;
+            } else {
+                // An exec probe, or an orphan (reaped: nothing else to do).
+                let now = Instant::now();
+                let mut outcomes = Vec::new();
+                for (index, w) in self.workloads.iter_mut().enumerate() {
+                    if let Some(process) = &mut w.process
+                        && let Some(found) = process.probes.on_exit(pid, &status, now)
+                    {
+                        outcomes.extend(found.into_iter().map(|o| (index, o)));
+                        break;
+                    }
+                }
+                for (index, outcome) in outcomes {
+                    self.on_probe_outcome(index, outcome);
+                }
             }
         }
         Ok(())
@@ -605,7 +814,13 @@ impl PodRuntime {
     fn on_exit(&mut self, index: usize, status: pid1::ExitStatus) {
         let now = Stamp::now();
         let w = &mut self.workloads[index];
-        let process = w.process.take().expect("matched a running process");
+        let mut process = w.process.take().expect("matched a running process");
+        if let Some(event_loop) = &self.event_loop {
+            process.probes.cancel(&mut ProbeSockets {
+                event_loop,
+                base: index as u64 * TOKENS_PER_CONTAINER,
+            });
+        }
         // cgroup v1 counts an OOM kill in the victim's own memcg (the
         // instance's, fresh for it); v2 counts it up the tree as well (the
         // container's, which holds the limit).
@@ -627,7 +842,10 @@ impl PodRuntime {
             pid1::ExitStatus::Exited(code) => restart::ExitStatus::Code(code),
             pid1::ExitStatus::Signaled { signal, .. } => restart::ExitStatus::Signal(signal),
         };
-        let termination = Termination::classify(exit, oom_killed);
+        let mut termination = Termination::classify(exit, oom_killed);
+        if let Some((message, _)) = process.probe_kill.take() {
+            termination.message = Some(message);
+        }
         drain_output(
             w,
             process,
@@ -696,6 +914,10 @@ impl PodRuntime {
         let stream = match token % TOKENS_PER_CONTAINER {
             STDOUT_TOKEN => Stream::Stdout,
             STDERR_TOKEN => Stream::Stderr,
+            k if k >= PROBE_TOKEN => {
+                self.on_probe_socket(index, (k - PROBE_TOKEN) as u8);
+                return;
+            }
             _ => return,
         };
         let Some(w) = self.workloads.get_mut(index) else {
@@ -738,6 +960,26 @@ impl PodRuntime {
         }
     }
 
+    fn on_probe_socket(&mut self, index: usize, slot: u8) {
+        let (Some(event_loop), Some(w)) = (self.event_loop.as_ref(), self.workloads.get_mut(index))
+        else {
+            return;
+        };
+        let Some(process) = &mut w.process else {
+            return;
+        };
+        let mut io = ProbeSockets {
+            event_loop,
+            base: index as u64 * TOKENS_PER_CONTAINER,
+        };
+        let outcomes = process
+            .probes
+            .on_socket_ready(slot, Instant::now(), &mut io);
+        for outcome in outcomes {
+            self.on_probe_outcome(index, outcome);
+        }
+    }
+
     fn start_container(&mut self, slot: Slot) {
         let now = Stamp::now();
         let index = match slot {
@@ -750,6 +992,13 @@ impl PodRuntime {
             .map_or(0, restart::Lifecycle::next_restart_count);
         match self.spawn(index, restart_count) {
             Ok(()) => {
+                // Ready once running, unless a readiness or startup probe
+                // has to say so first.
+                let spec = &self.workloads[index].spec;
+                let gated = spec.readiness_probe.is_some() || spec.startup_probe.is_some();
+                if let Some(c) = self.lifecycle.get_mut(slot) {
+                    c.set_readiness_probe(gated);
+                }
                 let container_id = format!(
                     "supervisor://{}/{}/{}",
                     self.pod.name, self.workloads[index].spec.name, restart_count
@@ -808,7 +1057,8 @@ impl PodRuntime {
             state_dir: &self.state_dir,
             pod_files: &self.pod_files,
         };
-        let mut command = match workload::command(&w.spec, &ctx, &cgroup) {
+        let env = workload::environment(&w.spec, &ctx);
+        let mut command = match workload::command(&w.spec, &ctx, &cgroup, &env) {
             Ok(command) => command,
             Err(error) => {
                 let _ = cgroup.remove(CGROUP_TIMEOUT);
@@ -849,6 +1099,9 @@ impl PodRuntime {
             oom_kills_before,
             stdout: child.stdout,
             stderr: child.stderr,
+            env,
+            probes: Probes::new(&w.spec, Instant::now()),
+            probe_kill: None,
         });
         Ok(())
     }
@@ -1016,6 +1269,19 @@ fn resources(r: &spec::Resources) -> container::Resources {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_unified_cgroup_is_read_from_proc_self_cgroup() {
+        assert_eq!(
+            own_unified_cgroup("0::/system.slice/supervisor@web.service\n"),
+            Some(PathBuf::from("system.slice/supervisor@web.service"))
+        );
+        assert_eq!(
+            own_unified_cgroup("4:memory:/x\n0::/\n"),
+            Some(PathBuf::new())
+        );
+        assert_eq!(own_unified_cgroup("4:memory:/x\n"), None);
+    }
 
     #[test]
     fn durations_parse_as_the_flags_document() {

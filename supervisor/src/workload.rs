@@ -50,32 +50,40 @@ pub struct PodContext<'a> {
     pub pod_files: &'a [BindMount],
 }
 
-/// The command that starts one instance of `container` in the pod.
-pub fn command(
-    container: &Container,
-    ctx: &PodContext<'_>,
-    cgroup: &Cgroup,
-) -> Result<Command, WorkloadError> {
-    let name = container.name.as_str();
+/// The environment of one instance: the container's own (with `$(VAR)`
+/// expanded and run-time fields such as the pod IP filled in), plus what a
+/// container runtime adds when the image does not: PATH, and HOSTNAME (the
+/// pod's hostname, as kubelet sets it). Exec probes get the same.
+pub fn environment(container: &Container, ctx: &PodContext<'_>) -> Vec<(String, String)> {
     let mut env = container.env(ctx.runtime);
-    let argv = container.argv(&env);
-    let Some(program) = argv.first() else {
-        return Err(WorkloadError::EmptyCommand {
-            container: name.to_string(),
-        });
-    };
-    // What a container runtime adds when the image does not: PATH and
-    // HOSTNAME (kubelet sets HOSTNAME to the pod's hostname).
     if !env.iter().any(|(k, _)| k == "PATH") {
         env.insert(0, ("PATH".to_string(), DEFAULT_PATH.to_string()));
     }
     if !env.iter().any(|(k, _)| k == "HOSTNAME") {
         env.insert(1, ("HOSTNAME".to_string(), ctx.pod.hostname.clone()));
     }
+    env
+}
+
+/// The command that starts one instance of `container` in the pod, with
+/// the environment from [`environment`].
+pub fn command(
+    container: &Container,
+    ctx: &PodContext<'_>,
+    cgroup: &Cgroup,
+    env: &[(String, String)],
+) -> Result<Command, WorkloadError> {
+    let name = container.name.as_str();
+    let argv = container.argv(&container.env(ctx.runtime));
+    let Some(program) = argv.first() else {
+        return Err(WorkloadError::EmptyCommand {
+            container: name.to_string(),
+        });
+    };
 
     let mut command = Command::new(program);
     command.args(&argv[1..]);
-    for (key, value) in &env {
+    for (key, value) in env {
         command.env(key, value);
     }
     command.cwd(container.working_dir.as_deref().unwrap_or(Path::new("/")));

@@ -544,11 +544,9 @@ fn a_hanging_exec_probe_is_killed_at_its_timeout_with_its_whole_tree() {
 
 /// The stricter half: no zombie either, even when the container's PID 1
 /// never reaps (here `sleep`). A killed tree's orphans are re-parented to
-/// the container's PID 1, so this needs the exec probe to run under a
-/// reaping waiter inside the container's pid namespace, which
-/// `container::Command` cannot spawn yet.
+/// the container's PID 1 unless the exec probe runs under a reaping waiter
+/// inside the container's pid namespace.
 #[test]
-#[ignore = "needs a subreaper waiter for exec probes in container::Command"]
 fn a_timed_out_exec_probe_leaves_no_zombie_under_a_non_reaping_pid_1() {
     if !prerequisites() {
         return;
@@ -563,5 +561,47 @@ fn a_timed_out_exec_probe_leaves_no_zombie_under_a_non_reaping_pid_1() {
         };
         let gone = it::wait_until(Duration::from_secs(5), || left().is_empty().then_some(()));
         assert!(gone.is_some(), "left behind: {:?}", left());
+    });
+}
+
+/// A probe that succeeds but leaves a background process: the waiter kills
+/// it when the program exits, so nothing of the probe outlives it.
+#[test]
+fn a_finished_exec_probe_leaves_nothing_running() {
+    if !prerequisites() {
+        return;
+    }
+    on_own_thread(|| {
+        let pod = Pod::start();
+        let marker = pod.path("bg-pid");
+        let script = format!("sleep 100 & echo $! > {}; exit 0", marker.display());
+        let exec = Handler::Exec {
+            command: vec![BUSYBOX.into(), "sh".into(), "-c".into(), script],
+        };
+        let container = container_with(None, Some(probe(exec, 10_000, 2000, 1, 1)));
+        let target = pod.target(&[]);
+        let mut driver = Driver::new(&container);
+        let seen = driver.run(&target, Duration::from_secs(5), |o| {
+            *o == Outcome::Ready(true)
+        });
+        assert_eq!(
+            seen.last().map(|(_, o)| o),
+            Some(&Outcome::Ready(true)),
+            "{seen:?}"
+        );
+        let reaped = it::wait_until(Duration::from_secs(5), || {
+            let _ = driver.run(&target, Duration::from_millis(50), |_| false);
+            driver.probes.children().is_empty().then_some(())
+        });
+        assert!(reaped.is_some(), "the probe was never reaped");
+        // The background sleep (a pid of the container's namespace) is
+        // gone from it: the container's PID 1 has no child left.
+        let _ = std::fs::read_to_string(&marker).expect("the probe ran");
+        assert!(
+            it::children_of(pod.pid).is_empty(),
+            "left under the container's PID 1: {:?}",
+            it::children_of(pod.pid)
+        );
+        driver.finish(&target);
     });
 }

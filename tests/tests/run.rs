@@ -472,3 +472,60 @@ fn http_get(ip: &str, port: u16) -> Option<String> {
     stream.read_to_string(&mut body).ok()?;
     Some(body)
 }
+
+#[test]
+fn a_failing_liveness_probe_restarts_the_container_with_the_reason() {
+    if !prerequisites() {
+        return;
+    }
+    let name = unique_name("liveness");
+    // Healthy for about two seconds, then /healthz is gone (404).
+    let manifest = format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: web\n    command: [{BUSYBOX}, sh, -c, \"mkdir -p /tmp/www; echo ok > /tmp/www/healthz; ({BUSYBOX} sleep 2; rm /tmp/www/healthz) & exec {BUSYBOX} httpd -f -p 8080 -h /tmp/www\"]\n    livenessProbe:\n      httpGet: {{path: /healthz, port: 8080}}\n      periodSeconds: 1\n      failureThreshold: 2\n"
+    );
+    let pod = RunningPod::start(&name, &manifest, RunOptions::default());
+    pod.wait_running(Duration::from_secs(20));
+    let status = pod.wait_status(
+        Duration::from_secs(30),
+        "web restarted by its liveness probe",
+        |s| restart_count(s, "web") >= 1,
+    );
+    let last = &RunningPod::container(&status, "web")["lastState"]["terminated"];
+    let message = last["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("Liveness probe failed: HTTP probe failed with statuscode: 404"),
+        "{status:#}"
+    );
+    let events = std::fs::read_to_string(pod.state_dir().join("events.json")).unwrap();
+    assert!(events.contains("Unhealthy"), "{events}");
+}
+
+#[test]
+fn with_a_shared_process_namespace_pause_is_pid_1_for_every_container() {
+    if !prerequisites() {
+        return;
+    }
+    let name = unique_name("sharedpid");
+    let manifest = format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  shareProcessNamespace: true\n  containers:\n  - name: a\n    command: [{BUSYBOX}, sh, -c, \"{BUSYBOX} cat /proc/1/cmdline | {BUSYBOX} tr '\\\\0' ' '; echo; (/bin/busybox sleep 0.2 &); exec {BUSYBOX} sleep 3600\"]\n  - name: b\n    command: [{BUSYBOX}, sleep, \"3600\"]\n"
+    );
+    let pod = RunningPod::start(&name, &manifest, RunOptions::default());
+    pod.wait_running(Duration::from_secs(20));
+    let log = wait_until(Duration::from_secs(10), || {
+        let log = pod.log("a", 0);
+        log.contains("pause").then_some(log)
+    })
+    .unwrap_or_else(|| panic!("{}\n{}", pod.log("a", 0), pod.output()));
+    assert!(log.contains("pause"), "PID 1 is pause: {log}");
+    let a = pod.container_pid("a").unwrap();
+    let b = pod.container_pid("b").unwrap();
+    assert_eq!(it::ns_inode(a, "pid"), it::ns_inode(b, "pid"));
+    // The orphaned sleep went to pause, which reaped it: no zombie.
+    let pause = pod.pause_pid().unwrap();
+    std::thread::sleep(Duration::from_millis(600));
+    let zombies: Vec<_> = it::children_of(pause)
+        .into_iter()
+        .filter(|p| p.state == 'Z')
+        .collect();
+    assert!(zombies.is_empty(), "{zombies:?}");
+}

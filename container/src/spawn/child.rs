@@ -106,6 +106,8 @@ pub(crate) struct Prepared {
     pub caps: Option<u64>,
     pub last_cap: u32,
     pub no_new_privs: bool,
+    /// Run under a reaping waiter in the joined pid namespace.
+    pub reaper: bool,
 }
 
 type StepResult = Result<(), (SpawnStep, Errno, u32)>;
@@ -168,24 +170,21 @@ fn setup(p: &Prepared, in_unified: bool, joined: bool) -> StepResult {
             sys::prctl(libc::PR_SET_PDEATHSIG, p.pdeathsig as u64, 0).map(drop),
         )?;
         // The parent may have died before prctl: then nobody would send
-        // the signal. In a new pid namespace getppid() is 0; skip there.
-        if !p.new_pid && sys::getppid() != p.parent_pid {
+        // the signal. getppid() is 0 when the parent lives outside our pid
+        // namespace (a new one, or a joined one with the caller as parent
+        // through CLONE_PARENT): that parent is the caller, alive. Had it
+        // died, we would have been re-parented inside the namespace.
+        let ppid = sys::getppid();
+        if !p.new_pid && ppid != 0 && ppid != p.parent_pid {
             return Err((SpawnStep::ParentDeathSignal, libc::ESRCH, 0));
         }
     }
     // Enter the cgroup first, so nothing of what follows runs outside it.
-    for (i, procs) in p.cgroup_procs.iter().enumerate() {
-        if in_unified && p.cgroup_unified_index == Some(i) {
-            continue;
-        }
-        let r = sys::open(procs, libc::O_WRONLY, 0).and_then(|fd| {
-            let r = sys::write_all(fd, b"0");
-            sys::close(fd);
-            r
-        });
-        r.map_err(|e| (SpawnStep::Cgroup, e, i as u32))?;
-    }
+    // After a join, the intermediate entered it before joining (a joined
+    // mount namespace may not show the cgroup filesystems) and this
+    // process inherited it.
     if !joined {
+        enter_cgroup(p, in_unified)?;
         join(p)?;
     }
     step(SpawnStep::CreateNamespaces, sys::unshare(p.unshare_flags))?;
@@ -219,6 +218,23 @@ fn setup(p: &Prepared, in_unified: bool, joined: bool) -> StepResult {
     }
     stdio(p)?;
     step(SpawnStep::CloseFds, sys::cloexec_from(3))
+}
+
+/// Write this process into every `cgroup.procs` of the cgroup (the unified
+/// one skipped when clone3 already put it there).
+fn enter_cgroup(p: &Prepared, in_unified: bool) -> StepResult {
+    for (i, procs) in p.cgroup_procs.iter().enumerate() {
+        if in_unified && p.cgroup_unified_index == Some(i) {
+            continue;
+        }
+        let r = sys::open(procs, libc::O_WRONLY, 0).and_then(|fd| {
+            let r = sys::write_all(fd, b"0");
+            sys::close(fd);
+            r
+        });
+        r.map_err(|e| (SpawnStep::Cgroup, e, i as u32))?;
+    }
+    Ok(())
 }
 
 fn join(p: &Prepared) -> StepResult {
@@ -337,7 +353,13 @@ fn step_fd(r: Result<RawFd, Errno>) -> Result<RawFd, (SpawnStep, Errno, u32)> {
 /// and lives in the joined pid namespace. Reports its pid and exits.
 pub(crate) fn run_intermediate(p: &Prepared, report_fd: RawFd) -> ! {
     let report_fd = safe_report_fd(report_fd);
-    if let Err(e) = step(SpawnStep::Signals, sys::reset_signals()).and_then(|_| join(p)) {
+    // Into the cgroup before the join: the joined mount namespace (a
+    // container's own root) may not have the cgroup filesystems mounted.
+    // Everything forked from here inherits the membership.
+    if let Err(e) = step(SpawnStep::Signals, sys::reset_signals())
+        .and_then(|_| enter_cgroup(p, false))
+        .and_then(|_| join(p))
+    {
         fail(report_fd, e);
     }
     let cgroup_fd = p.cgroup_v2_fd.as_ref().map(|fd| fd.as_raw_fd());
@@ -354,6 +376,7 @@ pub(crate) fn run_intermediate(p: &Prepared, report_fd: RawFd) -> ! {
         // SAFETY: the final process only runs `run`, which makes raw
         // system calls on memory prepared before the first fork.
         match unsafe { sys::clone3(&mut args) } {
+            Ok(Forked::Child) if p.reaper => run_waiter(p, report_fd, into),
             Ok(Forked::Child) => run(p, report_fd, into, true),
             Ok(Forked::Parent { pid, .. }) => {
                 let msg = Report::Started { pid };
@@ -362,6 +385,51 @@ pub(crate) fn run_intermediate(p: &Prepared, report_fd: RawFd) -> ! {
             }
             Err(libc::EINVAL | libc::E2BIG | libc::EOPNOTSUPP) if into => into = false,
             Err(e) => fail(report_fd, (SpawnStep::ForkInNamespace, e, 0)),
+        }
+    }
+}
+
+/// The waiter of [`crate::Command::reaper`]: inside the joined pid
+/// namespace, a child subreaper that starts the program as its own child,
+/// reaps every process of the tree (orphans come to it, not to the
+/// namespace's PID 1, which may never reap), kills the program's process
+/// group once the program has exited, and exits with the program's status
+/// (128 + signal when a signal killed it) once nothing is left.
+fn run_waiter(p: &Prepared, report_fd: RawFd, in_unified: bool) -> ! {
+    if let Err(e) = step(
+        SpawnStep::Signals,
+        sys::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0).map(drop),
+    ) {
+        fail(report_fd, e);
+    }
+    let mut args = CloneArgs {
+        exit_signal: libc::SIGCHLD as u64,
+        ..CloneArgs::default()
+    };
+    // SAFETY: the program only runs `run`, which makes raw system calls on
+    // memory prepared before the first fork.
+    let program = match unsafe { sys::clone3(&mut args) } {
+        Ok(Forked::Child) => run(p, report_fd, in_unified, true),
+        Ok(Forked::Parent { pid, .. }) => pid,
+        Err(e) => fail(report_fd, (SpawnStep::ForkInNamespace, e, 0)),
+    };
+    // Nothing of the caller's stays open here (the report pipe must reach
+    // EOF when the program execs).
+    let _ = sys::close_from(3);
+    let mut code = 0;
+    loop {
+        match sys::wait_any() {
+            Ok((pid, status)) if pid == program => {
+                code = if libc::WIFEXITED(status) {
+                    libc::WEXITSTATUS(status)
+                } else {
+                    128 + libc::WTERMSIG(status)
+                };
+                // Its group outlives it while a member lives.
+                let _ = sys::kill(-program, libc::SIGKILL);
+            }
+            Ok(_) => {}
+            Err(_) => sys::exit_now(code),
         }
     }
 }

@@ -120,6 +120,7 @@ pub struct Command {
     stdio: [Stdio; 3],
     pdeathsig: Option<Signal>,
     session: Session,
+    reaper: bool,
 }
 
 impl Command {
@@ -148,6 +149,7 @@ impl Command {
             stdio: [Stdio::Inherit, Stdio::Inherit, Stdio::Inherit],
             pdeathsig: None,
             session: Session::Inherit,
+            reaper: false,
         }
     }
 
@@ -313,6 +315,18 @@ impl Command {
         self
     }
 
+    /// With a pid namespace joined: run the program under a waiter in that
+    /// namespace, which is the returned process. The waiter is a child
+    /// subreaper: every orphan of the program's tree is reaped there
+    /// instead of becoming a zombie of the namespace's PID 1. When the
+    /// program exits, the waiter kills its process group, reaps what is
+    /// left and exits with the program's status (128 + signal when killed).
+    /// To stop the tree, kill the waiter's descendants, not the waiter.
+    pub fn reaper(&mut self, on: bool) -> &mut Command {
+        self.reaper = on;
+        self
+    }
+
     /// Start the process. The stdio settings are consumed (a second spawn
     /// inherits stdio).
     pub fn spawn(&mut self) -> Result<Child, SpawnError> {
@@ -454,16 +468,21 @@ impl Command {
             }
             None => (None, NamespaceSet::EMPTY),
         };
-        if !join_kinds.intersection(self.create).is_empty() {
+        if !join_kinds
+            .intersection(self.create)
+            .without(Namespace::Mount)
+            .is_empty()
+        {
             return Err(Self::invalid(format!(
                 "namespaces both joined and created: {}",
                 join_kinds.intersection(self.create)
             )));
         }
-        if join_kinds.contains(Namespace::Mount) || join_kinds.contains(Namespace::User) {
-            return Err(Self::invalid(
-                "joining mount or user namespaces is not supported",
-            ));
+        if self.reaper && !join_kinds.contains(Namespace::Pid) {
+            return Err(Self::invalid("a reaper needs a joined pid namespace"));
+        }
+        if join_kinds.contains(Namespace::User) {
+            return Err(Self::invalid("joining a user namespace is not supported"));
         }
         if self.hostname.is_some() && !self.create.contains(Namespace::Uts) {
             return Err(Self::invalid("hostname needs a new UTS namespace"));
@@ -567,6 +586,7 @@ impl Command {
             caps: self.caps.map(|c| c.0),
             last_cap,
             no_new_privs: self.no_new_privs,
+            reaper: self.reaper,
         };
         // The pidfd must stay open until fork; keep it with the command.
         if let Some(pidfd) = join_pidfd {
