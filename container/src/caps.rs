@@ -9,7 +9,7 @@ use crate::error::CapabilityError;
 
 /// Capability names indexed by number (linux/capability.h, up to
 /// CAP_CHECKPOINT_RESTORE = 40).
-const NAMES: [&str; 41] = [
+pub const NAMES: [&str; 41] = [
     "CHOWN",
     "DAC_OVERRIDE",
     "DAC_READ_SEARCH",
@@ -128,16 +128,32 @@ impl CapSet {
         cap < 64 && self.0 & (1u64 << cap) != 0
     }
 
-    /// Kubernetes' securityContext.capabilities: start from `base`, add,
-    /// then drop (drop wins, "ALL" allowed in both).
+    /// Kubernetes' securityContext.capabilities, as containerd's CRI plugin
+    /// applies them: from `base`, "ALL" in `add` gives every capability,
+    /// "ALL" in `drop` clears the set, then the single adds, then the
+    /// single drops (so drop ALL + add NET_BIND_SERVICE keeps just that).
     pub fn adjust<S: AsRef<str>>(
         base: CapSet,
         add: &[S],
         drop: &[S],
     ) -> Result<CapSet, CapabilityError> {
-        let add = CapSet::from_names(add)?;
-        let drop = CapSet::from_names(drop)?;
-        Ok(CapSet((base.0 | add.0) & !drop.0))
+        let is_all = |n: &S| n.as_ref().eq_ignore_ascii_case("ALL");
+        let singles = |names: &[S]| -> Result<CapSet, CapabilityError> {
+            names
+                .iter()
+                .filter(|n| !is_all(n))
+                .try_fold(CapSet::EMPTY, |set, n| {
+                    Ok(set.with(CapSet::number(n.as_ref())?))
+                })
+        };
+        let mut set = base;
+        if add.iter().any(is_all) {
+            set = CapSet::ALL;
+        }
+        if drop.iter().any(is_all) {
+            set = CapSet::EMPTY;
+        }
+        Ok(CapSet((set.0 | singles(add)?.0) & !singles(drop)?.0))
     }
 }
 
@@ -174,7 +190,11 @@ mod tests {
     fn adjust_like_kubernetes() {
         let s = CapSet::adjust(CapSet::RUNTIME_DEFAULT, &["NET_ADMIN"], &["KILL"]).unwrap();
         assert!(s.contains(12) && !s.contains(5));
-        let none = CapSet::adjust(CapSet::RUNTIME_DEFAULT, &["NET_ADMIN"], &["ALL"]).unwrap();
+        let only = CapSet::adjust(CapSet::RUNTIME_DEFAULT, &["NET_ADMIN"], &["ALL"]).unwrap();
+        assert_eq!(only, CapSet::EMPTY.with(12), "drop ALL, then add NET_ADMIN");
+        let all_but = CapSet::adjust(CapSet::EMPTY, &["ALL"], &["CHOWN"]).unwrap();
+        assert_eq!(all_but, CapSet::ALL.without(0));
+        let none = CapSet::adjust(CapSet::RUNTIME_DEFAULT, &["ALL"], &["ALL"]).unwrap();
         assert_eq!(none, CapSet::EMPTY);
         assert_eq!(
             CapSet::from_names(&["CHOWN", "KILL"]).unwrap().to_string(),

@@ -151,7 +151,7 @@ fn after_a_sigkilled_supervisor_the_next_run_cleans_up() {
     let status = first.wait_running(Duration::from_secs(20));
     let ip = pod_ip(&status);
     let pause = first.pause_pid().unwrap();
-    let bridge_ports_before = bridge_ports();
+    let old_veth = host_veth(&name).expect("the pod's veth on the host");
     first.signal(Signal::SIGKILL);
     wait_until(Duration::from_secs(5), || {
         it::proc_stat(first.pid())
@@ -181,11 +181,11 @@ fn after_a_sigkilled_supervisor_the_next_run_cleans_up() {
     if new_ip != ip {
         assert!(!leased(&ip), "the old address {ip} leaked");
     }
-    assert_eq!(
-        bridge_ports().len(),
-        bridge_ports_before.len(),
-        "one veth for one pod"
+    assert!(
+        !Path::new("/sys/class/net").join(&old_veth).exists(),
+        "the first run's veth {old_veth} is left"
     );
+    assert_ne!(host_veth(&name), Some(old_veth));
     let state_dir = second.state_dir();
     second.signal(Signal::SIGTERM);
     let code = second.wait_exit(Duration::from_secs(20));
@@ -194,15 +194,28 @@ fn after_a_sigkilled_supervisor_the_next_run_cleans_up() {
     assert_eq!(leftovers(&name, &state_dir), Vec::<String>::new());
 }
 
-/// The veth ports on the example bridge.
-fn bridge_ports() -> Vec<String> {
+/// The host side of the pod's veth: the interface whose index is eth0's
+/// peer link in the pod's network namespace.
+fn host_veth(pod: &str) -> Option<String> {
+    let out = std::process::Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &format!("default_{pod}"),
+            "cat",
+            "/sys/class/net/eth0/iflink",
+        ])
+        .output()
+        .ok()?;
+    let peer = String::from_utf8_lossy(&out.stdout).trim().to_string();
     std::fs::read_dir("/sys/class/net/podvisor0/brif")
-        .map(|d| {
-            d.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
+        .ok()?
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .find(|name| {
+            std::fs::read_to_string(format!("/sys/class/net/{name}/ifindex"))
+                .is_ok_and(|i| i.trim() == peer)
         })
-        .unwrap_or_default()
 }
 
 #[test]

@@ -221,99 +221,19 @@ pub struct Capabilities {
     pub drop: Vec<String>,
 }
 
-/// Capability names by number (capabilities(7)), as in Linux 6.x.
-pub const CAPABILITY_NAMES: [&str; 41] = [
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_DAC_READ_SEARCH",
-    "CAP_FOWNER",
-    "CAP_FSETID",
-    "CAP_KILL",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETPCAP",
-    "CAP_LINUX_IMMUTABLE",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_NET_BROADCAST",
-    "CAP_NET_ADMIN",
-    "CAP_NET_RAW",
-    "CAP_IPC_LOCK",
-    "CAP_IPC_OWNER",
-    "CAP_SYS_MODULE",
-    "CAP_SYS_RAWIO",
-    "CAP_SYS_CHROOT",
-    "CAP_SYS_PTRACE",
-    "CAP_SYS_PACCT",
-    "CAP_SYS_ADMIN",
-    "CAP_SYS_BOOT",
-    "CAP_SYS_NICE",
-    "CAP_SYS_RESOURCE",
-    "CAP_SYS_TIME",
-    "CAP_SYS_TTY_CONFIG",
-    "CAP_MKNOD",
-    "CAP_LEASE",
-    "CAP_AUDIT_WRITE",
-    "CAP_AUDIT_CONTROL",
-    "CAP_SETFCAP",
-    "CAP_MAC_OVERRIDE",
-    "CAP_MAC_ADMIN",
-    "CAP_SYSLOG",
-    "CAP_WAKE_ALARM",
-    "CAP_BLOCK_SUSPEND",
-    "CAP_AUDIT_READ",
-    "CAP_PERFMON",
-    "CAP_BPF",
-    "CAP_CHECKPOINT_RESTORE",
-];
-
-/// The container runtime default set (containerd and Docker agree).
-pub const DEFAULT_CAPABILITIES: [&str; 14] = [
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_FSETID",
-    "CAP_FOWNER",
-    "CAP_MKNOD",
-    "CAP_NET_RAW",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETFCAP",
-    "CAP_SETPCAP",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_SYS_CHROOT",
-    "CAP_KILL",
-    "CAP_AUDIT_WRITE",
-];
-
 /// The number of a capability name (`CAP_X`), if Linux has it.
 pub fn capability_number(name: &str) -> Option<u32> {
-    CAPABILITY_NAMES
-        .iter()
-        .position(|n| *n == name)
-        .and_then(|i| u32::try_from(i).ok())
+    container::CapSet::number(name).ok()
 }
 
 impl Capabilities {
-    /// The resulting capability set as a bit mask (bit n = capability n),
-    /// computed as containerd's CRI plugin does: the default set, `ALL` in
-    /// add gives every capability, `ALL` in drop clears, then single adds,
-    /// then single drops.
+    /// The resulting capability set as a bit mask (bit n = capability n):
+    /// the container runtime default set adjusted as containerd's CRI
+    /// plugin does (see [`container::CapSet::adjust`]). Names were checked
+    /// when the manifest was read.
     pub fn effective_mask(&self) -> u64 {
-        let bit = |name: &str| capability_number(name).map_or(0, |n| 1u64 << n);
-        let all = (1u64 << CAPABILITY_NAMES.len()) - 1;
-        let mut mask = DEFAULT_CAPABILITIES.iter().fold(0, |m, n| m | bit(n));
-        if self.add.iter().any(|c| c == "ALL") {
-            mask = all;
-        }
-        if self.drop.iter().any(|c| c == "ALL") {
-            mask = 0;
-        }
-        for c in &self.add {
-            mask |= bit(c);
-        }
-        for c in &self.drop {
-            mask &= !bit(c);
-        }
-        mask
+        container::CapSet::adjust(container::CapSet::RUNTIME_DEFAULT, &self.add, &self.drop)
+            .map_or(container::CapSet::RUNTIME_DEFAULT.0, |set| set.0)
     }
 }
 
