@@ -47,6 +47,10 @@ pub struct SandboxConfig {
     pub netns_dir: PathBuf,
     /// A cgroup for the pause process.
     pub cgroup: Option<Cgroup>,
+    /// SIGKILL pause when the process that started it dies (parent-death
+    /// signal), so no sandbox outlives a runtime killed without its
+    /// teardown.
+    pub die_with_parent: bool,
 }
 
 impl SandboxConfig {
@@ -62,6 +66,7 @@ impl SandboxConfig {
             publish_netns: false,
             netns_dir: PathBuf::from(NETNS_RUN_DIR),
             cgroup: None,
+            die_with_parent: false,
         }
     }
 }
@@ -119,6 +124,9 @@ impl Sandbox {
             .session(Session::NewSession);
         if let Some(cg) = &config.cgroup {
             cmd.cgroup(cg);
+        }
+        if config.die_with_parent {
+            cmd.parent_death_signal(Signal::SIGKILL);
         }
         let child = cmd.spawn().map_err(|source| SandboxError::Spawn {
             pause: config.pause.clone(),

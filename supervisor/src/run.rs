@@ -458,13 +458,21 @@ impl PodRuntime {
         let mut config = SandboxConfig::new(self.sandbox_name(), &self.config.pause);
         // With the host's network the UTS name stays the host's too, as
         // Kubernetes does it.
-        config.hostname = (!self.pod.host_network).then(|| self.pod.hostname.clone());
+        config.hostname = Some(if self.pod.host_network {
+            self.runtime_values.node_name.clone()
+        } else {
+            self.pod.hostname.clone()
+        });
         config.host_network = self.pod.host_network;
         // pause is PID 1 of the sandbox's own PID namespace, as under kubelet;
         // containers join it only with shareProcessNamespace.
         config.pid_namespace = true;
         config.publish_netns = !self.pod.host_network;
         config.cgroup = self.pause_cgroup.clone();
+        // Killed with the supervisor, like the containers; what a killed
+        // supervisor leaves (address, netns file, cgroups) the next run of
+        // the pod cleans up.
+        config.die_with_parent = true;
         let sandbox = Sandbox::start(&config)?;
         self.meta.start_time = Some(SystemTime::now());
         let netns = sandbox.netns_path();

@@ -281,7 +281,9 @@ impl Drop for RunningPod {
         // second kills at once), then SIGKILL.
         if let Some(mut child) = self.child.take() {
             let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+            // Two signals sent at once would merge into one pending.
             let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT);
+            std::thread::sleep(Duration::from_millis(200));
             let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT);
             if wait_until(Duration::from_secs(15), || child.try_wait().ok().flatten()).is_none() {
                 let _ = child.kill();

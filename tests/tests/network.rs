@@ -158,8 +158,8 @@ fn after_a_sigkilled_supervisor_the_next_run_cleans_up() {
             .is_none_or(|p| p.state == 'Z')
             .then_some(())
     });
-    // Its containers die with it (parent-death signal); pause and the
-    // address are left for the next run to clean up.
+    // Its containers and pause die with it (parent-death signal); the
+    // address, the netns file and the cgroups are left for the next run.
     let mut second = RunningPod::start_in(&name, &sleeper(&name), cni(&[]), dir.path());
     drop(first);
     // status.json still shows the first run until the second is up.
@@ -175,7 +175,7 @@ fn after_a_sigkilled_supervisor_the_next_run_cleans_up() {
     );
     assert!(
         it::proc_stat(pause).is_none_or(|p| p.state == 'Z'),
-        "the old pause was killed"
+        "the old pause is gone"
     );
     let new_ip = pod_ip(&status);
     if new_ip != ip {
