@@ -262,3 +262,45 @@ impl Drop for DockerCleanup {
         }
     }
 }
+
+/// Kills and removes a test cgroup when dropped, even on panic.
+pub struct CgroupGuard(pub container::Cgroup);
+
+impl Drop for CgroupGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill_all(Duration::from_secs(5));
+        let _ = self.0.remove(Duration::from_secs(5));
+    }
+}
+
+/// Kills a spawned process (by pidfd) and reaps it when dropped.
+pub struct Reap(pub container::PidFd);
+
+impl Reap {
+    pub fn new(child: &container::Child) -> Reap {
+        Reap(child.pidfd.try_clone().expect("dup pidfd"))
+    }
+}
+
+impl Drop for Reap {
+    fn drop(&mut self) {
+        let _ = self.0.send_signal(nix::sys::signal::Signal::SIGKILL);
+        let _ = self.0.wait();
+    }
+}
+
+/// `GET /` from `ip:port` (loopback, or a pod's own address on our
+/// bridge), HTTP/1.0; the whole response, or None when nothing answers.
+pub fn http_get(ip: &str, port: u16) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect_timeout(
+        &format!("{ip}:{port}").parse().ok()?,
+        Duration::from_secs(1),
+    )
+    .ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(stream, "GET / HTTP/1.0\r\nHost: {ip}\r\n\r\n").ok()?;
+    let mut body = String::new();
+    stream.read_to_string(&mut body).ok()?;
+    Some(body)
+}

@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 
 use container::{
     CapSet, Cgroup, CgroupHost, Child, Command, Controller, ExitStatus, Mount, Namespace,
-    NamespaceSet, PidFd, Resources, Sandbox, SandboxConfig, SpawnError, SpawnStep, Stdio,
+    NamespaceSet, Resources, Sandbox, SandboxConfig, SpawnError, SpawnStep, Stdio,
 };
-use it::{require, require_root, wait_until};
+use it::{CgroupGuard, Reap, require, require_root, wait_until};
 use nix::sys::signal::Signal;
 
 const BUSYBOX: &str = "/bin/busybox";
@@ -29,32 +29,6 @@ fn unique(what: &str) -> String {
         what,
         N.fetch_add(1, Ordering::Relaxed)
     )
-}
-
-/// Kills and removes a test cgroup when dropped, even on panic.
-struct CgroupGuard(Cgroup);
-
-impl Drop for CgroupGuard {
-    fn drop(&mut self) {
-        let _ = self.0.kill_all(Duration::from_secs(5));
-        let _ = self.0.remove(Duration::from_secs(5));
-    }
-}
-
-/// Kills a spawned process (by pidfd) and reaps it when dropped.
-struct Reap(PidFd);
-
-impl Reap {
-    fn new(child: &Child) -> Reap {
-        Reap(child.pidfd.try_clone().expect("dup pidfd"))
-    }
-}
-
-impl Drop for Reap {
-    fn drop(&mut self) {
-        let _ = self.0.send_signal(Signal::SIGKILL);
-        let _ = self.0.wait();
-    }
 }
 
 /// Undoes what publishing a netns did to /run/netns when it was not there

@@ -6,7 +6,7 @@
 //! example bridge (10.222.0.0/24).
 
 use it::pod::{RunOptions, RunningPod, example_cni_dir, leftovers, unique_name};
-use it::{ns_inode, require, signal, wait_until};
+use it::{http_get, ns_inode, require, signal, wait_until};
 use nix::sys::signal::Signal;
 use serde_json::Value;
 use std::path::Path;
@@ -267,18 +267,4 @@ fn a_host_port_reaches_the_pod_on_loopback() {
         http_get("127.0.0.1", host_port).is_none(),
         "the port mapping outlived the pod"
     );
-}
-
-fn http_get(ip: &str, port: u16) -> Option<String> {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect_timeout(
-        &format!("{ip}:{port}").parse().ok()?,
-        Duration::from_secs(1),
-    )
-    .ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    write!(stream, "GET / HTTP/1.0\r\nHost: {ip}\r\n\r\n").ok()?;
-    let mut body = String::new();
-    stream.read_to_string(&mut body).ok()?;
-    Some(body)
 }

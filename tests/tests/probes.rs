@@ -14,9 +14,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use container::{Cgroup, CgroupHost, Child, Command, Namespace, NamespaceSet, PidFd, Stdio};
+use container::{Cgroup, CgroupHost, Child, Command, Namespace, NamespaceSet, Stdio};
+use it::{CgroupGuard, Reap};
 use nix::sys::epoll::EpollFlags;
-use nix::sys::signal::Signal;
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 use supervisor::event_loop::{EventLoop, TIMER};
@@ -34,32 +34,6 @@ fn unique() -> String {
         std::process::id(),
         N.fetch_add(1, Ordering::Relaxed)
     )
-}
-
-/// Kills and removes the test cgroup when dropped.
-struct CgroupGuard(Cgroup);
-
-impl Drop for CgroupGuard {
-    fn drop(&mut self) {
-        let _ = self.0.kill_all(Duration::from_secs(5));
-        let _ = self.0.remove(Duration::from_secs(5));
-    }
-}
-
-/// Kills a spawned process by pidfd and reaps it when dropped.
-struct Reap(PidFd);
-
-impl Reap {
-    fn new(child: &Child) -> Reap {
-        Reap(child.pidfd.try_clone().expect("dup pidfd"))
-    }
-}
-
-impl Drop for Reap {
-    fn drop(&mut self) {
-        let _ = self.0.send_signal(Signal::SIGKILL);
-        let _ = self.0.wait();
-    }
 }
 
 /// The stand-in container and what probes need to reach it.

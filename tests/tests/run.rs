@@ -4,7 +4,7 @@
 //! policies, init containers, the grace period, and bad manifests.
 
 use it::pod::{RunOptions, RunningPod, example_cni_dir, leftovers, unique_name};
-use it::{require, require_root, signal, wait_until};
+use it::{http_get, require, require_root, signal, wait_until};
 use nix::sys::signal::Signal;
 use serde_json::Value;
 use std::path::Path;
@@ -456,21 +456,6 @@ fn with_cni_the_pod_gets_an_ip_the_host_reaches() {
             .exists(),
         "the address {ip} was not released"
     );
-}
-
-/// GET / from `ip:port` (an address of a pod on our bridge).
-fn http_get(ip: &str, port: u16) -> Option<String> {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect_timeout(
-        &format!("{ip}:{port}").parse().ok()?,
-        Duration::from_secs(1),
-    )
-    .ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    write!(stream, "GET / HTTP/1.0\r\nHost: {ip}\r\n\r\n").ok()?;
-    let mut body = String::new();
-    stream.read_to_string(&mut body).ok()?;
-    Some(body)
 }
 
 #[test]

@@ -167,7 +167,7 @@ fn parse_mountinfo(text: &str) -> (Option<PathBuf>, Vec<(Controller, PathBuf)>) 
         let (Some(fstype), _, Some(super_opts)) = (right.next(), right.next(), right.next()) else {
             continue;
         };
-        let mount_point = PathBuf::from(unescape_mount_path(mount_point));
+        let mount_point = PathBuf::from(crate::mount::unescape_mountinfo(mount_point));
         match fstype {
             "cgroup2" => {
                 unified.get_or_insert(mount_point);
@@ -185,29 +185,6 @@ fn parse_mountinfo(text: &str) -> (Option<PathBuf>, Vec<(Controller, PathBuf)>) 
         }
     }
     (unified, v1)
-}
-
-/// mountinfo escapes space, tab, newline and backslash as \ooo.
-fn unescape_mount_path(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'\\'
-            && i + 3 < bytes.len()
-            && bytes[i + 1..i + 4]
-                .iter()
-                .all(|b| (b'0'..=b'7').contains(b))
-        {
-            let v = (bytes[i + 1] - b'0') * 64 + (bytes[i + 2] - b'0') * 8 + (bytes[i + 3] - b'0');
-            out.push(v);
-            i += 4;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// One cgroup, spanning the unified hierarchy (when mounted) and every v1
@@ -612,7 +589,7 @@ mod tests {
                 ),
             ]
         );
-        assert_eq!(unescape_mount_path("/a\\040b"), "/a b");
+        assert_eq!(crate::mount::unescape_mountinfo("/a\\040b"), "/a b");
     }
 
     #[test]
