@@ -257,9 +257,11 @@ fn back_off_doubles_and_caps() {
             "gaps {gaps:?} do not follow {expected:?}"
         );
     }
-    let status = pod.status().unwrap();
+    // The sixth start is on disk; the status may be written a moment later.
+    let status = pod.wait_status(Duration::from_secs(5), "restartCount 5", |s| {
+        restart_count(s, "crash") >= 5
+    });
     let crash = RunningPod::container(&status, "crash");
-    assert!(crash["restartCount"].as_u64().unwrap() >= 5);
     assert_eq!(crash["lastState"]["terminated"]["exitCode"], 3);
 }
 
