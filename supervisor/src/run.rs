@@ -337,7 +337,7 @@ impl PodRuntime {
     fn new(pod: PodSpec, config: Config, signals: Signals) -> PodRuntime {
         let now = Stamp::now();
         let lifecycle = restart::Pod::new(
-            restart_policy(pod.restart_policy),
+            pod.restart_policy,
             config.backoff,
             pod.init_containers.iter().map(|c| c.name.clone()),
             pod.containers.iter().map(|c| c.name.clone()),
@@ -1255,14 +1255,6 @@ fn set_nonblocking(file: &File) -> std::io::Result<()> {
         FcntlArg::F_SETFL(OFlag::from_bits_truncate(flags) | OFlag::O_NONBLOCK),
     )?;
     Ok(())
-}
-
-fn restart_policy(policy: spec::RestartPolicy) -> restart::RestartPolicy {
-    match policy {
-        spec::RestartPolicy::Always => restart::RestartPolicy::Always,
-        spec::RestartPolicy::OnFailure => restart::RestartPolicy::OnFailure,
-        spec::RestartPolicy::Never => restart::RestartPolicy::Never,
-    }
 }
 
 fn resources(r: &spec::Resources) -> container::Resources {

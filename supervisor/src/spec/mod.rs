@@ -44,16 +44,8 @@ pub struct LoadedPod {
     pub warnings: Vec<String>,
 }
 
-/// `restartPolicy` of the pod (and of each non-sidecar container).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RestartPolicy {
-    /// Restart on any exit (default).
-    Always,
-    /// Restart on a non-zero exit.
-    OnFailure,
-    /// Never restart.
-    Never,
-}
+/// `restartPolicy` of the pod: one type with the restart decisions.
+pub use crate::restart::RestartPolicy;
 
 /// A pod ready to run.
 #[derive(Debug, Clone)]
