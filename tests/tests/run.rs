@@ -249,11 +249,12 @@ fn back_off_doubles_and_caps() {
     .unwrap_or_else(|| panic!("not enough restarts:\n{}", pod.output()));
     let gaps: Vec<f64> = starts.windows(2).map(|w| w[1] - w[0]).collect();
     // Expected delays: 0 (first restart at once), 0.3, 0.6, 1.2, 1.2 s,
-    // plus the time a start takes.
+    // plus the time a start takes (generous: CI runs tests side by side;
+    // the lower bound is what shows the doubling and the cap).
     let expected = [0.0, 0.3, 0.6, 1.2, 1.2];
     for (gap, want) in gaps.iter().zip(expected) {
         assert!(
-            *gap >= want - 0.02 && *gap < want + 0.25,
+            *gap >= want - 0.02 && *gap < want + 0.4,
             "gaps {gaps:?} do not follow {expected:?}"
         );
     }
