@@ -14,8 +14,9 @@ ENTRYPOINT ["/pause"]
 
 # A pod in a container: the supervisor as PID 1 runs the two-container demo
 # pod of docker/pod.yaml (busybox httpd and a sidecar fetching it over
-# 127.0.0.1). Stage its files first (busybox-static, the CNI plugins and the
-# glibc files they load, the manifest and the CNI network):
+# 127.0.0.1). Stage its files first (a static supervisor built by the
+# script, busybox-static, the CNI plugins and the glibc files they load, the
+# manifest and the CNI network):
 #   cargo build --release --workspace && docker/stage.sh
 #   docker build --target supervisor -t podvisor/supervisor .
 #   docker run --rm --privileged podvisor/supervisor
@@ -23,7 +24,8 @@ ENTRYPOINT ["/pause"]
 # and the capabilities for namespaces, mounts and the pod's bridge (in the
 # container's own network namespace: docker run --network none works).
 FROM scratch AS supervisor
+# The static supervisor is in the staged rootfs (/usr/local/bin/supervisor).
 COPY docker/context/rootfs/ /
-COPY target/release/supervisor target/release/pause /usr/local/bin/
+COPY target/release/pause /usr/local/bin/
 ENTRYPOINT ["/usr/local/bin/supervisor"]
 CMD ["run", "/etc/supervisor/pod.yaml"]

@@ -11,11 +11,12 @@
 # build. Everything comes from this repository and from Debian packages:
 #
 #   docker/context/rootfs/                 copied to / of the image
+#     usr/local/bin/supervisor             this repository, built static here
+#                                          (glibc static-pie, crt-static)
 #     bin/busybox, bin/sh, bin/ps, ...     busybox-static (links to busybox)
 #     opt/cni/bin/{bridge,host-local,loopback,portmap}
 #                                          containernetworking-plugins
-#     lib/..., lib64/ld-linux-x86-64.so.2  the glibc files those plugins (and
-#                                          the supervisor, when not static)
+#     lib/..., lib64/ld-linux-x86-64.so.2  the glibc files those plugins
 #                                          load, as `ldd` names them
 #     etc/supervisor/pod.yaml              docker/pod.yaml
 #     etc/cni/net.d/10-podvisor.conflist   docker/10-podvisor.conflist
@@ -26,15 +27,15 @@
 # temporary directory. The staged tree is rebuilt from scratch on each run.
 #
 # Usage: docker/stage.sh [CONTEXT_DIR]   (default: docker/context next to
-# this script). SUPERVISOR=PATH names the supervisor binary whose libraries
-# to include (default: target/release/supervisor of this repository, the
-# one the Dockerfile copies).
+# this script). The supervisor is built static with cargo into
+# target/static/ (a target dir of its own, so it never waits on another
+# build); SUPERVISOR=PATH uses that binary instead, which must be static.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(dirname "$here")
 context=${1:-$here/context}
-supervisor=${SUPERVISOR:-$repo/target/release/supervisor}
+supervisor=${SUPERVISOR:-}
 cni_plugins=(bridge host-local loopback portmap)
 # Applets linked in /bin for `docker exec C sh` and friends; the manifest
 # itself calls /bin/busybox explicitly.
@@ -45,7 +46,19 @@ die() {
   exit 1
 }
 
-[[ -x $supervisor ]] || die "$supervisor is missing: run cargo build --release --workspace first (or set SUPERVISOR)"
+if [[ -z $supervisor ]]; then
+  # crt-static for an explicit --target: the binary is static while the
+  # build's own proc-macros stay ordinary host libraries.
+  host=$(rustc -vV | sed -n 's/^host: //p')
+  echo "docker/stage.sh: building a static supervisor for $host" >&2
+  (cd "$repo" && RUSTFLAGS="-C target-feature=+crt-static" "${CARGO:-cargo}" build --release --locked \
+      -p supervisor --target "$host" --target-dir "$repo/target/static" >&2) \
+    || die "cargo build of the static supervisor failed"
+  supervisor=$repo/target/static/$host/release/supervisor
+fi
+[[ -x $supervisor ]] || die "$supervisor is missing"
+ldd "$supervisor" 2>&1 | grep -Eq "statically linked|not a dynamic executable" \
+  || die "$supervisor is not a static binary"
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -108,7 +121,7 @@ for plugin in "${cni_plugins[@]}"; do
   install -m 0755 "$file" "$rootfs/opt/cni/bin/$plugin"
   copy_libraries "$file"
 done
-copy_libraries "$supervisor"
+install -D -m 0755 "$supervisor" "$rootfs/usr/local/bin/supervisor"
 
 install -m 0644 "$here/pod.yaml" "$rootfs/etc/supervisor/pod.yaml"
 install -m 0644 "$here/10-podvisor.conflist" "$rootfs/etc/cni/net.d/10-podvisor.conflist"

@@ -8,8 +8,8 @@
 //! Docker's grace period with exit code 0, leaving no process behind.
 
 use it::{
-    DockerCleanup, ProcStat, all_processes, bin, docker, docker_available, docker_context,
-    ns_inode, proc_status_field, require, require_root, wait_until,
+    DockerCleanup, ProcStat, all_processes, docker, docker_available, docker_context, ns_inode,
+    proc_status_field, require, require_root, wait_until,
 };
 use serde_json::Value;
 use std::collections::HashSet;
@@ -221,13 +221,12 @@ fn supervisor_image_runs_a_pod_in_docker() {
 }
 
 /// Stage the image's files into the temporary context with the documented
-/// script, for the supervisor binary under test.
+/// script, which builds the static supervisor from this workspace.
 fn stage(context: &Path) {
     let script = it::workspace_root().join("docker/stage.sh");
     let out = Command::new("bash")
         .arg(&script)
         .arg(context.join("docker/context"))
-        .env("SUPERVISOR", bin("supervisor"))
         .output()
         .expect("run docker/stage.sh");
     assert!(
