@@ -23,5 +23,6 @@ pub mod restart;
 pub mod run;
 pub mod spec;
 pub mod status;
+pub mod trace;
 pub mod volumes;
 pub mod workload;

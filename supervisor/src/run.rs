@@ -25,6 +25,7 @@ use crate::probe::{Outcome, ProbeIo, ProbeTarget, Probes};
 use crate::restart::{self, BackoffConfig, Decision, Event, Slot, Stamp, Termination};
 use crate::spec::{self, PodSpec, RuntimeValues};
 use crate::status::{self, ContainerMeta, PodMeta, StatusStore};
+use crate::trace::{Step, Trace};
 use crate::volumes::PodVolumes;
 use crate::workload::{self, PodContext};
 use anyhow::{Context, bail};
@@ -78,6 +79,28 @@ pub struct RunArgs {
     /// Where CNI results are kept for DEL, also after a crash.
     #[arg(long, value_name = "DIR", default_value = "/var/lib/cni/results")]
     pub cni_cache_dir: PathBuf,
+    /// Size at which a container's log file is rotated, as kubelet's
+    /// --container-log-max-size (a quantity: 10Mi, 500Ki, 1G).
+    #[arg(long, value_name = "SIZE", default_value = "10Mi", value_parser = parse_log_size)]
+    pub container_log_max_size: u64,
+    /// Log files kept per container instance, the current one included, as
+    /// kubelet's --container-log-max-files (at least 2).
+    #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u32).range(2..))]
+    pub container_log_max_files: u32,
+    /// Append a line per container step (reaped, deciding, spawned,
+    /// failed) with its CLOCK_MONOTONIC time in ns to FILE: what the
+    /// restart benchmarks read.
+    #[arg(long, value_name = "FILE")]
+    pub trace: Option<PathBuf>,
+}
+
+/// A log file size: a Kubernetes quantity of bytes, at least 1Ki.
+fn parse_log_size(text: &str) -> Result<u64, String> {
+    match crate::quantity::parse_bytes(text) {
+        Ok(bytes) if bytes >= 1024 => Ok(bytes),
+        Ok(_) => Err(format!("{text:?} is below the smallest log file size, 1Ki")),
+        Err(error) => Err(error.to_string()),
+    }
 }
 
 /// Parse `10s`, `100ms`, `5m`, `1h` or a plain number of seconds.
@@ -116,6 +139,11 @@ pub fn main(args: RunArgs) -> anyhow::Result<i32> {
         layout: Layout::resolve(args.state_dir.as_deref(), args.log_dir.as_deref()),
         cgroup_parent: args.cgroup_parent,
         pause,
+        log: LogConfig {
+            max_file_size: args.container_log_max_size,
+            max_files: args.container_log_max_files as usize,
+            ..LogConfig::default()
+        },
         backoff: BackoffConfig {
             initial: args.backoff_initial,
             max: args.backoff_max.max(args.backoff_initial),
@@ -131,7 +159,11 @@ pub fn main(args: RunArgs) -> anyhow::Result<i32> {
             cache_dir: args.cni_cache_dir,
         },
     };
-    let mut runtime = PodRuntime::new(loaded.pod, config, signals);
+    let trace = match &args.trace {
+        Some(path) => Trace::open(path).with_context(|| format!("--trace {}", path.display()))?,
+        None => Trace::default(),
+    };
+    let mut runtime = PodRuntime::new(loaded.pod, config, signals, trace);
     let result = runtime.start().and_then(|()| runtime.run());
     runtime.teardown();
     result
@@ -181,6 +213,7 @@ struct Config {
     /// `delegated_parent`).
     cgroup_parent: Option<PathBuf>,
     pause: PathBuf,
+    log: LogConfig,
     backoff: BackoffConfig,
     cni: CniPaths,
 }
@@ -247,9 +280,23 @@ struct Workload {
     slot: Slot,
     spec: spec::Container,
     cgroup: Option<Cgroup>,
+    /// The next instance's cgroup, made while this one runs so that a
+    /// restart does not wait for the mkdirs.
+    next_cgroup: Option<Cgroup>,
     process: Option<Process>,
     log: Option<ContainerLog>,
 }
+
+/// An ended instance's cgroup: killed, removed once its processes are gone
+/// (after the next instance has started, off the restart path).
+struct Retired {
+    container: String,
+    cgroup: Cgroup,
+    since: Instant,
+}
+
+/// How often a retired cgroup that is not empty yet is looked at again.
+const RETIRED_RETRY: Duration = Duration::from_millis(10);
 
 /// A running instance.
 struct Process {
@@ -331,10 +378,12 @@ struct PodRuntime {
     stopping: Option<Stopping>,
     /// The pod reached a terminal phase (restartPolicy Never/OnFailure).
     finished: bool,
+    trace: Trace,
+    retired: Vec<Retired>,
 }
 
 impl PodRuntime {
-    fn new(pod: PodSpec, config: Config, signals: Signals) -> PodRuntime {
+    fn new(pod: PodSpec, config: Config, signals: Signals, trace: Trace) -> PodRuntime {
         let now = Stamp::now();
         let lifecycle = restart::Pod::new(
             pod.restart_policy,
@@ -358,6 +407,7 @@ impl PodRuntime {
                 slot,
                 spec: spec.clone(),
                 cgroup: None,
+                next_cgroup: None,
                 process: None,
                 log: None,
             })
@@ -407,6 +457,8 @@ impl PodRuntime {
             notifier: Notifier::from_env(now.mono),
             stopping: None,
             finished: false,
+            trace,
+            retired: Vec::new(),
         }
     }
 
@@ -578,6 +630,7 @@ impl PodRuntime {
             }
             self.run_probes(now);
             self.publish_status();
+            self.sweep_retired(Instant::now());
             if self.stopping.is_some() && self.nothing_runs() {
                 return Ok(0);
             }
@@ -599,6 +652,7 @@ impl PodRuntime {
                     .map(|s| s.deadline),
                 self.notifier.next_ping(),
                 self.probe_deadline(),
+                (!self.retired.is_empty()).then(|| Instant::now() + RETIRED_RETRY),
             ]
             .into_iter()
             .flatten()
@@ -822,6 +876,10 @@ impl PodRuntime {
     fn on_exit(&mut self, index: usize, status: pid1::ExitStatus) {
         let now = Stamp::now();
         let w = &mut self.workloads[index];
+        if let Some(c) = self.lifecycle.get(w.slot) {
+            self.trace
+                .record(&w.spec.name, c.restart_count(), Step::Reaped);
+        }
         let mut process = w.process.take().expect("matched a running process");
         if let Some(event_loop) = &self.event_loop {
             process.probes.cancel(&mut ProbeSockets {
@@ -838,14 +896,13 @@ impl PodRuntime {
                 .and_then(|c| c.oom_kills().ok())
                 .is_some_and(|after| after > process.oom_kills_before);
         // The instance is over: nothing of it may outlive it (processes it
-        // left in a shared PID namespace, or the rest of its own).
-        if let Err(error) = process
-            .cgroup
-            .kill_all(CGROUP_TIMEOUT)
-            .and_then(|()| process.cgroup.remove(CGROUP_TIMEOUT))
-        {
-            eprintln!("supervisor: [{}] {error}", w.spec.name);
-        }
+        // left in a shared PID namespace, or the rest of its own). Killed
+        // and removed in `sweep_retired`, after the restart.
+        self.retired.push(Retired {
+            container: w.spec.name.clone(),
+            cgroup: process.cgroup.clone(),
+            since: Instant::now(),
+        });
         let exit = match status {
             pid1::ExitStatus::Exited(code) => restart::ExitStatus::Code(code),
             pid1::ExitStatus::Signaled { signal, .. } => restart::ExitStatus::Signal(signal),
@@ -881,6 +938,37 @@ impl PodRuntime {
             Ok(_) => {}
             Err(error) => eprintln!("supervisor: {error}"),
         }
+    }
+
+    /// Kill what is left in ended instances' cgroups and remove them; a
+    /// cgroup that does not empty within CGROUP_TIMEOUT is reported and left
+    /// to the teardown.
+    fn sweep_retired(&mut self, now: Instant) {
+        self.retired.retain(|r| {
+            let result = r.cgroup.kill().and_then(|empty| {
+                if empty {
+                    r.cgroup.try_remove()
+                } else {
+                    Ok(false)
+                }
+            });
+            match result {
+                Ok(true) => false,
+                Ok(false) if now.duration_since(r.since) < CGROUP_TIMEOUT => true,
+                Ok(false) => {
+                    eprintln!(
+                        "supervisor: [{}] {} still busy after {CGROUP_TIMEOUT:?}: left to the teardown",
+                        r.container,
+                        r.cgroup.name().display()
+                    );
+                    false
+                }
+                Err(error) => {
+                    eprintln!("supervisor: [{}] {error}", r.container);
+                    false
+                }
+            }
+        });
     }
 
     /// pause died: the sandbox is gone. Kill every container, start a new
@@ -998,8 +1086,11 @@ impl PodRuntime {
             .lifecycle
             .get(slot)
             .map_or(0, restart::Lifecycle::next_restart_count);
+        let name = self.workloads[index].spec.name.clone();
+        self.trace.record(&name, restart_count, Step::Deciding);
         match self.spawn(index, restart_count) {
             Ok(()) => {
+                self.trace.record(&name, restart_count, Step::Spawned);
                 // Ready once running, unless a readiness or startup probe
                 // has to say so first.
                 let spec = &self.workloads[index].spec;
@@ -1022,6 +1113,7 @@ impl PodRuntime {
                 }
             }
             Err(error) => {
+                self.trace.record(&name, restart_count, Step::Failed);
                 let message = format!("{error:#}");
                 eprintln!(
                     "supervisor: [{}] cannot run: {message}",
@@ -1056,7 +1148,16 @@ impl PodRuntime {
         }
         let container_cgroup = w.cgroup.as_ref().expect("created above");
         let oom_kills_before = container_cgroup.oom_kills().unwrap_or(0);
-        let cgroup = container_cgroup.create_child(host, &restart_count.to_string())?;
+        let instance = restart_count.to_string();
+        let cgroup = match w.next_cgroup.take() {
+            Some(made) if made.name().ends_with(&instance) => made,
+            stale => {
+                if let Some(stale) = stale {
+                    let _ = stale.remove(CGROUP_TIMEOUT);
+                }
+                container_cgroup.create_child(host, &instance)?
+            }
+        };
         let ctx = PodContext {
             pod: &self.pod,
             sandbox,
@@ -1082,7 +1183,7 @@ impl PodRuntime {
                     &self.pod.name,
                     &name,
                     restart_count,
-                    LogConfig::default(),
+                    self.config.log,
                 )?)
             }
         }
@@ -1099,6 +1200,13 @@ impl PodRuntime {
                 set_nonblocking(file)?;
                 event_loop.watch(file.as_fd(), index as u64 * TOKENS_PER_CONTAINER + stream)?;
             }
+        }
+        // Made now, used at the next restart (never under restartPolicy
+        // Never, where no instance follows this one).
+        if self.pod.restart_policy != restart::RestartPolicy::Never {
+            w.next_cgroup = container_cgroup
+                .create_child(host, &(restart_count + 1).to_string())
+                .ok();
         }
         w.process = Some(Process {
             pid: child.pid,

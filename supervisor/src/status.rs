@@ -6,8 +6,8 @@
 //! * [`build`] derives the whole status from [`restart::Pod`] (the single
 //!   source of truth) plus what the sandbox knows ([`PodMeta`]); conditions
 //!   keep their `lastTransitionTime` while unchanged.
-//! * [`StatusStore`] writes `status.json` atomically (temp file, fsync,
-//!   rename) when its bytes changed, and keeps `events.json` beside it.
+//! * [`StatusStore`] writes `status.json` atomically (temp file, rename)
+//!   when its bytes changed, and keeps `events.json` beside it.
 //! * `supervisor status` ([`main`]) prints a kubectl-like table, JSON or YAML.
 //!
 //! Time formatting lives here too ([`format_rfc3339`], [`format_rfc3339_nano`],
@@ -621,7 +621,7 @@ pub enum StatusError {
         /// The cause.
         source: io::Error,
     },
-    /// Writing (temp file, fsync or rename) failed.
+    /// Writing (temp file or rename) failed.
     #[error("write {path}: {source}")]
     Write {
         /// The target file.
@@ -659,7 +659,10 @@ pub enum StatusError {
 }
 
 /// Writes `bytes` to `path` so readers see the old or the new content,
-/// never a mix: write `.<name>.tmp` beside it, fsync, rename over.
+/// never a mix: write `.<name>.tmp` beside it, rename over. No fsync: the
+/// status is runtime state (its root is /run, a tmpfs, by default) that
+/// describes processes a reboot ends anyway, and an fsync per container
+/// start would sit on the restart path (0.2 to 0.4 ms on a disk).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StatusError> {
     let err = |source| StatusError::Write {
         path: path.to_path_buf(),
@@ -672,7 +675,6 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StatusError> {
     let tmp = path.with_file_name(format!(".{name}.tmp"));
     let mut file = fs::File::create(&tmp).map_err(err)?;
     file.write_all(bytes).map_err(err)?;
-    file.sync_all().map_err(err)?;
     drop(file);
     fs::rename(&tmp, path).map_err(err)
 }

@@ -397,38 +397,51 @@ impl Cgroup {
     /// or plain kill-each rounds without a freezer. Fails after `timeout`.
     pub fn kill_all(&self, timeout: Duration) -> Result<(), CgroupError> {
         let start = Instant::now();
-        if let Some(dir) = self.unified.as_deref()
-            && dir.join("cgroup.kill").exists()
-        {
-            write_file(&dir.join("cgroup.kill"), "1")?;
-        }
+        let mut empty = self.kill()?;
         loop {
-            let pids = self.procs_recursive()?;
-            if pids.is_empty() {
+            if empty {
                 return Ok(());
             }
             if start.elapsed() >= timeout {
                 return Err(CgroupError::KillTimeout {
                     path: self.dirs().into_iter().next().unwrap_or_default(),
-                    pids,
+                    pids: self.procs_recursive()?,
                     waited_ms: start.elapsed().as_millis(),
                 });
             }
-            if let Some(freezer) = self.v1.get(&Controller::Freezer) {
-                for dir in subtree(freezer) {
-                    v1::freeze_kill_thaw(&dir)?;
-                }
-            } else if let Some(dir) = self.unified.as_deref()
-                && dir.join("cgroup.freeze").exists()
-            {
-                v2::freeze_kill_thaw(dir, &self.procs_recursive()?)?;
-            }
-            // Whatever the freezer missed (or without one): kill each.
-            for pid in self.procs_recursive()? {
-                kill_pid(pid);
-            }
             std::thread::sleep(Duration::from_millis(10));
+            empty = self.kill()?;
         }
+    }
+
+    /// One round of [`Cgroup::kill_all`] without waiting: SIGKILL every
+    /// process of this cgroup and its descendants (`cgroup.kill`, else
+    /// through the freezer, else one by one). Returns whether the cgroup
+    /// was already empty; when not, call again (or [`Cgroup::try_remove`])
+    /// later: killed processes take a moment to leave.
+    pub fn kill(&self) -> Result<bool, CgroupError> {
+        if let Some(dir) = self.unified.as_deref()
+            && dir.join("cgroup.kill").exists()
+        {
+            write_file(&dir.join("cgroup.kill"), "1")?;
+        }
+        if self.procs_recursive()?.is_empty() {
+            return Ok(true);
+        }
+        if let Some(freezer) = self.v1.get(&Controller::Freezer) {
+            for dir in subtree(freezer) {
+                v1::freeze_kill_thaw(&dir)?;
+            }
+        } else if let Some(dir) = self.unified.as_deref()
+            && dir.join("cgroup.freeze").exists()
+        {
+            v2::freeze_kill_thaw(dir, &self.procs_recursive()?)?;
+        }
+        // Whatever the freezer missed (or without one): kill each.
+        for pid in self.procs_recursive()? {
+            kill_pid(pid);
+        }
+        Ok(false)
     }
 
     /// Remove this cgroup and every cgroup beneath it in every hierarchy,
@@ -446,6 +459,20 @@ impl Cgroup {
             }
         }
         Ok(())
+    }
+
+    /// [`Cgroup::remove`] without waiting: Ok(false) when a directory is
+    /// still busy (processes have not left yet), to be tried again later.
+    pub fn try_remove(&self) -> Result<bool, CgroupError> {
+        match self.remove(Duration::ZERO) {
+            Ok(()) => Ok(true),
+            Err(CgroupError::Remove { source, .. })
+                if source.raw_os_error() == Some(libc::EBUSY) =>
+            {
+                Ok(false)
+            }
+            Err(error) => Err(error),
+        }
     }
 }
 
