@@ -99,4 +99,4 @@ pub use namespace::{Namespace, NamespaceInfo, NamespaceSet};
 pub use pidfd::{ExitStatus, PidFd};
 pub use rootfs::{BindMount, Rootfs, RootfsError, RootfsSpec};
 pub use sandbox::{Sandbox, SandboxConfig};
-pub use spawn::{Child, Command, Session, Stdio};
+pub use spawn::{Child, Command, Parked, Session, Stdio};

@@ -589,12 +589,18 @@ pub fn wait_any() -> SysResult<(i32, i32)> {
 
 /// Close every fd >= `first` (close_range). Child-safe.
 pub fn close_from(first: u32) -> SysResult<()> {
+    close_range(first, libc::c_uint::MAX)
+}
+
+/// Close every fd from `first` to `last`, both included (close_range).
+/// Child-safe.
+pub fn close_range(first: u32, last: u32) -> SysResult<()> {
     // SAFETY: plain system call with integer arguments.
     check(unsafe {
         libc::syscall(
             libc::SYS_close_range,
             first as libc::c_uint,
-            libc::c_uint::MAX,
+            last as libc::c_uint,
             0 as libc::c_uint,
         )
     })

@@ -30,7 +30,7 @@ use crate::volumes::PodVolumes;
 use crate::workload::{self, PodContext};
 use anyhow::{Context, bail};
 use container::rootfs::BindMount;
-use container::{Cgroup, CgroupHost, PidFd, Sandbox, SandboxConfig};
+use container::{Cgroup, CgroupHost, Parked, PidFd, Sandbox, SandboxConfig};
 use nix::sys::signal::Signal;
 use std::fs::File;
 use std::io::Read;
@@ -132,6 +132,7 @@ pub fn main(args: RunArgs) -> anyhow::Result<i32> {
         eprintln!("supervisor: warning: {warning}");
     }
     let pause = find_pause(args.pause.as_deref())?;
+    raise_fd_limit();
     if !pid1::is_pid1() {
         pid1::become_subreaper().context("become a child subreaper")?;
     }
@@ -167,6 +168,20 @@ pub fn main(args: RunArgs) -> anyhow::Result<i32> {
     let result = runtime.start().and_then(|()| runtime.run());
     runtime.teardown();
     result
+}
+
+/// Each container costs the supervisor four fds (two log pipes, a pidfd,
+/// its log file), so the soft limit goes up to the hard one, as systemd
+/// gives a service 1024 soft (the containers inherit the raised limit, as
+/// under dockerd).
+fn raise_fd_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE)
+        && soft < hard
+        && let Err(error) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard)
+    {
+        eprintln!("supervisor: warning: cannot raise the open files limit to {hard}: {error}");
+    }
 }
 
 fn find_pause(flag: Option<&Path>) -> anyhow::Result<PathBuf> {
@@ -280,11 +295,35 @@ struct Workload {
     slot: Slot,
     spec: spec::Container,
     cgroup: Option<Cgroup>,
-    /// The next instance's cgroup, made while this one runs so that a
-    /// restart does not wait for the mkdirs.
-    next_cgroup: Option<Cgroup>,
+    /// The next instance, forked ahead of time (see `park_next`).
+    parked: Option<ParkedInstance>,
+    /// When to park the next instance.
+    park_at: Option<Instant>,
     process: Option<Process>,
     log: Option<ContainerLog>,
+}
+
+/// A container's next instance, forked while the current one runs and
+/// parked in its own fresh cgroup: its restart then costs no cgroup
+/// creation and, on cgroup v1, no migration into the cgroup (a write to
+/// cgroup.procs waits for an RCU grace period: 5 to 30 ms, measured). Only
+/// containers that have restarted once get one, so a pod of steady
+/// containers has no extra process.
+struct ParkedInstance {
+    restart_count: u32,
+    cgroup: Cgroup,
+    parked: Parked,
+    env: Env,
+}
+
+/// A container's environment, as its process got it.
+type Env = Vec<(String, String)>;
+
+/// One instance before it runs: its fresh cgroup, environment and command.
+struct InstancePlan {
+    cgroup: Cgroup,
+    env: Env,
+    command: container::Command,
 }
 
 /// An ended instance's cgroup: killed, removed once its processes are gone
@@ -294,6 +333,13 @@ struct Retired {
     cgroup: Cgroup,
     since: Instant,
 }
+
+/// How long an instance of a container that restarted runs before its
+/// successor is parked. One that dies sooner is in a tight crash loop,
+/// where a parked successor would only compete with the restart for the
+/// CPU (and the cgroup migrations come back to back, which keeps them
+/// fast); one that lives longer gets it, and restarts without waiting.
+const PARK_DELAY: Duration = Duration::from_millis(20);
 
 /// How often a retired cgroup that is not empty yet is looked at again.
 const RETIRED_RETRY: Duration = Duration::from_millis(10);
@@ -407,7 +453,8 @@ impl PodRuntime {
                 slot,
                 spec: spec.clone(),
                 cgroup: None,
-                next_cgroup: None,
+                parked: None,
+                park_at: None,
                 process: None,
                 log: None,
             })
@@ -628,6 +675,7 @@ impl PodRuntime {
             for slot in self.lifecycle.due(now) {
                 self.start_container(slot);
             }
+            self.park_due(now);
             self.run_probes(now);
             self.publish_status();
             self.sweep_retired(Instant::now());
@@ -652,6 +700,7 @@ impl PodRuntime {
                     .map(|s| s.deadline),
                 self.notifier.next_ping(),
                 self.probe_deadline(),
+                self.workloads.iter().filter_map(|w| w.park_at).min(),
                 (!self.retired.is_empty()).then(|| Instant::now() + RETIRED_RETRY),
             ]
             .into_iter()
@@ -804,6 +853,7 @@ impl PodRuntime {
         );
         self.notifier.stopping(grace);
         self.lifecycle.stop();
+        self.drop_parked();
         self.meta.deleting = Some(SystemTime::now());
         for w in &self.workloads {
             if let Some(process) = &w.process
@@ -876,6 +926,7 @@ impl PodRuntime {
     fn on_exit(&mut self, index: usize, status: pid1::ExitStatus) {
         let now = Stamp::now();
         let w = &mut self.workloads[index];
+        w.park_at = None;
         if let Some(c) = self.lifecycle.get(w.slot) {
             self.trace
                 .record(&w.spec.name, c.restart_count(), Step::Reaped);
@@ -898,11 +949,11 @@ impl PodRuntime {
         // The instance is over: nothing of it may outlive it (processes it
         // left in a shared PID namespace, or the rest of its own). Killed
         // and removed in `sweep_retired`, after the restart.
-        self.retired.push(Retired {
+        let retired = Retired {
             container: w.spec.name.clone(),
             cgroup: process.cgroup.clone(),
             since: Instant::now(),
-        });
+        };
         let exit = match status {
             pid1::ExitStatus::Exited(code) => restart::ExitStatus::Code(code),
             pid1::ExitStatus::Signaled { signal, .. } => restart::ExitStatus::Signal(signal),
@@ -923,6 +974,7 @@ impl PodRuntime {
             w.spec.name, termination.reason, termination.exit_code
         );
         let slot = w.slot;
+        self.retired.push(retired);
         match self.lifecycle.handle(
             slot,
             Event::Exited {
@@ -935,7 +987,15 @@ impl PodRuntime {
                 self.workloads[index].spec.name,
                 at - now.mono
             ),
-            Ok(_) => {}
+            Ok(Decision::RestartAt(_)) => {}
+            // No next instance: its parked one goes.
+            Ok(Decision::Finished | Decision::Nothing) => {
+                if let Some(parked) = self.workloads[index].parked.take() {
+                    let name = self.workloads[index].spec.name.clone();
+                    drop(parked.parked);
+                    self.retire(&name, parked.cgroup);
+                }
+            }
             Err(error) => eprintln!("supervisor: {error}"),
         }
     }
@@ -993,6 +1053,8 @@ impl PodRuntime {
                 SystemTime::now(),
             );
         }
+        // Parked instances would join the dead sandbox.
+        self.drop_parked();
         for w in &self.workloads {
             if w.process.is_some()
                 && let Some(cgroup) = &w.cgroup
@@ -1091,6 +1153,12 @@ impl PodRuntime {
         match self.spawn(index, restart_count) {
             Ok(()) => {
                 self.trace.record(&name, restart_count, Step::Spawned);
+                // A container that restarted once is likely to again: its
+                // next instance will wait, parked (never under
+                // restartPolicy Never).
+                if restart_count > 0 && self.pod.restart_policy != restart::RestartPolicy::Never {
+                    self.workloads[index].park_at = Some(Instant::now() + PARK_DELAY);
+                }
                 // Ready once running, unless a readiness or startup probe
                 // has to say so first.
                 let spec = &self.workloads[index].spec;
@@ -1129,9 +1197,10 @@ impl PodRuntime {
         }
     }
 
-    /// Start one instance of container `index`.
+    /// Start one instance of container `index`: its parked instance when
+    /// there is one for `restart_count`, else a new one.
     fn spawn(&mut self, index: usize, restart_count: u32) -> anyhow::Result<()> {
-        let (Some(host), Some(pod_cgroup), Some(sandbox), Some(volumes)) = (
+        let (Some(host), Some(pod_cgroup), Some(_), Some(_)) = (
             &self.cgroup_host,
             &self.pod_cgroup,
             &self.sandbox,
@@ -1148,32 +1217,6 @@ impl PodRuntime {
         }
         let container_cgroup = w.cgroup.as_ref().expect("created above");
         let oom_kills_before = container_cgroup.oom_kills().unwrap_or(0);
-        let instance = restart_count.to_string();
-        let cgroup = match w.next_cgroup.take() {
-            Some(made) if made.name().ends_with(&instance) => made,
-            stale => {
-                if let Some(stale) = stale {
-                    let _ = stale.remove(CGROUP_TIMEOUT);
-                }
-                container_cgroup.create_child(host, &instance)?
-            }
-        };
-        let ctx = PodContext {
-            pod: &self.pod,
-            sandbox,
-            volumes,
-            runtime: &self.runtime_values,
-            state_dir: &self.state_dir,
-            pod_files: &self.pod_files,
-        };
-        let env = workload::environment(&w.spec, &ctx);
-        let mut command = match workload::command(&w.spec, &ctx, &cgroup, &env) {
-            Ok(command) => command,
-            Err(error) => {
-                let _ = cgroup.remove(CGROUP_TIMEOUT);
-                return Err(error.into());
-            }
-        };
         let now = SystemTime::now();
         match &mut w.log {
             Some(log) => log.restart(restart_count, now, &mut self.echo)?,
@@ -1187,11 +1230,24 @@ impl PodRuntime {
                 )?)
             }
         }
-        let child = match command.spawn() {
-            Ok(child) => child,
-            Err(error) => {
-                let _ = cgroup.remove(CGROUP_TIMEOUT);
-                return Err(error.into());
+        // A parked instance for another restart count is stale: dropping
+        // it kills it; its cgroup goes with the retired ones.
+        let parked = w.parked.take();
+        let (child, cgroup, env) = match parked {
+            Some(next) if next.restart_count == restart_count => match next.parked.start() {
+                Ok(child) => (child, next.cgroup, next.env),
+                Err(error) => {
+                    eprintln!("supervisor: [{name}] parked instance: {error}: starting a new one");
+                    self.retire(&name, next.cgroup);
+                    self.spawn_new(index, restart_count)?
+                }
+            },
+            stale => {
+                if let Some(stale) = stale {
+                    drop(stale.parked);
+                    self.retire(&name, stale.cgroup);
+                }
+                self.spawn_new(index, restart_count)?
             }
         };
         let event_loop = self.event_loop.as_ref().expect("started");
@@ -1201,13 +1257,7 @@ impl PodRuntime {
                 event_loop.watch(file.as_fd(), index as u64 * TOKENS_PER_CONTAINER + stream)?;
             }
         }
-        // Made now, used at the next restart (never under restartPolicy
-        // Never, where no instance follows this one).
-        if self.pod.restart_policy != restart::RestartPolicy::Never {
-            w.next_cgroup = container_cgroup
-                .create_child(host, &(restart_count + 1).to_string())
-                .ok();
-        }
+        let w = &mut self.workloads[index];
         w.process = Some(Process {
             pid: child.pid,
             pidfd: child.pidfd,
@@ -1220,6 +1270,128 @@ impl PodRuntime {
             probe_kill: None,
         });
         Ok(())
+    }
+
+    /// Fork instance `restart_count` of container `index` in a fresh
+    /// cgroup and run it to exec.
+    fn spawn_new(
+        &mut self,
+        index: usize,
+        restart_count: u32,
+    ) -> anyhow::Result<(container::Child, Cgroup, Env)> {
+        let mut plan = self.instance_command(index, restart_count)?;
+        match plan.command.spawn() {
+            Ok(child) => Ok((child, plan.cgroup, plan.env)),
+            Err(error) => {
+                let _ = plan.cgroup.remove(CGROUP_TIMEOUT);
+                Err(error.into())
+            }
+        }
+    }
+
+    /// Park the next instance of every container whose time has come.
+    fn park_due(&mut self, now: Instant) {
+        for index in 0..self.workloads.len() {
+            let w = &mut self.workloads[index];
+            if w.park_at.is_none_or(|at| at > now) {
+                continue;
+            }
+            w.park_at = None;
+            if self.stopping.is_some() || w.parked.is_some() {
+                continue;
+            }
+            if let Some(c) = self.lifecycle.get(w.slot)
+                && w.process.is_some()
+            {
+                let next = c.restart_count() + 1;
+                self.park_next(index, next);
+            }
+        }
+    }
+
+    /// Fork instance `restart_count` of container `index` now and park it.
+    fn park_next(&mut self, index: usize, restart_count: u32) {
+        let name = self.workloads[index].spec.name.clone();
+        let parked = self
+            .instance_command(index, restart_count)
+            .and_then(|mut plan| match plan.command.park() {
+                Ok(parked) => Ok(ParkedInstance {
+                    restart_count,
+                    cgroup: plan.cgroup,
+                    parked,
+                    env: plan.env,
+                }),
+                Err(error) => {
+                    let _ = plan.cgroup.remove(CGROUP_TIMEOUT);
+                    Err(error.into())
+                }
+            });
+        match parked {
+            Ok(parked) => self.workloads[index].parked = Some(parked),
+            // Not fatal: the restart then starts a new instance.
+            Err(error) => {
+                eprintln!("supervisor: [{name}] cannot park the next instance: {error:#}")
+            }
+        }
+    }
+
+    /// The cgroup, environment and command of instance `restart_count`.
+    fn instance_command(&self, index: usize, restart_count: u32) -> anyhow::Result<InstancePlan> {
+        let (Some(host), Some(sandbox), Some(volumes)) =
+            (&self.cgroup_host, &self.sandbox, &self.volumes)
+        else {
+            bail!("the pod sandbox is not running");
+        };
+        let w = &self.workloads[index];
+        let Some(container_cgroup) = &w.cgroup else {
+            bail!("container {} has no cgroup", w.spec.name);
+        };
+        let cgroup = container_cgroup.create_child(host, &restart_count.to_string())?;
+        let ctx = PodContext {
+            pod: &self.pod,
+            sandbox,
+            volumes,
+            runtime: &self.runtime_values,
+            state_dir: &self.state_dir,
+            pod_files: &self.pod_files,
+        };
+        let env = workload::environment(&w.spec, &ctx);
+        match workload::command(&w.spec, &ctx, &cgroup, &env) {
+            Ok(command) => Ok(InstancePlan {
+                cgroup,
+                env,
+                command,
+            }),
+            Err(error) => {
+                let _ = cgroup.remove(CGROUP_TIMEOUT);
+                Err(error.into())
+            }
+        }
+    }
+
+    /// An instance's cgroup is done with: `sweep_retired` kills what is
+    /// left in it and removes it.
+    fn retire(&mut self, container: &str, cgroup: Cgroup) {
+        self.retired.push(Retired {
+            container: container.to_owned(),
+            cgroup,
+            since: Instant::now(),
+        });
+    }
+
+    /// Kill every parked instance (the sandbox they would join is gone, or
+    /// the pod stops).
+    fn drop_parked(&mut self) {
+        let mut cgroups = Vec::new();
+        for w in &mut self.workloads {
+            if let Some(parked) = w.parked.take() {
+                drop(parked.parked);
+                cgroups.push((w.spec.name.clone(), parked.cgroup));
+            }
+        }
+        for (name, cgroup) in cgroups {
+            self.retire(&name, cgroup);
+        }
     }
 
     /// Write the status file (when it changed) and tell systemd.
@@ -1244,6 +1416,7 @@ impl PodRuntime {
     /// Remove everything the pod made: processes, sandbox, volumes,
     /// cgroups. Safe to call whatever `start` got to.
     fn teardown(&mut self) {
+        self.drop_parked();
         // Whatever still runs dies now (a failed start, or a finished pod's
         // leftovers); then reap so no zombie is left.
         for w in &self.workloads {

@@ -190,7 +190,7 @@ impl RunningPod {
 
     /// The host pid of container `name`'s main process: the process of its
     /// cgroup that is PID 1 of its own PID namespace (or, with a shared
-    /// one, the oldest).
+    /// one, the oldest), a parked next instance aside.
     pub fn container_pid(&self, name: &str) -> Option<i32> {
         // Each instance has a cgroup of its own beneath the container's.
         let container = self.cgroup_dir("pids").join("containers").join(name);
@@ -204,6 +204,13 @@ impl RunningPod {
                     .filter_map(|l| l.parse().ok())
                     .collect::<Vec<i32>>()
             })
+            .collect();
+        // A parked next instance (a fork of the supervisor waiting in its
+        // cgroup) is not the container.
+        let supervisor = std::fs::read_link(format!("/proc/{}/exe", self.pid())).ok();
+        let pids: Vec<i32> = pids
+            .into_iter()
+            .filter(|pid| std::fs::read_link(format!("/proc/{pid}/exe")).ok() != supervisor)
             .collect();
         pids.iter()
             .copied()

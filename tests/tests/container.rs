@@ -7,6 +7,7 @@
 //! `Sandbox::stop`.
 
 use std::io::{BufRead, BufReader};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -654,4 +655,75 @@ fn rootfs_overlay_with_volumes_and_private_proc() {
     // The write went to the container's layer, not to the host.
     assert!(!Path::new(&marker).exists());
     assert!(!volume.join("y").exists());
+}
+
+#[test]
+fn a_parked_process_waits_in_its_cgroup_holding_nothing_else_until_started() {
+    require_root!();
+    require!(have_busybox(), "/bin/busybox");
+    let host = CgroupHost::detect().expect("detect cgroups");
+    let cg = CgroupGuard(Cgroup::create(&host, unique("park")).expect("create"));
+    // An fd of ours the parked process must not keep open.
+    let (ours_read, ours_write) = nix::unistd::pipe().expect("pipe");
+    let mut command = busybox("echo started; echo END; exec sleep 60");
+    command
+        .cgroup(&cg.0)
+        .create_namespaces(NamespaceSet::EMPTY.with(Namespace::Pid))
+        .stdout(Stdio::Piped);
+    let parked = command.park().expect("park");
+    let pid = parked.pid().expect("a pid");
+    // In the cgroup, still our program (not exec'd), holding only stdio
+    // and the pipes it waits on.
+    let procs = wait_until(Duration::from_secs(5), || {
+        cg.0.procs().ok().filter(|p| p.contains(&pid))
+    });
+    assert!(procs.is_some(), "parked process {pid} in the cgroup");
+    assert_eq!(
+        std::fs::read_link(format!("/proc/{pid}/exe")).unwrap(),
+        std::env::current_exe().unwrap()
+    );
+    let fds_of_parked = wait_until(Duration::from_secs(5), || {
+        let fds: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .ok()?
+            .flatten()
+            .filter_map(|e| std::fs::read_link(e.path()).ok())
+            .map(|p| p.display().to_string())
+            .collect();
+        // 0-2, the stdout pipe, the cgroup dir, the report and go pipes:
+        // the rest is closed right after fork (wait for it).
+        (fds.len() <= 7).then_some(fds)
+    })
+    .expect("the parked process closed the fds it does not need");
+    let our_pipe = std::fs::read_link(format!("/proc/self/fd/{}", ours_write.as_raw_fd()))
+        .unwrap()
+        .display()
+        .to_string();
+    assert!(!fds_of_parked.contains(&our_pipe), "{fds_of_parked:?}");
+    drop((ours_read, ours_write));
+
+    let mut child = parked.start().expect("start the parked process");
+    let _reap = Reap::new(&child);
+    assert_eq!(child.pid, pid, "the parked process itself runs the program");
+    assert_eq!(read_until_end(&mut child), ["started"]);
+    assert!(cg.0.procs().unwrap().contains(&child.pid));
+    cg.0.kill_all(Duration::from_secs(5)).expect("kill all");
+    assert_eq!(child.wait().unwrap(), ExitStatus::Signaled(libc::SIGKILL));
+
+    // A parked process that is dropped is killed and reaped.
+    let mut command = busybox("exec sleep 60");
+    command.cgroup(&cg.0);
+    let parked = command.park().expect("park again");
+    let pid = parked.pid().expect("a pid");
+    drop(parked);
+    assert!(
+        !Path::new(&format!("/proc/{pid}")).exists(),
+        "dropped parked process {pid} is gone"
+    );
+    // One killed meanwhile (with its cgroup, say) is an error at start.
+    let mut command = busybox("exec sleep 60");
+    command.cgroup(&cg.0);
+    let parked = command.park().expect("park a third");
+    cg.0.kill_all(Duration::from_secs(5)).expect("kill all");
+    let error = parked.start().expect_err("a killed parked process");
+    assert!(matches!(error, SpawnError::Protocol { .. }), "{error}");
 }

@@ -108,6 +108,40 @@ pub(crate) struct Prepared {
     pub no_new_privs: bool,
     /// Run under a reaping waiter in the joined pid namespace.
     pub reaper: bool,
+    /// Parked ([`crate::Command::park`]): the go pipe's read end and the
+    /// only other fds kept open while parked.
+    pub park: Option<Park>,
+}
+
+/// How a parked process waits: it reads one byte from `go_read`. Every
+/// other fd is closed first (the caller's write end of the go pipe too, so
+/// that a caller that gives up is seen as EOF).
+pub(crate) struct Park {
+    pub go_read: RawFd,
+    pub keep: Vec<RawFd>,
+}
+
+/// At most this many fds are kept by a parked process (the stdio ones, the
+/// namespace ones, the cgroup one); [`crate::Command::park`] checks.
+pub(crate) const MAX_PARK_FDS: usize = 32;
+
+impl Prepared {
+    /// The caller's fds the child uses after fork (stdio sources, the
+    /// namespaces to join, the cgroup): what a parked child keeps open.
+    pub(crate) fn fds_in_use(&self) -> Vec<RawFd> {
+        let stdio = self.stdio.iter().filter_map(|plan| match plan {
+            StdioPlan::Fd(fd) => Some(*fd),
+            StdioPlan::Inherit => None,
+        });
+        let mut fds: Vec<RawFd> = stdio
+            .chain(self.join_pidfd)
+            .chain(self.join_files.iter().map(|(fd, _)| fd.as_raw_fd()))
+            .chain(self.cgroup_v2_fd.as_ref().map(AsRawFd::as_raw_fd))
+            .collect();
+        fds.sort_unstable();
+        fds.dedup();
+        fds
+    }
 }
 
 type StepResult = Result<(), (SpawnStep, Errno, u32)>;
@@ -138,7 +172,7 @@ fn safe_report_fd(fd: RawFd) -> RawFd {
 /// pid-namespace join): set everything up and exec.
 pub(crate) fn run(p: &Prepared, report_fd: RawFd, in_unified: bool, joined: bool) -> ! {
     let report_fd = safe_report_fd(report_fd);
-    if let Err(e) = setup(p, in_unified, joined) {
+    if let Err(e) = setup(p, report_fd, in_unified, joined) {
         fail(report_fd, e);
     }
     // exec: try each candidate (PATH search); ENOENT-like errors move on.
@@ -162,7 +196,7 @@ pub(crate) fn run(p: &Prepared, report_fd: RawFd, in_unified: bool, joined: bool
     fail(report_fd, (SpawnStep::Exec, last.0, last.1))
 }
 
-fn setup(p: &Prepared, in_unified: bool, joined: bool) -> StepResult {
+fn setup(p: &Prepared, report_fd: RawFd, in_unified: bool, joined: bool) -> StepResult {
     step(SpawnStep::Signals, sys::reset_signals())?;
     if p.pdeathsig != 0 {
         step(
@@ -185,6 +219,7 @@ fn setup(p: &Prepared, in_unified: bool, joined: bool) -> StepResult {
     // process inherited it.
     if !joined {
         enter_cgroup(p, in_unified)?;
+        wait_for_go(p, report_fd);
         join(p)?;
     }
     step(SpawnStep::CreateNamespaces, sys::unshare(p.unshare_flags))?;
@@ -218,6 +253,39 @@ fn setup(p: &Prepared, in_unified: bool, joined: bool) -> StepResult {
     }
     stdio(p)?;
     step(SpawnStep::CloseFds, sys::cloexec_from(3))
+}
+
+/// A parked process: close every fd but the ones it needs (it must not
+/// hold the caller's sockets or other pipes open while it waits), then
+/// wait for the go byte. EOF (the caller gave up on it) ends it quietly.
+fn wait_for_go(p: &Prepared, report_fd: RawFd) {
+    let Some(park) = &p.park else {
+        return;
+    };
+    // The fds to keep, ascending, on the stack (no allocation here).
+    let mut keep = [RawFd::MAX; MAX_PARK_FDS];
+    let mut count = 0;
+    for fd in park.keep.iter().copied().chain([report_fd, park.go_read]) {
+        if let Some(slot) = keep.get_mut(count) {
+            *slot = fd;
+            count += 1;
+        }
+    }
+    keep.sort_unstable();
+    let mut next: u32 = 3;
+    for &fd in keep.iter().take(count) {
+        let Ok(fd) = u32::try_from(fd) else { continue };
+        if fd > next {
+            let _ = sys::close_range(next, fd - 1);
+        }
+        next = next.max(fd + 1);
+    }
+    let _ = sys::close_from(next);
+    let mut byte = [0u8; 1];
+    if !matches!(sys::read(park.go_read, &mut byte), Ok(1)) {
+        sys::exit_now(0);
+    }
+    sys::close(park.go_read);
 }
 
 /// Write this process into every `cgroup.procs` of the cgroup (the unified
@@ -358,7 +426,10 @@ pub(crate) fn run_intermediate(p: &Prepared, report_fd: RawFd) -> ! {
     // Everything forked from here inherits the membership.
     if let Err(e) = step(SpawnStep::Signals, sys::reset_signals())
         .and_then(|_| enter_cgroup(p, false))
-        .and_then(|_| join(p))
+        .and_then(|_| {
+            wait_for_go(p, report_fd);
+            join(p)
+        })
     {
         fail(report_fd, e);
     }

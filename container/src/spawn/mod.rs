@@ -330,6 +330,24 @@ impl Command {
     /// Start the process. The stdio settings are consumed (a second spawn
     /// inherits stdio).
     pub fn spawn(&mut self) -> Result<Child, SpawnError> {
+        self.launch(false)?.finish()
+    }
+
+    /// Fork the process now and stop it as soon as it is in its cgroup,
+    /// before it joins or creates namespaces: [`Parked::start`] lets it go
+    /// on to exec later. Moving a process into a cgroup v1 hierarchy waits
+    /// for an RCU grace period (milliseconds, up to tens of them); a
+    /// process parked ahead of time has paid that when it is needed. While
+    /// parked it holds only the fds it needs (stdio, namespaces, cgroup).
+    /// Dropping the [`Parked`] kills and reaps it.
+    pub fn park(&mut self) -> Result<Parked, SpawnError> {
+        Ok(Parked {
+            launch: Some(self.launch(true)?),
+        })
+    }
+
+    /// Fork (parked or not); the rest is [`Launch::finish`].
+    fn launch(&mut self, park: bool) -> Result<Launch, SpawnError> {
         let mut parent_ends: [Option<File>; 3] = [None, None, None];
         // Fds that must stay open until the child has forked.
         let mut keep: Vec<OwnedFd> = Vec::new();
@@ -365,64 +383,53 @@ impl Command {
                 }
             }
         }
-        let prepared = self.prepare(plans)?;
-        let (read_end, write_end) = sys::pipe_cloexec().map_err(|e| SpawnError::Prepare {
-            what: "report pipe".into(),
-            source: os(e),
-        })?;
+        let mut prepared = self.prepare(plans)?;
+        let pipe = |what: &str| {
+            sys::pipe_cloexec().map_err(|e| SpawnError::Prepare {
+                what: what.into(),
+                source: os(e),
+            })
+        };
+        let (read_end, write_end) = pipe("report pipe")?;
+        let go = if park {
+            let (go_read, go_write) = pipe("go pipe")?;
+            let kept = prepared.fds_in_use();
+            if kept.len() + 2 > child::MAX_PARK_FDS {
+                return Err(Self::invalid(format!(
+                    "{} fds to keep open: too many to park",
+                    kept.len()
+                )));
+            }
+            prepared.park = Some(child::Park {
+                go_read: go_read.as_raw_fd(),
+                keep: kept,
+            });
+            Some((go_read, go_write))
+        } else {
+            None
+        };
         let join_pid = self
             .join
             .as_ref()
             .is_some_and(|(_, k)| k.contains(Namespace::Pid));
-        let forked = if join_pid {
+        let (direct_pid, pidfd, intermediate) = if join_pid {
             self.fork_via_intermediate(&prepared, &write_end)?
         } else {
             self.fork_direct(&prepared, &write_end)?
         };
         drop(write_end);
         drop(keep);
-        let (direct_pid, pidfd, intermediate) = forked;
-        let outcome = read_reports(&read_end);
-        // Reap the intermediate (it exits right after reporting).
-        if let Some(pid) = intermediate {
-            let _ = sys::waitpid(pid);
-        }
-        let (final_pid, failure) = match outcome {
-            Ok(v) => v,
-            Err(what) => {
-                if let Some(pid) = direct_pid {
-                    let _ = sys::kill(pid, libc::SIGKILL);
-                    let _ = sys::waitpid(pid);
-                }
-                return Err(SpawnError::Protocol { what });
-            }
-        };
-        let pid = direct_pid.or(final_pid).ok_or_else(|| {
-            // The intermediate failed before starting the final process.
-            match failure {
-                Some(f) => self.child_error(&prepared, f),
-                None => SpawnError::Protocol {
-                    what: "intermediate process exited without reporting".into(),
-                },
-            }
-        });
-        let pid = pid?;
-        if let Some(f) = failure {
-            // The child exited 127 after reporting; reap it.
-            let _ = sys::waitpid(pid);
-            return Err(self.child_error(&prepared, f));
-        }
-        let pidfd = match pidfd {
-            Some(p) => p,
-            // Our child, not yet waited for: the pid cannot be recycled.
-            None => PidFd::open(pid)?,
-        };
-        Ok(Child {
-            pid,
+        Ok(Launch {
+            prepared,
+            report: read_end,
+            direct_pid,
             pidfd,
-            stdin: parent_ends[0].take(),
-            stdout: parent_ends[1].take(),
-            stderr: parent_ends[2].take(),
+            intermediate,
+            // The child has its own copy of the read end.
+            go: go.map(|(_, go_write)| go_write),
+            parent_ends,
+            program: self.program.clone(),
+            cwd: self.cwd.clone(),
         })
     }
 
@@ -587,6 +594,7 @@ impl Command {
             last_cap,
             no_new_privs: self.no_new_privs,
             reaper: self.reaper,
+            park: None,
         };
         // The pidfd must stay open until fork; keep it with the command.
         if let Some(pidfd) = join_pidfd {
@@ -663,6 +671,7 @@ impl Command {
 
     fn fork_via_intermediate(&self, p: &Prepared, report: &OwnedFd) -> Result<Forked3, SpawnError> {
         let mut args = CloneArgs {
+            flags: CLONE_PIDFD,
             exit_signal: libc::SIGCHLD as u64,
             ..CloneArgs::default()
         };
@@ -670,20 +679,122 @@ impl Command {
         // (raw system calls on prepared memory) and never returns.
         match unsafe { sys::clone3(&mut args) } {
             Ok(Forked::Child) => child::run_intermediate(p, report.as_raw_fd()),
-            Ok(Forked::Parent { pid, .. }) => Ok((None, None, Some(pid))),
+            Ok(Forked::Parent { pid, pidfd }) => {
+                let pidfd = match pidfd {
+                    Some(fd) => PidFd::from_owned(fd, pid),
+                    // Our child, not yet waited for: the pid is its own.
+                    None => PidFd::open(pid)?,
+                };
+                Ok((None, None, Some(pidfd)))
+            }
             Err(libc::ENOSYS) => {
                 // SAFETY: as above.
                 match unsafe { sys::raw_fork(0) } {
                     Ok(Forked::Child) => child::run_intermediate(p, report.as_raw_fd()),
-                    Ok(Forked::Parent { pid, .. }) => Ok((None, None, Some(pid))),
+                    Ok(Forked::Parent { pid, .. }) => Ok((None, None, Some(PidFd::open(pid)?))),
                     Err(e) => Err(SpawnError::Fork { source: os(e) }),
                 }
             }
             Err(e) => Err(SpawnError::Fork { source: os(e) }),
         }
     }
+}
 
-    fn child_error(&self, p: &Prepared, (step, errno, index): (SpawnStep, i32, u32)) -> SpawnError {
+/// What a fork returned to the parent: the workload's pid and pidfd when
+/// it is the direct child, the intermediate's pidfd when there is one.
+type Forked3 = (Option<i32>, Option<PidFd>, Option<PidFd>);
+
+/// A forked child whose reports are still to be read.
+struct Launch {
+    prepared: Prepared,
+    report: OwnedFd,
+    direct_pid: Option<i32>,
+    pidfd: Option<PidFd>,
+    intermediate: Option<PidFd>,
+    /// Parked: the write end of the go pipe.
+    go: Option<OwnedFd>,
+    parent_ends: [Option<File>; 3],
+    program: PathBuf,
+    cwd: Option<PathBuf>,
+}
+
+impl Launch {
+    /// Let a parked child go on, then read its reports until exec (or a
+    /// failure) and reap the intermediate.
+    fn finish(mut self) -> Result<Child, SpawnError> {
+        if let Some(go) = self.go.take() {
+            let parked = self.pidfd.as_ref().or(self.intermediate.as_ref());
+            if parked.is_some_and(|p| !p.is_alive()) {
+                self.kill();
+                return Err(SpawnError::Protocol {
+                    what: "the parked process exited before it was started".into(),
+                });
+            }
+            // EPIPE would mean it died just now: its reports say the rest.
+            let _ = sys::write_all(go.as_raw_fd(), b"g");
+        }
+        let outcome = read_reports(&self.report);
+        // Reap the intermediate (it exits right after reporting).
+        if let Some(intermediate) = &self.intermediate {
+            let _ = intermediate.wait();
+        }
+        let (final_pid, failure) = match outcome {
+            Ok(v) => v,
+            Err(what) => {
+                self.kill();
+                return Err(SpawnError::Protocol { what });
+            }
+        };
+        let pid = self.direct_pid.or(final_pid).ok_or_else(|| {
+            // The intermediate failed before starting the final process.
+            match failure {
+                Some(f) => self.child_error(f),
+                None => SpawnError::Protocol {
+                    what: "intermediate process exited without reporting".into(),
+                },
+            }
+        });
+        let pid = pid?;
+        if let Some(f) = failure {
+            // The child exited 127 after reporting; reap it.
+            match &self.pidfd {
+                Some(pidfd) => drop(pidfd.wait()),
+                None => drop(sys::waitpid(pid)),
+            }
+            return Err(self.child_error(f));
+        }
+        let pidfd = match self.pidfd.take() {
+            Some(p) => p,
+            // Our child, not yet waited for: the pid cannot be recycled.
+            None => PidFd::open(pid)?,
+        };
+        Ok(Child {
+            pid,
+            pidfd,
+            stdin: self.parent_ends[0].take(),
+            stdout: self.parent_ends[1].take(),
+            stderr: self.parent_ends[2].take(),
+        })
+    }
+
+    /// SIGKILL the child (through its pidfd: its pid may have been reaped
+    /// and reused) and reap it.
+    fn kill(&mut self) {
+        for pidfd in [self.pidfd.as_ref(), self.intermediate.as_ref()]
+            .into_iter()
+            .flatten()
+        {
+            let _ = pidfd.send_signal(Signal::SIGKILL);
+            let _ = pidfd.wait();
+        }
+        if let (Some(pid), None) = (self.direct_pid, &self.pidfd) {
+            let _ = sys::kill(pid, libc::SIGKILL);
+            let _ = sys::waitpid(pid);
+        }
+    }
+
+    fn child_error(&self, (step, errno, index): (SpawnStep, i32, u32)) -> SpawnError {
+        let p = &self.prepared;
         let index = index as usize;
         let path = match step {
             SpawnStep::Exec => p
@@ -714,9 +825,43 @@ impl Command {
     }
 }
 
-/// What a fork returned to the parent: the workload's pid and pidfd when
-/// it is the direct child, the intermediate's pid when there is one.
-type Forked3 = (Option<i32>, Option<PidFd>, Option<i32>);
+/// A process forked ahead of time by [`Command::park`], waiting in its
+/// cgroup. Dropping it kills and reaps it.
+pub struct Parked {
+    launch: Option<Launch>,
+}
+
+impl std::fmt::Debug for Parked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Parked").field("pid", &self.pid()).finish()
+    }
+}
+
+impl Parked {
+    /// The parked process's pid (the intermediate's when a pid namespace
+    /// is joined).
+    pub fn pid(&self) -> Option<i32> {
+        let launch = self.launch.as_ref()?;
+        launch
+            .direct_pid
+            .or_else(|| launch.intermediate.as_ref().map(PidFd::pid))
+    }
+
+    /// Let it go on to exec, as [`Command::spawn`] would have. Fails (and
+    /// reaps it) when it has exited meanwhile (killed with its cgroup, say):
+    /// spawn a new one then.
+    pub fn start(mut self) -> Result<Child, SpawnError> {
+        self.launch.take().expect("not started yet").finish()
+    }
+}
+
+impl Drop for Parked {
+    fn drop(&mut self) {
+        if let Some(mut launch) = self.launch.take() {
+            launch.kill();
+        }
+    }
+}
 
 /// Read reports until every write end is closed (exec or exit): the final
 /// pid (intermediate mode) and the first failure.

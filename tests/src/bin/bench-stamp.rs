@@ -4,7 +4,10 @@
 //! `E <ns>` and exits with EXIT_CODE (default 1); with RUNS, the run that
 //! finds RUNS `S` lines in FILE (its own included) exits 0 instead, which
 //! ends a crash loop under `restartPolicy: OnFailure` after exactly RUNS
-//! starts. The times are
+//! starts. The environment (BENCH_STAMP_FILE, BENCH_EXIT_CODE,
+//! BENCH_LIFETIME_MS, BENCH_RUNS) overrides the command line, so that
+//! runit's and s6's `run` can be a symlink to this program, with no shell
+//! in between (s6-supervise passes the service's name as an argument). The times are
 //! CLOCK_MONOTONIC, which every namespace of a pod shares with the host, so
 //! the gap between one instance's `E` and the next one's `S` is the
 //! supervisor's restart latency, whoever the supervisor is.
@@ -34,13 +37,18 @@ fn stamp(file: &mut std::fs::File, mark: char, ns: u128) {
 fn main() {
     let started = monotonic_ns();
     let mut args = std::env::args().skip(1);
-    let Some(path) = args.next() else {
+    let mut arg = |env: &str| std::env::var(env).ok().or(args.next());
+    let Some(path) = arg("BENCH_STAMP_FILE") else {
         eprintln!("usage: bench-stamp FILE [EXIT_CODE [LIFETIME_MS [RUNS]]]");
         std::process::exit(2);
     };
-    let code: i32 = args.next().and_then(|a| a.parse().ok()).unwrap_or(1);
-    let lifetime: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(0);
-    let runs: Option<usize> = args.next().and_then(|a| a.parse().ok());
+    let code: i32 = arg("BENCH_EXIT_CODE")
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(1);
+    let lifetime: u64 = arg("BENCH_LIFETIME_MS")
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(0);
+    let runs: Option<usize> = arg("BENCH_RUNS").and_then(|a| a.parse().ok());
     let mut file = match std::fs::OpenOptions::new()
         .append(true)
         .create(true)

@@ -1,0 +1,163 @@
+#!/usr/bin/env bash
+# Footprint, side by side in one run: memory (Pss) and idle wake-ups of the
+# supervisor with CONTAINERS running containers (default 100), against
+# runit (runsvdir + one runsv per service), s6 (s6-svscan + one
+# s6-supervise per service) and supervisord keeping as many `sleep`s; and
+# `supervisor init` against tini with one child. Then the supervisor's
+# growth over RESTARTS restarts (default 10,000) of one more container in
+# the same pod: Pss, fds, threads, cgroups, mounts, log files, before and
+# after.
+# Usage (root): bench/footprint.sh; CONTAINERS=100 RESTARTS=10000 IDLE=10.
+# Needs: cargo build --release --workspace; apt install runit s6 supervisor tini.
+source "$(dirname "$0")/lib.sh"
+
+containers=${CONTAINERS:-100}
+restarts=${RESTARTS:-10000}
+idle=${IDLE:-10}
+warmup=100
+
+children() { cat /proc/"$1"/task/*/children 2>/dev/null | tr ' ' '\n' | grep -c . || true; }
+wait_children() { # PID N: wait until PID has N children (60 s)
+  for _ in $(seq 1200); do (($(children "$1") >= $2)) && return 0; sleep 0.05; done
+  echo "timed out waiting for $2 children of $1" >&2
+  return 1
+}
+wakeups() { # PIDS...: context switches over $idle seconds
+  local before after
+  before=$($stats switches "$@")
+  sleep "$idle"
+  after=$($stats switches "$@")
+  echo $((after - before))
+}
+row() { printf '%-28s %10s %12s\n' "$@"; }
+# measure_tree NAME PID: PID and its children, one per service, each with
+# its sleep: their Pss and wake-ups; then stop PID. Leaves the pids in $pids.
+measure_tree() {
+  local name=$1 top=$2 child
+  wait_children "$top" "$containers"
+  for child in $(cat /proc/"$top"/task/*/children); do wait_children "$child" 1; done
+  mapfile -t pids < <(echo "$top"; cat /proc/"$top"/task/*/children | tr ' ' '\n' | grep .)
+  row "$name" "$($stats pss "${pids[@]}")" "$(wakeups "${pids[@]}")"
+  stop "$top"
+}
+
+echo "footprint with $containers supervised sleeps; $(nproc) CPUs, $(uname -r)"
+row "" "Pss (kB)" "wake-ups/${idle}s"
+
+# --- the supervisor: a pod of $containers sleeps and one crash loop.
+stamps=$work/stamps
+{
+  cat <<YAML
+apiVersion: v1
+kind: Pod
+metadata:
+  name: footprint
+spec:
+  restartPolicy: OnFailure
+  terminationGracePeriodSeconds: 1
+  volumes:
+  - name: out
+    hostPath: {path: $work}
+  containers:
+  - name: crash
+    image: bench-stamp
+    command: ["$bin/bench-stamp", "/out/stamps", "1", "0", "$((warmup + restarts + 1))"]
+    volumeMounts:
+    - {name: out, mountPath: /out}
+YAML
+  for i in $(seq "$containers"); do
+    printf '  - {name: sleep-%d, image: sleep, command: [/bin/sleep, infinity]}\n' "$i"
+  done
+} >"$work/pod.yaml"
+start_pod supervisor "$work/pod.yaml" --backoff-initial 0 --backoff-max 0
+supervisor=$last_pid
+wait_running footprint "$containers" 120
+wait_starts "$stamps" "$warmup" 120
+
+cgroup_dirs() { find /sys/fs/cgroup/*/podvisor-bench/default_footprint -type d 2>/dev/null | wc -l; }
+measure() {
+  printf '%s %s %s %s %s %s %s\n' \
+    "$($stats pss "$supervisor")" \
+    "$(ls /proc/"$supervisor"/fd | wc -l)" \
+    "$(ls /proc/"$supervisor"/task | wc -l)" \
+    "$(cgroup_dirs)" \
+    "$(wc -l </proc/self/mountinfo)" \
+    "$(wc -l </proc/"$supervisor"/mountinfo)" \
+    "$(find "$work/logs" -type f | wc -l)"
+}
+before=$(measure)
+started=$(date +%s.%N)
+wait_starts "$stamps" $((warmup + restarts + 1)) $((restarts / 20 + 120))
+elapsed=$(python3 -c "print('%.1f' % ($(date +%s.%N) - $started))")
+sleep 1 # the last exit handled
+after=$(measure)
+pause=$(cat /proc/"$supervisor"/task/*/children | tr ' ' '\n' | while read -r pid; do
+  [[ $(readlink /proc/"$pid"/exe) == */pause ]] && echo "$pid"; done | head -1)
+row "supervisor run" "$($stats pss "$supervisor")" "$(wakeups "$supervisor")"
+row "  + pause" "$($stats pss "$pause")" "$(wakeups "$pause")"
+stop "$supervisor"
+
+# --- runit: runsvdir and one runsv per service.
+mkdir -p "$work/runit"
+for i in $(seq "$containers"); do
+  mkdir -p "$work/runit/sleep-$i"
+  printf '#!/bin/sh\nexec /bin/sleep infinity\n' >"$work/runit/sleep-$i/run"
+  chmod +x "$work/runit/sleep-$i/run"
+done
+if command -v runsvdir >/dev/null; then
+  start runsvdir runsvdir -P "$work/runit"
+  measure_tree "runit (runsvdir + runsv)" "$last_pid"
+  # runsv children outlive runsvdir: end each (they end their sleep).
+  for pid in "${pids[@]:1}"; do kill -TERM "$pid" 2>/dev/null || true; done
+fi
+
+# --- s6: s6-svscan and one s6-supervise per service.
+if command -v s6-svscan >/dev/null; then
+  mkdir -p "$work/s6"
+  for i in $(seq "$containers"); do
+    mkdir -p "$work/s6/sleep-$i"
+    cp "$work/runit/sleep-$i/run" "$work/s6/sleep-$i/run"
+  done
+  start s6-svscan s6-svscan "$work/s6"
+  measure_tree "s6 (svscan + supervise)" "$last_pid"
+fi
+
+# --- supervisord: one process for every program.
+if command -v supervisord >/dev/null; then
+  {
+    printf '[supervisord]\nnodaemon=true\nlogfile=%s\npidfile=%s\n' "$work/supervisord.log" "$work/supervisord.pid"
+    for i in $(seq "$containers"); do
+      printf '[program:sleep-%d]\ncommand=/bin/sleep infinity\nstdout_logfile=NONE\nstderr_logfile=NONE\n' "$i"
+    done
+  } >"$work/supervisord.conf"
+  start supervisord supervisord -c "$work/supervisord.conf"
+  supervisord=$last_pid
+  wait_children "$supervisord" "$containers"
+  row "supervisord" "$($stats pss "$supervisord")" "$(wakeups "$supervisord")"
+  stop "$supervisord"
+fi
+
+echo
+echo "one child (sleep): the init, as PID 1 of a new PID namespace"
+row "" "Pss (kB)" "wake-ups/${idle}s"
+inits=("supervisor init|$bin/supervisor init --")
+command -v tini >/dev/null && inits+=("tini|$(command -v tini) --")
+command -v dumb-init >/dev/null && inits+=("dumb-init|$(command -v dumb-init)")
+command -v catatonit >/dev/null && inits+=("catatonit|$(command -v catatonit) --")
+for entry in "${inits[@]}"; do
+  name=${entry%%|*}
+  # shellcheck disable=SC2086 # the command line splits on purpose
+  start "init-$name" unshare --pid --fork --kill-child -- ${entry#*|} /bin/sleep infinity
+  unshare_pid=$last_pid
+  wait_children "$unshare_pid" 1
+  init=$(cat /proc/"$unshare_pid"/task/*/children | awk '{print $1}')
+  wait_children "$init" 1
+  row "$name" "$($stats pss "$init")" "$(wakeups "$init")"
+  stop "$unshare_pid"
+done
+
+echo
+echo "the supervisor over $restarts restarts of one container ($elapsed s), beside $containers running"
+printf '%-8s %9s %5s %8s %8s %12s %14s %10s\n' "" "Pss (kB)" fds threads cgroups "host mounts" "its mountinfo" "log files"
+printf '%-8s %9s %5s %8s %8s %12s %14s %10s\n' before $before
+printf '%-8s %9s %5s %8s %8s %12s %14s %10s\n' after $after
