@@ -14,7 +14,6 @@ source "$(dirname "$0")/lib.sh"
 containers=${CONTAINERS:-100}
 restarts=${RESTARTS:-10000}
 idle=${IDLE:-10}
-warmup=100
 
 children() { cat /proc/"$1"/task/*/children 2>/dev/null | tr ' ' '\n' | grep -c . || true; }
 wait_children() { # PID N: wait until PID has N children (60 s)
@@ -61,7 +60,9 @@ spec:
   containers:
   - name: crash
     image: bench-stamp
-    command: ["$bin/bench-stamp", "/out/stamps", "1", "0", "$((warmup + restarts + 1))"]
+    # Waits for the go file, then exits 1 at once until its last run.
+    command: [/bin/busybox, sh, -c, 'until [ -e /out/go ]; do /bin/busybox sleep 0.2; done; exec "\$0" "\$@"',
+      "$bin/bench-stamp", /out/stamps, "1", "0", "$((restarts + 1))"]
     volumeMounts:
     - {name: out, mountPath: /out}
 YAML
@@ -71,10 +72,10 @@ YAML
 } >"$work/pod.yaml"
 start_pod supervisor "$work/pod.yaml" --backoff-initial 0 --backoff-max 0
 supervisor=$last_pid
-wait_running footprint "$containers" 120
-wait_starts "$stamps" "$warmup" 120
+wait_running footprint $((containers + 1)) 120
+sleep 1 # idle
 
-cgroup_dirs() { find /sys/fs/cgroup/*/podvisor-bench/default_footprint -type d 2>/dev/null | wc -l; }
+cgroup_dirs() { (find /sys/fs/cgroup/*/podvisor-bench/default_footprint -type d 2>/dev/null || true) | wc -l; }
 measure() {
   printf '%s %s %s %s %s %s %s\n' \
     "$($stats pss "$supervisor")" \
@@ -86,15 +87,22 @@ measure() {
     "$(find "$work/logs" -type f | wc -l)"
 }
 before=$(measure)
-started=$(date +%s.%N)
-wait_starts "$stamps" $((warmup + restarts + 1)) $((restarts / 20 + 120))
-elapsed=$(python3 -c "print('%.1f' % ($(date +%s.%N) - $started))")
-sleep 1 # the last exit handled
-after=$(measure)
-pause=$(cat /proc/"$supervisor"/task/*/children | tr ' ' '\n' | while read -r pid; do
-  [[ $(readlink /proc/"$pid"/exe) == */pause ]] && echo "$pid"; done | head -1)
+pause=
+for pid in $(cat /proc/"$supervisor"/task/*/children); do
+  [[ $(readlink /proc/"$pid"/exe) == */pause ]] && pause=$pid
+done
 row "supervisor run" "$($stats pss "$supervisor")" "$(wakeups "$supervisor")"
 row "  + pause" "$($stats pss "$pause")" "$(wakeups "$pause")"
+restarts_began=$(date +%s.%N)
+touch "$work/go"
+wait_starts "$stamps" $((restarts / 2)) $((restarts / 40 + 120))
+halfway=$(measure)
+wait_starts "$stamps" $((restarts + 1)) $((restarts / 20 + 120))
+elapsed=$(python3 -c "print('%.1f' % ($(date +%s.%N) - $restarts_began))")
+sleep 1 # the last exit handled, idle again
+after=$(measure)
+after_wakeups=$(wakeups "$supervisor")
+[[ -n ${KEEP:-} ]] && { echo "supervisor $supervisor kept for $KEEP s"; sleep "$KEEP"; }
 stop "$supervisor"
 
 # --- runit: runsvdir and one runsv per service.
@@ -157,7 +165,9 @@ for entry in "${inits[@]}"; do
 done
 
 echo
-echo "the supervisor over $restarts restarts of one container ($elapsed s), beside $containers running"
+echo "the supervisor over $restarts restarts of one container ($elapsed s), beside $containers running;"
+echo "idle before and after ($after_wakeups wake-ups in ${idle}s after), restarting halfway"
 printf '%-8s %9s %5s %8s %8s %12s %14s %10s\n' "" "Pss (kB)" fds threads cgroups "host mounts" "its mountinfo" "log files"
 printf '%-8s %9s %5s %8s %8s %12s %14s %10s\n' before $before
+printf '%-8s %9s %5s %8s %8s %12s %14s %10s\n' halfway $halfway
 printf '%-8s %9s %5s %8s %8s %12s %14s %10s\n' after $after

@@ -51,7 +51,7 @@ for round in ignores-TERM exits-on-TERM; do
   status=0
   wait "$pid" || status=$?
   t3=$(now)
-  left=$(find /sys/fs/cgroup/*/podvisor-bench/"default_$name" -maxdepth 0 2>/dev/null | wc -l)
+  left=$( (find /sys/fs/cgroup/*/podvisor-bench/"default_$name" -maxdepth 0 2>/dev/null || true) | wc -l)
   [[ $status == 0 ]] || left="$left (exit status $status)"
   printf '%-22s %10s %8s %9s %10s %12s %s\n' "$round" "$(seconds "$t0" "$t1")" "$fds" "$pss" \
     "$(seconds "$t2" "$t3")" "$((grace + 1))" "$left cgroups"

@@ -516,6 +516,11 @@ impl Init {
                 } => Some(at.saturating_duration_since(Instant::now())),
                 _ => None,
             };
+            if timeout.is_none() {
+                // Waiting with nothing scheduled: the code that ran gives
+                // its pages back (see `crate::memory`).
+                crate::memory::drop_idle_code();
+            }
             match signals.wait(timeout)? {
                 Some(info) => {
                     if let Some(code) = self.on_signal(info)? {

@@ -13,6 +13,7 @@ pub mod event_loop;
 pub mod init;
 pub mod logs;
 pub mod manifest;
+pub mod memory;
 pub mod network;
 pub mod notify;
 pub mod paths;

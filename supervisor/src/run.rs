@@ -341,6 +341,9 @@ struct Retired {
 /// fast); one that lives longer gets it, and restarts without waiting.
 const PARK_DELAY: Duration = Duration::from_millis(20);
 
+/// The least time between two drops of the idle code pages (see `run`).
+const TRIM_INTERVAL: Duration = Duration::from_secs(60);
+
 /// How often a retired cgroup that is not empty yet is looked at again.
 const RETIRED_RETRY: Duration = Duration::from_millis(10);
 
@@ -394,6 +397,8 @@ impl ProbeIo for ProbeSockets<'_> {
 
 /// How the pod is being stopped.
 struct Stopping {
+    /// The end of the grace period; once `killed`, how long SIGKILLed
+    /// processes get to be gone.
     deadline: Instant,
     killed: bool,
 }
@@ -663,14 +668,26 @@ impl PodRuntime {
     /// The event loop: start what is due, sleep until something happens,
     /// handle it; until the pod is stopped or finished.
     fn run(&mut self) -> anyhow::Result<i32> {
+        // Something ran since the code pages were last dropped.
+        let mut touched = true;
+        let mut last_trim: Option<Instant> = None;
         loop {
             let now = Instant::now();
             self.notifier.ping_if_due(now);
             if let Some(stopping) = &self.stopping
-                && !stopping.killed
                 && now >= stopping.deadline
             {
-                self.kill_all("the grace period ended");
+                if !stopping.killed {
+                    self.kill_all("the grace period ended");
+                } else {
+                    // SIGKILLed and still there (a process stuck in the
+                    // kernel): the teardown tries once more and reports.
+                    eprintln!(
+                        "supervisor: pod {}: processes left {CGROUP_TIMEOUT:?} after SIGKILL",
+                        self.pod.name
+                    );
+                    return Ok(0);
+                }
             }
             for slot in self.lifecycle.due(now) {
                 self.start_container(slot);
@@ -694,10 +711,7 @@ impl PodRuntime {
             }
             let deadline = [
                 self.lifecycle.next_deadline(),
-                self.stopping
-                    .as_ref()
-                    .filter(|s| !s.killed)
-                    .map(|s| s.deadline),
+                self.stopping.as_ref().map(|s| s.deadline),
                 self.notifier.next_ping(),
                 self.probe_deadline(),
                 self.workloads.iter().filter_map(|w| w.park_at).min(),
@@ -706,9 +720,27 @@ impl PodRuntime {
             .into_iter()
             .flatten()
             .min();
+            // Going idle with nothing scheduled: the code that ran (start-up,
+            // a restart) gives its pages back (see `memory`), at most once
+            // per TRIM_INTERVAL: the next event faults them in again (about
+            // 1 ms), which a container restarting every second should not
+            // pay each time. A trim held back is done when it is due.
+            let mut trim_at = None;
+            if touched && deadline.is_none() && self.nothing_pending() {
+                match last_trim.map(|at| at + TRIM_INTERVAL) {
+                    Some(due) if due > now => trim_at = Some(due),
+                    _ => {
+                        touched = false;
+                        last_trim = Some(now);
+                        crate::memory::drop_idle_code();
+                    }
+                }
+            }
+            let deadline = deadline.or(trim_at);
             let event_loop = self.event_loop.as_mut().expect("started");
             event_loop.set_deadline(deadline)?;
             for token in event_loop.wait()? {
+                touched = true;
                 match token {
                     SIGNALS => self.on_signals()?,
                     TIMER => {}
@@ -716,6 +748,14 @@ impl PodRuntime {
                 }
             }
         }
+    }
+
+    /// Every container has been started once (init containers done).
+    fn nothing_pending(&self) -> bool {
+        self.lifecycle
+            .containers()
+            .iter()
+            .all(|c| !matches!(c.state(), restart::State::Waiting { .. }) || c.restart_count() > 0)
     }
 
     fn nothing_runs(&self) -> bool {
@@ -877,16 +917,19 @@ impl PodRuntime {
             "supervisor: {why}: killing what is left of pod {}",
             self.pod.name
         );
+        // SIGKILL to every container at once, without waiting for one
+        // before the next: their exits come back as SIGCHLD.
         for w in &self.workloads {
             if w.process.is_some()
                 && let Some(cgroup) = &w.cgroup
-                && let Err(error) = cgroup.kill_all(CGROUP_TIMEOUT)
+                && let Err(error) = cgroup.kill()
             {
                 eprintln!("supervisor: [{}] {error}", w.spec.name);
             }
         }
         if let Some(stopping) = &mut self.stopping {
             stopping.killed = true;
+            stopping.deadline = Instant::now() + CGROUP_TIMEOUT;
         }
     }
 

@@ -420,13 +420,20 @@ impl Cgroup {
     /// was already empty; when not, call again (or [`Cgroup::try_remove`])
     /// later: killed processes take a moment to leave.
     pub fn kill(&self) -> Result<bool, CgroupError> {
+        let mut killed_at_once = false;
         if let Some(dir) = self.unified.as_deref()
             && dir.join("cgroup.kill").exists()
         {
             write_file(&dir.join("cgroup.kill"), "1")?;
+            killed_at_once = true;
         }
         if self.procs_recursive()?.is_empty() {
             return Ok(true);
+        }
+        if killed_at_once {
+            // cgroup.kill took every process, also one forking right now:
+            // what is listed is on its way out.
+            return Ok(false);
         }
         if let Some(freezer) = self.v1.get(&Controller::Freezer) {
             for dir in subtree(freezer) {
