@@ -99,7 +99,7 @@ wait_starts "$stamps" $((restarts / 2)) $((restarts / 40 + 120))
 halfway=$(measure)
 wait_starts "$stamps" $((restarts + 1)) $((restarts / 20 + 120))
 elapsed=$(python3 -c "print('%.1f' % ($(date +%s.%N) - $restarts_began))")
-sleep 1 # the last exit handled, idle again
+sleep 11 # idle again: the supervisor drops its idle pages at most every 10 s
 after=$(measure)
 after_wakeups=$(wakeups "$supervisor")
 [[ -n ${KEEP:-} ]] && { echo "supervisor $supervisor kept for $KEEP s"; sleep "$KEEP"; }

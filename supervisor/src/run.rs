@@ -342,7 +342,7 @@ struct Retired {
 const PARK_DELAY: Duration = Duration::from_millis(20);
 
 /// The least time between two drops of the idle code pages (see `run`).
-const TRIM_INTERVAL: Duration = Duration::from_secs(60);
+const TRIM_INTERVAL: Duration = Duration::from_secs(10);
 
 /// How often a retired cgroup that is not empty yet is looked at again.
 const RETIRED_RETRY: Duration = Duration::from_millis(10);
