@@ -41,6 +41,8 @@ cleanup() {
   done
   wait 2>/dev/null || true
   rm -rf "$work"
+  # The pods' cgroups are gone with them; their parent goes once empty.
+  rmdir /sys/fs/cgroup/*/podvisor-bench 2>/dev/null || true
 }
 trap cleanup EXIT
 
