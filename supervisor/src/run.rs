@@ -992,11 +992,7 @@ impl PodRuntime {
         // The instance is over: nothing of it may outlive it (processes it
         // left in a shared PID namespace, or the rest of its own). Killed
         // and removed in `sweep_retired`, after the restart.
-        let retired = Retired {
-            container: w.spec.name.clone(),
-            cgroup: process.cgroup.clone(),
-            since: Instant::now(),
-        };
+        let ended_cgroup = process.cgroup.clone();
         let exit = match status {
             pid1::ExitStatus::Exited(code) => restart::ExitStatus::Code(code),
             pid1::ExitStatus::Signaled { signal, .. } => restart::ExitStatus::Signal(signal),
@@ -1017,7 +1013,8 @@ impl PodRuntime {
             w.spec.name, termination.reason, termination.exit_code
         );
         let slot = w.slot;
-        self.retired.push(retired);
+        let name = w.spec.name.clone();
+        self.retire(&name, ended_cgroup);
         match self.lifecycle.handle(
             slot,
             Event::Exited {
@@ -1025,20 +1022,12 @@ impl PodRuntime {
                 termination,
             },
         ) {
-            Ok(Decision::RestartAt(at)) if at > now.mono => eprintln!(
-                "supervisor: [{}] restarting in {:?}",
-                self.workloads[index].spec.name,
-                at - now.mono
-            ),
+            Ok(Decision::RestartAt(at)) if at > now.mono => {
+                eprintln!("supervisor: [{name}] restarting in {:?}", at - now.mono)
+            }
             Ok(Decision::RestartAt(_)) => {}
             // No next instance: its parked one goes.
-            Ok(Decision::Finished | Decision::Nothing) => {
-                if let Some(parked) = self.workloads[index].parked.take() {
-                    let name = self.workloads[index].spec.name.clone();
-                    drop(parked.parked);
-                    self.retire(&name, parked.cgroup);
-                }
-            }
+            Ok(Decision::Finished | Decision::Nothing) => self.discard_parked(index),
             Err(error) => eprintln!("supervisor: {error}"),
         }
     }
@@ -1273,11 +1262,15 @@ impl PodRuntime {
                 )?)
             }
         }
-        // A parked instance for another restart count is stale: dropping
-        // it kills it; its cgroup goes with the retired ones.
-        let parked = w.parked.take();
-        let (child, cgroup, env) = match parked {
-            Some(next) if next.restart_count == restart_count => match next.parked.start() {
+        // A parked instance for another restart count is stale.
+        if w.parked
+            .as_ref()
+            .is_some_and(|p| p.restart_count != restart_count)
+        {
+            self.discard_parked(index);
+        }
+        let (child, cgroup, env) = match self.workloads[index].parked.take() {
+            Some(next) => match next.parked.start() {
                 Ok(child) => (child, next.cgroup, next.env),
                 Err(error) => {
                     eprintln!("supervisor: [{name}] parked instance: {error}: starting a new one");
@@ -1285,13 +1278,7 @@ impl PodRuntime {
                     self.spawn_new(index, restart_count)?
                 }
             },
-            stale => {
-                if let Some(stale) = stale {
-                    drop(stale.parked);
-                    self.retire(&name, stale.cgroup);
-                }
-                self.spawn_new(index, restart_count)?
-            }
+            None => self.spawn_new(index, restart_count)?,
         };
         let event_loop = self.event_loop.as_ref().expect("started");
         for (pipe, stream) in [(&child.stdout, STDOUT_TOKEN), (&child.stderr, STDERR_TOKEN)] {
@@ -1422,18 +1409,21 @@ impl PodRuntime {
         });
     }
 
+    /// Kill container `index`'s parked instance, if any (dropping it kills
+    /// and reaps it); its cgroup goes with the retired ones.
+    fn discard_parked(&mut self, index: usize) {
+        if let Some(parked) = self.workloads[index].parked.take() {
+            drop(parked.parked);
+            let name = self.workloads[index].spec.name.clone();
+            self.retire(&name, parked.cgroup);
+        }
+    }
+
     /// Kill every parked instance (the sandbox they would join is gone, or
     /// the pod stops).
     fn drop_parked(&mut self) {
-        let mut cgroups = Vec::new();
-        for w in &mut self.workloads {
-            if let Some(parked) = w.parked.take() {
-                drop(parked.parked);
-                cgroups.push((w.spec.name.clone(), parked.cgroup));
-            }
-        }
-        for (name, cgroup) in cgroups {
-            self.retire(&name, cgroup);
+        for index in 0..self.workloads.len() {
+            self.discard_parked(index);
         }
     }
 

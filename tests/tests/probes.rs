@@ -165,6 +165,19 @@ impl Driver {
         }
     }
 
+    /// Run (at most 5 s) until readiness passes; panics with every outcome
+    /// seen when it does not.
+    fn expect_ready(&mut self, target: &ProbeTarget<'_>) {
+        let seen = self.run(target, Duration::from_secs(5), |o| {
+            *o == Outcome::Ready(true)
+        });
+        assert_eq!(
+            seen.last().map(|(_, o)| o),
+            Some(&Outcome::Ready(true)),
+            "{seen:?}"
+        );
+    }
+
     /// Run until `stop` accepts an outcome or `limit` passes; every outcome
     /// with the time it came.
     fn run(
@@ -274,14 +287,7 @@ fn tcp_readiness_flips_with_the_listener_inside_the_pod_network() {
         assert_eq!(outcomes, vec![Outcome::Started]);
 
         let (server, reap) = pod.http_server();
-        let seen = driver.run(&target, Duration::from_secs(5), |o| {
-            *o == Outcome::Ready(true)
-        });
-        assert_eq!(
-            seen.last().map(|(_, o)| o),
-            Some(&Outcome::Ready(true)),
-            "{seen:?}"
-        );
+        driver.expect_ready(&target);
 
         // The listener stops: not ready after two failed periods.
         drop(reap);
@@ -337,14 +343,7 @@ fn http_get_judges_the_status_and_liveness_fails_after_the_threshold() {
         );
         let target = pod.target(&[]);
         let mut driver = Driver::new(&container);
-        let seen = driver.run(&target, Duration::from_secs(5), |o| {
-            *o == Outcome::Ready(true)
-        });
-        assert_eq!(
-            seen.last().map(|(_, o)| o),
-            Some(&Outcome::Ready(true)),
-            "{seen:?}"
-        );
+        driver.expect_ready(&target);
 
         // 404 turns readiness off; liveness (200) keeps passing.
         std::fs::remove_file(pod.path("healthz")).unwrap();
@@ -426,14 +425,7 @@ fn exec_probes_run_inside_the_container_and_judge_the_exit_code() {
         let outcomes: Vec<_> = seen.iter().map(|(_, o)| o.clone()).collect();
         assert_eq!(outcomes, vec![Outcome::Started], "no flag file yet");
         std::fs::write(&flag, "").unwrap();
-        let seen = driver.run(&target, Duration::from_secs(5), |o| {
-            *o == Outcome::Ready(true)
-        });
-        assert_eq!(
-            seen.last().map(|(_, o)| o),
-            Some(&Outcome::Ready(true)),
-            "{seen:?}"
-        );
+        driver.expect_ready(&target);
         driver.finish(&target);
 
         // Exit 1 fails liveness with the exit code in the message.
@@ -558,14 +550,7 @@ fn a_finished_exec_probe_leaves_nothing_running() {
         let container = container_with(None, Some(probe(exec, 10_000, 2000, 1, 1)));
         let target = pod.target(&[]);
         let mut driver = Driver::new(&container);
-        let seen = driver.run(&target, Duration::from_secs(5), |o| {
-            *o == Outcome::Ready(true)
-        });
-        assert_eq!(
-            seen.last().map(|(_, o)| o),
-            Some(&Outcome::Ready(true)),
-            "{seen:?}"
-        );
+        driver.expect_ready(&target);
         let reaped = it::wait_until(Duration::from_secs(5), || {
             let _ = driver.run(&target, Duration::from_millis(50), |_| false);
             driver.probes.children().is_empty().then_some(())

@@ -14,16 +14,7 @@
 
 use std::io::Write;
 use std::time::Duration;
-
-fn monotonic_ns() -> u128 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec; CLOCK_MONOTONIC always exists.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u128 * 1_000_000_000 + ts.tv_nsec as u128
-}
+use supervisor::trace::monotonic_ns;
 
 fn stamp(file: &mut std::fs::File, mark: char, ns: u128) {
     // One write of one line on an O_APPEND file: lines never interleave.
