@@ -15,7 +15,7 @@
 //! ```no_run
 //! use std::time::Duration;
 //! use container::{
-//!     CapSet, Cgroup, CgroupHost, Command, Mount, Namespace, NamespaceSet, Resources, Sandbox,
+//!     CapSet, Cgroup, CgroupHost, Command, Limits, Mount, Namespace, NamespaceSet, Sandbox,
 //!     SandboxConfig, Stdio,
 //! };
 //!
@@ -25,7 +25,7 @@
 //! let pod_cg = Cgroup::create(&host, "podvisor/pod-web")?;
 //! let pause_cg = pod_cg.create_child(&host, "pause")?;
 //! let app_cg = pod_cg.create_child(&host, "app")?;
-//! app_cg.apply(&Resources {
+//! app_cg.apply(&Limits {
 //!     memory_limit_bytes: Some(128 << 20),
 //!     cpu_limit_millis: Some(500),
 //!     cpu_request_millis: Some(250),
@@ -93,7 +93,7 @@ pub use cgroup::{Cgroup, CgroupHost, CgroupMode, Controller};
 pub use error::{
     CapabilityError, CgroupError, NamespaceError, PidFdError, SandboxError, SpawnError, SpawnStep,
 };
-pub use limits::Resources;
+pub use limits::Limits;
 pub use mount::{Mount, MountKind};
 pub use namespace::{Namespace, NamespaceInfo, NamespaceSet};
 pub use pidfd::{ExitStatus, PidFd};

@@ -14,7 +14,7 @@ pub const MAX_SHARES: u64 = 262_144;
 /// Limits of one cgroup. `None` leaves the kernel default in place.
 /// Memory requests change no limit, so they have no field here.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Resources {
+pub struct Limits {
     /// Memory limit in bytes (memory.max / memory.limit_in_bytes).
     pub memory_limit_bytes: Option<u64>,
     /// CPU limit in millicores (cpu.max / cpu.cfs_quota_us).

@@ -28,76 +28,22 @@ use nix::unistd::{ForkResult, Pid};
 
 use crate::pid1::{self, ExitStatus, SignalInfo, Signals};
 
-/// Run one program as PID 1 (or as a child subreaper): forward signals,
-/// reap zombies, and clean up what it leaves behind.
-#[derive(Debug, clap::Args)]
-#[command(
-    after_help = "Exit status: the command's, or 128+N when signal N killed it; 127 when the \
-                  command is not found, 126 when it cannot be executed."
-)]
-pub struct InitArgs {
-    /// Forward signals to the child's whole process group, not only to the
-    /// child.
-    #[arg(short = 'g', long = "pgroup")]
+/// What `supervisor init` runs and how, validated by the command line
+/// (`src/bin/supervisor/init.rs`).
+#[derive(Debug, Clone)]
+pub struct InitOptions {
+    /// Forward signals to the child's whole process group.
     pub process_group: bool,
-
-    /// Start the child as a session leader (it takes the terminal as its
-    /// controlling tty) instead of only in its own process group.
-    #[arg(short = 's', long)]
+    /// Start the child as a session leader.
     pub setsid: bool,
-
-    /// Forward signal FROM as signal TO (numbers or names, e.g. 15:3 or
-    /// TERM:QUIT); TO = 0 drops FROM. Repeatable.
-    #[arg(short = 'r', long = "rewrite", value_name = "FROM:TO", value_parser = parse_rewrite)]
+    /// Forward signal FROM as signal TO; TO = 0 drops FROM.
     pub rewrite: Vec<(i32, i32)>,
-
-    /// Seconds the leftovers of the child (its process group, and every
-    /// other descendant) get between SIGTERM and SIGKILL once the child has
-    /// exited; 0 kills them at once. Fractions allowed.
-    #[arg(long, value_name = "SECONDS", default_value = "10", value_parser = parse_seconds)]
+    /// What the child's leftovers get between SIGTERM and SIGKILL.
     pub grace_period: Duration,
-
-    /// Say what happens on stderr (-v: lifecycle, -vv: every signal).
-    #[arg(short = 'v', long, action = clap::ArgAction::Count)]
+    /// 0 quiet, 1 lifecycle, 2 every signal.
     pub verbose: u8,
-
-    /// The program to run and its arguments (after `--`).
-    #[arg(
-        required = true,
-        trailing_var_arg = true,
-        allow_hyphen_values = true,
-        value_name = "CMD"
-    )]
+    /// The program and its arguments (not empty).
     pub command: Vec<OsString>,
-}
-
-fn parse_rewrite(text: &str) -> Result<(i32, i32), String> {
-    let (from, to) = text
-        .split_once(':')
-        .ok_or_else(|| format!("{text:?}: expected FROM:TO, e.g. 15:3"))?;
-    let from = pid1::parse_signal(from)
-        .ok_or_else(|| format!("{text:?}: {from:?} is not a signal (1..=64 or a name)"))?;
-    if from == libc::SIGKILL || from == libc::SIGSTOP {
-        return Err(format!(
-            "{text:?}: {} cannot be caught, so it cannot be rewritten",
-            pid1::signal_name(from)
-        ));
-    }
-    let to = if to.trim() == "0" {
-        0
-    } else {
-        pid1::parse_signal(to)
-            .ok_or_else(|| format!("{text:?}: {to:?} is not a signal (0..=64 or a name)"))?
-    };
-    Ok((from, to))
-}
-
-fn parse_seconds(text: &str) -> Result<Duration, String> {
-    let seconds: f64 = text
-        .trim()
-        .parse()
-        .map_err(|_| format!("{text:?} is not a number of seconds"))?;
-    Duration::try_from_secs_f64(seconds).map_err(|_| format!("{text:?}: must be 0 or more seconds"))
 }
 
 /// Messages on stderr, gated by `-v`.
@@ -190,7 +136,7 @@ struct SpawnFailure {
 
 /// `supervisor init`: returns the exit code (the child's, 128 + signal, or
 /// 127/126 when the command cannot be run).
-pub fn main(args: InitArgs) -> anyhow::Result<i32> {
+pub fn run(args: InitOptions) -> anyhow::Result<i32> {
     // First: nothing may be delivered the ordinary way from here on.
     let signals = Signals::block_all()?;
     let log = Log {
@@ -262,7 +208,7 @@ pub fn main(args: InitArgs) -> anyhow::Result<i32> {
         grace: args.grace_period,
         pid1: is_pid1,
         log,
-        phase: Phase::Running,
+        phase: ChildPhase::Running,
     };
     for info in early {
         if let Some(code) = init.on_signal(info)? {
@@ -476,7 +422,7 @@ fn report_spawn_failure(command: &OsString, failure: &SpawnFailure) -> i32 {
 
 /// Where the init is in the child's life.
 #[derive(Debug, Clone, Copy)]
-enum Phase {
+enum ChildPhase {
     /// The child runs; signals are forwarded to it.
     Running,
     /// The child has exited with `status`; its leftovers got SIGTERM and
@@ -496,7 +442,7 @@ struct Init {
     grace: Duration,
     pid1: bool,
     log: Log,
-    phase: Phase,
+    phase: ChildPhase,
 }
 
 impl Init {
@@ -511,7 +457,7 @@ impl Init {
         }
         loop {
             let timeout = match self.phase {
-                Phase::Draining {
+                ChildPhase::Draining {
                     kill_at: Some(at), ..
                 } => Some(at.saturating_duration_since(Instant::now())),
                 _ => None,
@@ -528,12 +474,12 @@ impl Init {
                     }
                 }
                 None => {
-                    if let Phase::Draining { status, .. } = self.phase {
+                    if let ChildPhase::Draining { status, .. } = self.phase {
                         self.log.info(format_args!(
                             "grace period over: sending SIGKILL to what is left"
                         ));
                         self.signal_leftovers(libc::SIGKILL);
-                        self.phase = Phase::Draining {
+                        self.phase = ChildPhase::Draining {
                             status,
                             kill_at: None,
                         };
@@ -561,7 +507,7 @@ impl Init {
             // stderr: nothing the child should see.
             return Ok(None);
         }
-        if let Phase::Draining { .. } = self.phase {
+        if let ChildPhase::Draining { .. } = self.phase {
             self.log.info(format_args!(
                 "ignoring {info}: the child has exited, its leftovers are being stopped"
             ));
@@ -610,12 +556,12 @@ impl Init {
             }
         }
         match self.phase {
-            Phase::Draining { status, .. } if !reaped.children_remain => {
+            ChildPhase::Draining { status, .. } if !reaped.children_remain => {
                 self.log
                     .info(format_args!("exiting with {} ({status})", status.code()));
                 Ok(Some(status.code()))
             }
-            Phase::Draining { kill_at: None, .. } => {
+            ChildPhase::Draining { kill_at: None, .. } => {
                 // After SIGKILL: anything that appeared since (a fork that
                 // raced the first pass) gets it too.
                 self.signal_leftovers(libc::SIGKILL);
@@ -630,7 +576,7 @@ impl Init {
             .info(format_args!("child {} ended: {status}", self.child));
         if self.grace.is_zero() {
             self.signal_leftovers(libc::SIGKILL);
-            self.phase = Phase::Draining {
+            self.phase = ChildPhase::Draining {
                 status,
                 kill_at: None,
             };
@@ -638,7 +584,7 @@ impl Init {
             self.signal_leftovers(libc::SIGTERM);
             // Stopped leftovers could not act on SIGTERM otherwise.
             self.signal_leftovers(libc::SIGCONT);
-            self.phase = Phase::Draining {
+            self.phase = ChildPhase::Draining {
                 status,
                 kill_at: Some(Instant::now() + self.grace),
             };

@@ -680,45 +680,27 @@ fn print_records(data: &[u8], out: &mut impl Write) -> io::Result<usize> {
     Ok(consumed)
 }
 
-/// `supervisor logs [-f] [-p] POD CONTAINER`.
-#[derive(Debug, clap::Args)]
-pub struct LogsArgs {
+/// What `supervisor logs` shows: one container's log, the current or the
+/// previous instance, once or followed.
+#[derive(Debug, Clone)]
+pub struct LogRequest {
     /// Follow the log (across rotations and restarts) until the pod is gone.
-    #[arg(short = 'f', long)]
     pub follow: bool,
     /// The previous instance of the container.
-    #[arg(short = 'p', long)]
     pub previous: bool,
-    /// Log root (default $SUPERVISOR_LOG_DIR, else /var/log/pods).
-    #[arg(long, value_name = "DIR")]
-    pub log_dir: Option<PathBuf>,
-    /// State root, to see whether the pod still runs when following
-    /// (default $SUPERVISOR_STATE_DIR, else /run/supervisor).
-    #[arg(long, value_name = "DIR")]
-    pub state_dir: Option<PathBuf>,
     /// The pod.
     pub pod: String,
     /// The container.
     pub container: String,
 }
 
-/// Runs `supervisor logs`.
-pub fn main(args: LogsArgs) -> anyhow::Result<i32> {
-    let layout = Layout::resolve(args.state_dir.as_deref(), args.log_dir.as_deref());
-    let stdout = io::stdout();
-    let mut out = stdout.lock();
-    match show(&layout, &args, &mut out) {
-        Ok(()) => Ok(0),
-        // `supervisor logs | head` is not an error.
-        Err(ShowError::Output(e)) if e.kind() == io::ErrorKind::BrokenPipe => Ok(0),
-        Err(ShowError::Output(e)) => Err(e.into()),
-        Err(ShowError::Log(e)) => Err(e.into()),
-    }
-}
-
+/// Why `show` stopped: the log could not be read, or the output could not
+/// be written (a closed pipe is the reader's choice, not an error).
 #[derive(Debug)]
-enum ShowError {
+pub enum ShowError {
+    /// The log: missing, unreadable.
     Log(LogError),
+    /// The output.
     Output(io::Error),
 }
 
@@ -738,7 +720,8 @@ impl From<io::Error> for ShowError {
 /// short poll costs the supervisor nothing).
 const FOLLOW_POLL: Duration = Duration::from_millis(100);
 
-fn show(layout: &Layout, args: &LogsArgs, out: &mut impl Write) -> Result<(), ShowError> {
+/// Writes the log `request` names to `out`.
+pub fn show(layout: &Layout, args: &LogRequest, out: &mut impl Write) -> Result<(), ShowError> {
     paths::check_name("pod", &args.pod).map_err(LogError::from)?;
     paths::check_name("container", &args.container).map_err(LogError::from)?;
     let dir = layout.container_log_dir(&args.pod, &args.container);
@@ -905,11 +888,9 @@ mod tests {
     }
 
     fn content_of(layout: &Layout, previous: bool) -> String {
-        let args = LogsArgs {
+        let args = LogRequest {
             follow: false,
             previous,
-            log_dir: None,
-            state_dir: None,
             pod: "pod".into(),
             container: "web".into(),
         };
@@ -1044,11 +1025,9 @@ mod tests {
     #[test]
     fn missing_previous_instance_is_an_error_naming_it() {
         let (_d, layout, _log) = setup(LogConfig::default());
-        let args = LogsArgs {
+        let args = LogRequest {
             follow: false,
             previous: true,
-            log_dir: None,
-            state_dir: None,
             pod: "pod".into(),
             container: "web".into(),
         };
@@ -1165,11 +1144,9 @@ mod tests {
         let follower = {
             let (layout, mut out) = (layout.clone(), out.clone());
             std::thread::spawn(move || {
-                let args = LogsArgs {
+                let args = LogRequest {
                     follow: true,
                     previous: false,
-                    log_dir: None,
-                    state_dir: None,
                     pod: "pod".into(),
                     container: "web".into(),
                 };

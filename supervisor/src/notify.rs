@@ -113,11 +113,13 @@ impl Notifier {
 
 /// The pod in one line for STATUS=: "2/2 ready, 3 restarts, last: web
 /// OOMKilled".
-pub fn summary(pod: &restart::Pod) -> String {
+pub fn summary(pod: &restart::PodStateMachine) -> String {
     let containers = pod.containers();
     let ready = containers.iter().filter(|c| c.ready()).count();
     let all = || pod.init_containers().iter().chain(containers);
-    let restarts: u32 = all().map(restart::Lifecycle::restart_count).sum();
+    let restarts: u32 = all()
+        .map(restart::ContainerStateMachine::restart_count)
+        .sum();
     let mut line = format!(
         "{ready}/{} ready, {restarts} restart{}",
         containers.len(),
@@ -142,13 +144,14 @@ pub fn summary(pod: &restart::Pod) -> String {
 mod tests {
     use super::*;
     use crate::restart::{
-        BackoffConfig, Event, ExitStatus, Pod, RestartPolicy, Slot, Stamp, Termination,
+        BackoffConfig, Event, PodStateMachine, RestartPolicy, Slot, Stamp, Termination,
     };
+    use container::ExitStatus;
 
     #[test]
     fn the_summary_counts_ready_containers_restarts_and_the_last_exit() {
         let t = Stamp::now();
-        let mut pod = Pod::new(
+        let mut pod = PodStateMachine::new(
             RestartPolicy::Always,
             BackoffConfig::default(),
             Vec::<String>::new(),
@@ -171,7 +174,7 @@ mod tests {
             Slot::App(0),
             Event::Exited {
                 at: t.after(std::time::Duration::from_secs(1)),
-                termination: Termination::classify(ExitStatus::Signal(9), true),
+                termination: Termination::classify(ExitStatus::Signaled(9), true),
             },
         )
         .unwrap();

@@ -248,7 +248,7 @@ impl Counters {
 
 /// Where an HTTP or TCP attempt is.
 #[derive(Debug)]
-enum Phase {
+enum AttemptPhase {
     /// Waiting for the connection (writable).
     Connecting,
     /// Sending the request from this offset (writable).
@@ -267,7 +267,7 @@ enum Attempt {
         fd: OwnedFd,
         addr: SocketAddr,
         request: Option<Vec<u8>>,
-        phase: Phase,
+        phase: AttemptPhase,
     },
 }
 
@@ -589,7 +589,7 @@ fn start(
                 fd,
                 addr,
                 request: None,
-                phase: Phase::Connecting,
+                phase: AttemptPhase::Connecting,
             }
         }
         Handler::HttpGet {
@@ -608,7 +608,7 @@ fn start(
                 fd,
                 addr,
                 request: Some(http_request(host.as_deref(), addr, path, headers)),
-                phase: Phase::Connecting,
+                phase: AttemptPhase::Connecting,
             }
         }
         Handler::Sleep { .. } => return Err("sleep is not a probe handler".into()),
@@ -652,7 +652,7 @@ fn advance(
     fd: &OwnedFd,
     addr: SocketAddr,
     request: Option<&[u8]>,
-    phase: &mut Phase,
+    phase: &mut AttemptPhase,
     slot: u8,
     probe: &spec::Probe,
     io: &mut dyn ProbeIo,
@@ -670,7 +670,7 @@ fn advance(
     };
     loop {
         match phase {
-            Phase::Connecting => {
+            AttemptPhase::Connecting => {
                 match socket::getsockopt(fd, sockopt::SocketError) {
                     Ok(0) => {}
                     Ok(errno) => {
@@ -705,9 +705,9 @@ fn advance(
                 if request.is_none() {
                     return Some(Ok(()));
                 }
-                *phase = Phase::Sending(0);
+                *phase = AttemptPhase::Sending(0);
             }
-            Phase::Sending(offset) => {
+            AttemptPhase::Sending(offset) => {
                 let request = request.unwrap_or_default();
                 while *offset < request.len() {
                     match socket::send(fd.as_raw_fd(), &request[*offset..], MsgFlags::MSG_NOSIGNAL)
@@ -722,10 +722,10 @@ fn advance(
                 }
                 io.unwatch(fd.as_fd());
                 io.watch(fd.as_fd(), slot, false);
-                *phase = Phase::Receiving(Vec::new());
+                *phase = AttemptPhase::Receiving(Vec::new());
                 return None;
             }
-            Phase::Receiving(buf) => {
+            AttemptPhase::Receiving(buf) => {
                 let mut chunk = [0u8; 2048];
                 loop {
                     let room = MAX_RESPONSE.saturating_sub(buf.len()).min(chunk.len());

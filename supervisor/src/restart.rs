@@ -2,10 +2,10 @@
 //! restartPolicy, CrashLoopBackOff timing, exit classification, the order of
 //! init containers and the pod phase. Pure code: no threads, no sleeps, no
 //! system calls. Every event carries the caller's clock ([`Stamp`]), and the
-//! caller asks [`Pod::next_deadline`] when to wake up next, so one epoll loop
+//! caller asks [`PodStateMachine::next_deadline`] when to wake up next, so one epoll loop
 //! with one timer drives everything.
 //!
-//! One container is a small state machine ([`Lifecycle`]), written as an
+//! One container is a small state machine ([`ContainerStateMachine`]), written as an
 //! explicit state x event table in the manner of s6-supervise:
 //!
 //! ```text
@@ -25,6 +25,8 @@
 //! It does not spawn, signal or time anything itself; see the event loop.
 
 use std::fmt;
+
+use container::ExitStatus;
 use std::time::{Duration, Instant, SystemTime};
 
 /// One instant on both clocks: `mono` for deadlines, `wall` for the status.
@@ -148,15 +150,6 @@ impl Backoff {
     }
 }
 
-/// How a container's process ended, as the reaper saw it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ExitStatus {
-    /// `exit(code)`.
-    Code(i32),
-    /// Killed by this signal number.
-    Signal(i32),
-}
-
 /// `state.terminated.reason`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TerminationReason {
@@ -211,8 +204,8 @@ impl Termination {
     /// reason is then OOMKilled whatever the code (usually 137 = SIGKILL).
     pub fn classify(exit: ExitStatus, oom_killed: bool) -> Self {
         let (exit_code, signal) = match exit {
-            ExitStatus::Code(code) => (code, None),
-            ExitStatus::Signal(signal) => (128 + signal, Some(signal)),
+            ExitStatus::Exited(code) => (code, None),
+            ExitStatus::Signaled(signal) => (128 + signal, Some(signal)),
         };
         let reason = if oom_killed {
             TerminationReason::OomKilled
@@ -374,7 +367,7 @@ pub enum Decision {
 
 /// One container's state machine with its restart count and back-off.
 #[derive(Debug, Clone)]
-pub struct Lifecycle {
+pub struct ContainerStateMachine {
     name: String,
     policy: RestartPolicy,
     backoff: Backoff,
@@ -386,7 +379,7 @@ pub struct Lifecycle {
     stopping: bool,
 }
 
-impl Lifecycle {
+impl ContainerStateMachine {
     /// A container not yet started. `released` says whether it may start now
     /// (ContainerCreating, due at `at`) or waits for the init containers
     /// (PodInitializing, no deadline until [`Event::InitDone`]).
@@ -410,7 +403,7 @@ impl Lifecycle {
                 start_at: None,
             }
         };
-        Lifecycle {
+        ContainerStateMachine {
             name: name.into(),
             policy,
             backoff: Backoff::new(backoff),
@@ -460,7 +453,7 @@ impl Lifecycle {
     }
 
     /// Declares a readiness probe: the container then starts unready and
-    /// waits for [`Lifecycle::set_ready`]. Without one it is ready as soon as
+    /// waits for [`ContainerStateMachine::set_ready`]. Without one it is ready as soon as
     /// it runs, as in Kubernetes.
     pub fn set_readiness_probe(&mut self, has_probe: bool) {
         self.readiness_probe = has_probe;
@@ -641,7 +634,7 @@ pub fn go_duration(d: Duration) -> String {
 
 /// `status.phase`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
+pub enum PodPhase {
     /// Not all containers have run yet.
     Pending,
     /// At least one container runs, or will be restarted.
@@ -652,7 +645,7 @@ pub enum Phase {
     Failed,
 }
 
-impl Phase {
+impl PodPhase {
     /// The Kubernetes spelling.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -675,14 +668,14 @@ pub enum Slot {
 
 /// All containers of one pod: init order, restarts, phase.
 #[derive(Debug, Clone)]
-pub struct Pod {
+pub struct PodStateMachine {
     policy: RestartPolicy,
-    init: Vec<Lifecycle>,
-    apps: Vec<Lifecycle>,
+    init: Vec<ContainerStateMachine>,
+    apps: Vec<ContainerStateMachine>,
     stopping: bool,
 }
 
-impl Pod {
+impl PodStateMachine {
     /// A pod whose init containers and containers have these names, created
     /// at `at`. The first init container (or all containers when there are
     /// none) is due at once.
@@ -699,11 +692,12 @@ impl Pod {
         A: IntoIterator,
         A::Item: Into<String>,
     {
-        let init: Vec<Lifecycle> = init_names
+        let init: Vec<ContainerStateMachine> = init_names
             .into_iter()
             .enumerate()
             .map(|(i, name)| {
-                let mut c = Lifecycle::new(name, policy.for_init(), backoff, i == 0, at);
+                let mut c =
+                    ContainerStateMachine::new(name, policy.for_init(), backoff, i == 0, at);
                 // kubelet: in a pod with init containers, every container not
                 // yet created waits as PodInitializing.
                 if let State::Waiting { reason, .. } = &mut c.state {
@@ -715,9 +709,9 @@ impl Pod {
         let released = init.is_empty();
         let apps = app_names
             .into_iter()
-            .map(|name| Lifecycle::new(name, policy, backoff, released, at))
+            .map(|name| ContainerStateMachine::new(name, policy, backoff, released, at))
             .collect();
-        Pod {
+        PodStateMachine {
             policy,
             init,
             apps,
@@ -731,17 +725,17 @@ impl Pod {
     }
 
     /// The init containers, in order.
-    pub fn init_containers(&self) -> &[Lifecycle] {
+    pub fn init_containers(&self) -> &[ContainerStateMachine] {
         &self.init
     }
 
     /// The regular containers, in order.
-    pub fn containers(&self) -> &[Lifecycle] {
+    pub fn containers(&self) -> &[ContainerStateMachine] {
         &self.apps
     }
 
     /// One container.
-    pub fn get(&self, slot: Slot) -> Option<&Lifecycle> {
+    pub fn get(&self, slot: Slot) -> Option<&ContainerStateMachine> {
         match slot {
             Slot::Init(i) => self.init.get(i),
             Slot::App(i) => self.apps.get(i),
@@ -749,7 +743,7 @@ impl Pod {
     }
 
     /// One container, mutable (readiness).
-    pub fn get_mut(&mut self, slot: Slot) -> Option<&mut Lifecycle> {
+    pub fn get_mut(&mut self, slot: Slot) -> Option<&mut ContainerStateMachine> {
         match slot {
             Slot::Init(i) => self.init.get_mut(i),
             Slot::App(i) => self.apps.get_mut(i),
@@ -774,7 +768,7 @@ impl Pod {
             .all(|c| matches!(c.state(), State::Terminated(t) if t.termination.succeeded()))
     }
 
-    /// Whether [`Pod::stop`] was called.
+    /// Whether [`PodStateMachine::stop`] was called.
     pub fn is_stopping(&self) -> bool {
         self.stopping
     }
@@ -808,7 +802,7 @@ impl Pod {
         self.init
             .iter()
             .chain(&self.apps)
-            .filter_map(Lifecycle::next_start_at)
+            .filter_map(ContainerStateMachine::next_start_at)
             .min()
     }
 
@@ -873,16 +867,16 @@ impl Pod {
     }
 
     /// `status.phase`, derived as kubelet's `getPhase` does.
-    pub fn phase(&self) -> Phase {
+    pub fn phase(&self) -> PodPhase {
         if !self.initialized() {
             let init_failed_for_good = self
                 .init
                 .iter()
                 .any(|c| matches!(c.state(), State::Terminated(t) if !t.termination.succeeded()));
             return if init_failed_for_good {
-                Phase::Failed
+                PodPhase::Failed
             } else {
-                Phase::Pending
+                PodPhase::Pending
             };
         }
         let (mut running, mut waiting, mut stopped, mut succeeded) = (0, 0, 0, 0);
@@ -900,26 +894,26 @@ impl Pod {
             }
         }
         if waiting > 0 {
-            Phase::Pending
+            PodPhase::Pending
         } else if running > 0 {
-            Phase::Running
+            PodPhase::Running
         } else if stopped > 0 {
             if self.policy == RestartPolicy::Always && !self.stopping {
-                Phase::Running
+                PodPhase::Running
             } else if stopped == succeeded {
-                Phase::Succeeded
+                PodPhase::Succeeded
             } else if self.policy == RestartPolicy::Never || self.stopping {
-                Phase::Failed
+                PodPhase::Failed
             } else {
-                Phase::Running
+                PodPhase::Running
             }
         } else {
-            Phase::Pending
+            PodPhase::Pending
         }
     }
 }
 
-/// Errors of [`Pod::handle`].
+/// Errors of [`PodStateMachine::handle`].
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PodError {
     /// The slot is out of range.
@@ -947,7 +941,7 @@ mod tests {
     }
 
     fn crash(code: i32) -> Termination {
-        Termination::classify(ExitStatus::Code(code), false)
+        Termination::classify(ExitStatus::Exited(code), false)
     }
 
     #[test]
@@ -980,19 +974,19 @@ mod tests {
 
     #[test]
     fn exit_classification_matches_kubelet() {
-        let done = Termination::classify(ExitStatus::Code(0), false);
+        let done = Termination::classify(ExitStatus::Exited(0), false);
         assert_eq!(
             (done.exit_code, done.reason),
             (0, TerminationReason::Completed)
         );
-        let err = Termination::classify(ExitStatus::Code(3), false);
+        let err = Termination::classify(ExitStatus::Exited(3), false);
         assert_eq!((err.exit_code, err.reason), (3, TerminationReason::Error));
-        let killed = Termination::classify(ExitStatus::Signal(9), false);
+        let killed = Termination::classify(ExitStatus::Signaled(9), false);
         assert_eq!(
             (killed.exit_code, killed.signal, killed.reason),
             (137, Some(9), TerminationReason::Error)
         );
-        let oom = Termination::classify(ExitStatus::Signal(9), true);
+        let oom = Termination::classify(ExitStatus::Signaled(9), true);
         assert_eq!((oom.exit_code, oom.reason.as_str()), (137, "OOMKilled"));
         let cannot = Termination::cannot_run("exec /nope: No such file or directory");
         assert_eq!(cannot.reason.as_str(), "ContainerCannotRun");
@@ -1006,7 +1000,7 @@ mod tests {
     #[test]
     fn restart_intervals_follow_the_backoff() {
         let t0 = Stamp::now();
-        let mut c = Lifecycle::new("app", RestartPolicy::Always, small(), true, t0);
+        let mut c = ContainerStateMachine::new("app", RestartPolicy::Always, small(), true, t0);
         assert_eq!(c.next_start_at(), Some(t0.mono));
         let mut now = t0;
         let mut intervals = Vec::new();
@@ -1070,7 +1064,7 @@ mod tests {
             (RestartPolicy::OnFailure, 1, true),
             (RestartPolicy::Never, 1, false),
         ] {
-            let mut c = Lifecycle::new("c", policy, small(), true, t);
+            let mut c = ContainerStateMachine::new("c", policy, small(), true, t);
             c.handle(Event::Started {
                 at: t,
                 container_id: "x".into(),
@@ -1094,7 +1088,7 @@ mod tests {
     #[test]
     fn invalid_events_are_refused_without_change() {
         let t = Stamp::now();
-        let mut c = Lifecycle::new("c", RestartPolicy::Never, small(), true, t);
+        let mut c = ContainerStateMachine::new("c", RestartPolicy::Never, small(), true, t);
         let err = c
             .handle(Event::Exited {
                 at: t,
@@ -1120,7 +1114,7 @@ mod tests {
     #[test]
     fn ready_once_running_unless_a_probe_decides() {
         let t = Stamp::now();
-        let mut plain = Lifecycle::new("a", RestartPolicy::Always, small(), true, t);
+        let mut plain = ContainerStateMachine::new("a", RestartPolicy::Always, small(), true, t);
         assert!(!plain.ready());
         plain
             .handle(Event::Started {
@@ -1129,7 +1123,7 @@ mod tests {
             })
             .unwrap();
         assert!(plain.ready());
-        let mut probed = Lifecycle::new("b", RestartPolicy::Always, small(), true, t);
+        let mut probed = ContainerStateMachine::new("b", RestartPolicy::Always, small(), true, t);
         probed.set_readiness_probe(true);
         probed
             .handle(Event::Started {
@@ -1152,7 +1146,7 @@ mod tests {
     #[test]
     fn spawn_failure_counts_and_backs_off() {
         let t = Stamp::now();
-        let mut c = Lifecycle::new("c", RestartPolicy::Always, small(), true, t);
+        let mut c = ContainerStateMachine::new("c", RestartPolicy::Always, small(), true, t);
         let d = c
             .handle(Event::SpawnFailed {
                 at: t,
@@ -1177,9 +1171,10 @@ mod tests {
     #[test]
     fn init_containers_run_in_order_then_apps() {
         let t = Stamp::now();
-        let mut pod = Pod::new(RestartPolicy::Always, small(), ["i0", "i1"], ["a", "b"], t);
+        let mut pod =
+            PodStateMachine::new(RestartPolicy::Always, small(), ["i0", "i1"], ["a", "b"], t);
         assert_eq!(pod.due(t.mono), [Slot::Init(0)]);
-        assert_eq!(pod.phase(), Phase::Pending);
+        assert_eq!(pod.phase(), PodPhase::Pending);
         pod.handle(
             Slot::Init(0),
             Event::Started {
@@ -1236,7 +1231,7 @@ mod tests {
         .unwrap();
         assert!(pod.initialized());
         assert_eq!(pod.due(t.mono), [Slot::App(0), Slot::App(1)]);
-        assert_eq!(pod.phase(), Phase::Pending);
+        assert_eq!(pod.phase(), PodPhase::Pending);
         for (i, id) in ["a", "b"].iter().enumerate() {
             pod.handle(
                 Slot::App(i),
@@ -1247,14 +1242,14 @@ mod tests {
             )
             .unwrap();
         }
-        assert_eq!(pod.phase(), Phase::Running);
+        assert_eq!(pod.phase(), PodPhase::Running);
         assert_eq!(pod.next_deadline(), None);
     }
 
     #[test]
     fn init_failure_with_never_fails_the_pod() {
         let t = Stamp::now();
-        let mut pod = Pod::new(RestartPolicy::Never, small(), ["i0"], ["a"], t);
+        let mut pod = PodStateMachine::new(RestartPolicy::Never, small(), ["i0"], ["a"], t);
         pod.handle(
             Slot::Init(0),
             Event::Started {
@@ -1273,7 +1268,7 @@ mod tests {
             )
             .unwrap();
         assert_eq!(d, Decision::Finished);
-        assert_eq!(pod.phase(), Phase::Failed);
+        assert_eq!(pod.phase(), PodPhase::Failed);
         assert!(pod.due(t.mono).is_empty());
         assert!(pod.is_done());
     }
@@ -1283,7 +1278,7 @@ mod tests {
         let t = Stamp::now();
         let run = |policy, codes: &[i32]| {
             let names: Vec<String> = (0..codes.len()).map(|i| format!("c{i}")).collect();
-            let mut pod = Pod::new(policy, small(), Vec::<String>::new(), names, t);
+            let mut pod = PodStateMachine::new(policy, small(), Vec::<String>::new(), names, t);
             for (i, code) in codes.iter().enumerate() {
                 pod.handle(
                     Slot::App(i),
@@ -1304,17 +1299,17 @@ mod tests {
             }
             pod.phase()
         };
-        assert_eq!(run(RestartPolicy::Never, &[0, 0]), Phase::Succeeded);
-        assert_eq!(run(RestartPolicy::Never, &[0, 1]), Phase::Failed);
-        assert_eq!(run(RestartPolicy::OnFailure, &[0, 0]), Phase::Succeeded);
-        assert_eq!(run(RestartPolicy::OnFailure, &[0, 1]), Phase::Running);
-        assert_eq!(run(RestartPolicy::Always, &[0, 0]), Phase::Running);
+        assert_eq!(run(RestartPolicy::Never, &[0, 0]), PodPhase::Succeeded);
+        assert_eq!(run(RestartPolicy::Never, &[0, 1]), PodPhase::Failed);
+        assert_eq!(run(RestartPolicy::OnFailure, &[0, 0]), PodPhase::Succeeded);
+        assert_eq!(run(RestartPolicy::OnFailure, &[0, 1]), PodPhase::Running);
+        assert_eq!(run(RestartPolicy::Always, &[0, 0]), PodPhase::Running);
     }
 
     #[test]
     fn stop_prevents_restarts() {
         let t = Stamp::now();
-        let mut pod = Pod::new(
+        let mut pod = PodStateMachine::new(
             RestartPolicy::Always,
             small(),
             Vec::<String>::new(),

@@ -14,7 +14,6 @@
 //! grace period runs, what is left is killed through the cgroups, and the
 //! pod is torn down: nothing is left behind.
 
-use crate::cni;
 use crate::event_loop::{EventLoop, TIMER};
 use crate::logs::{ContainerLog, Echo, LogConfig, Stream};
 use crate::network::{self, CniPaths, PodNetwork};
@@ -38,129 +37,56 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
-/// `supervisor run`.
-#[derive(Debug, clap::Args)]
-pub struct RunArgs {
-    /// The manifest: a Pod, or a Deployment/ReplicaSet/StatefulSet/
-    /// DaemonSet/Job whose pod template runs, with the ConfigMaps and
-    /// Secrets of the same file.
+/// What `supervisor run` was asked to do, validated by the command line
+/// (`src/bin/supervisor/run.rs`): the library holds no flag parsing.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// The manifest: a Pod, or a workload whose pod template runs, with the
+    /// ConfigMaps and Secrets of the same file.
     pub manifest: PathBuf,
-    /// The pause binary (default: `pause` beside this binary, then
-    /// /usr/local/bin/pause, then PATH).
-    #[arg(long, value_name = "PATH")]
+    /// The pause binary; None: found as `find_pause` says.
     pub pause: Option<PathBuf>,
-    /// State root (default $SUPERVISOR_STATE_DIR, else /run/supervisor).
-    #[arg(long, value_name = "DIR")]
+    /// State root (None: $SUPERVISOR_STATE_DIR, else /run/supervisor).
     pub state_dir: Option<PathBuf>,
-    /// Log root (default $SUPERVISOR_LOG_DIR, else /var/log/pods).
-    #[arg(long, value_name = "DIR")]
+    /// Log root (None: $SUPERVISOR_LOG_DIR, else /var/log/pods).
     pub log_dir: Option<PathBuf>,
     /// The cgroup under which the pod's cgroup is created, relative to the
-    /// hierarchy roots. Default: `podvisor`; on cgroup v2 under systemd
-    /// with `Delegate=yes`, or inside a container, the cgroup it was given
-    /// (it moves itself into a `supervisor` leaf of it first).
-    #[arg(long, value_name = "NAME")]
+    /// hierarchy roots; None: decided once the hierarchy is known.
     pub cgroup_parent: Option<PathBuf>,
-    /// The restart back-off after the first (immediate) restart; doubles
-    /// up to --backoff-max. Kubernetes: 10s.
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
-    pub backoff_initial: Duration,
-    /// The cap of the restart back-off. Kubernetes: 300s.
-    #[arg(long, value_name = "DURATION", default_value = "300s", value_parser = parse_duration)]
-    pub backoff_max: Duration,
-    /// The CNI configuration: the first *.conflist, *.conf or *.json by
-    /// name. Without one the sandbox has loopback only.
-    #[arg(long, value_name = "DIR", default_value = cni::config::DEFAULT_CONF_DIR)]
-    pub cni_conf_dir: PathBuf,
-    /// Where the CNI plugins are (repeatable; default /opt/cni/bin, then
-    /// /usr/lib/cni).
-    #[arg(long, value_name = "DIR")]
-    pub cni_bin_dir: Vec<PathBuf>,
-    /// Where CNI results are kept for DEL, also after a crash.
-    #[arg(long, value_name = "DIR", default_value = "/var/lib/cni/results")]
-    pub cni_cache_dir: PathBuf,
-    /// Size at which a container's log file is rotated, as kubelet's
-    /// --container-log-max-size (a quantity: 10Mi, 500Ki, 1G).
-    #[arg(long, value_name = "SIZE", default_value = "10Mi", value_parser = parse_log_size)]
-    pub container_log_max_size: u64,
-    /// Log files kept per container instance, the current one included, as
-    /// kubelet's --container-log-max-files (at least 2).
-    #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u32).range(2..))]
-    pub container_log_max_files: u32,
-    /// Append a line per container step (reaped, deciding, spawned,
-    /// failed) with its CLOCK_MONOTONIC time in ns to FILE: what the
-    /// restart benchmarks read.
-    #[arg(long, value_name = "FILE")]
+    /// kubelet's restart back-off.
+    pub backoff: BackoffConfig,
+    /// Where the CNI configuration, plugins and result cache are.
+    pub cni: CniPaths,
+    /// Container log rotation.
+    pub log: LogConfig,
+    /// A file for the restart benchmarks' trace lines.
     pub trace: Option<PathBuf>,
-}
-
-/// A log file size: a Kubernetes quantity of bytes, at least 1Ki.
-fn parse_log_size(text: &str) -> Result<u64, String> {
-    match crate::quantity::parse_bytes(text) {
-        Ok(bytes) if bytes >= 1024 => Ok(bytes),
-        Ok(_) => Err(format!("{text:?} is below the smallest log file size, 1Ki")),
-        Err(error) => Err(error.to_string()),
-    }
-}
-
-/// Parse `10s`, `100ms`, `5m`, `1h` or a plain number of seconds.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let bad = || format!("invalid duration {text:?} (examples: 0, 100ms, 10s, 5m)");
-    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit() && c != '.') {
-        Some(i) => text.split_at(i),
-        None => (text, "s"),
-    };
-    let value: f64 = number.parse().map_err(|_| bad())?;
-    let seconds = match unit {
-        "ms" => value / 1000.0,
-        "s" => value,
-        "m" => value * 60.0,
-        "h" => value * 3600.0,
-        _ => return Err(bad()),
-    };
-    Duration::try_from_secs_f64(seconds).map_err(|_| bad())
 }
 
 /// Runs `supervisor run`: returns 0 after a stop by signal or a pod that
 /// Succeeded, 1 when the pod Failed.
-pub fn main(args: RunArgs) -> anyhow::Result<i32> {
+pub fn run(options: RunOptions) -> anyhow::Result<i32> {
     // Before anything else (and before any thread): every signal is taken
     // from the signalfd in the loop.
     let signals = Signals::block_all().context("block signals")?;
-    let loaded = spec::load(&args.manifest)?;
+    let loaded = spec::load(&options.manifest)?;
     for warning in &loaded.warnings {
         eprintln!("supervisor: warning: {warning}");
     }
-    let pause = find_pause(args.pause.as_deref())?;
+    let pause = find_pause(options.pause.as_deref())?;
     raise_fd_limit();
     if !pid1::is_pid1() {
         pid1::become_subreaper().context("become a child subreaper")?;
     }
     let config = Config {
-        layout: Layout::resolve(args.state_dir.as_deref(), args.log_dir.as_deref()),
-        cgroup_parent: args.cgroup_parent,
+        layout: Layout::resolve(options.state_dir.as_deref(), options.log_dir.as_deref()),
+        cgroup_parent: options.cgroup_parent,
         pause,
-        log: LogConfig {
-            max_file_size: args.container_log_max_size,
-            max_files: args.container_log_max_files as usize,
-            ..LogConfig::default()
-        },
-        backoff: BackoffConfig {
-            initial: args.backoff_initial,
-            max: args.backoff_max.max(args.backoff_initial),
-            ..BackoffConfig::default()
-        },
-        cni: CniPaths {
-            conf_dir: args.cni_conf_dir,
-            bin_dirs: if args.cni_bin_dir.is_empty() {
-                cni::default_bin_dirs()
-            } else {
-                args.cni_bin_dir
-            },
-            cache_dir: args.cni_cache_dir,
-        },
+        log: options.log,
+        backoff: options.backoff,
+        cni: options.cni,
     };
-    let trace = match &args.trace {
+    let trace = match &options.trace {
         Some(path) => Trace::open(path).with_context(|| format!("--trace {}", path.display()))?,
         None => Trace::default(),
     };
@@ -413,7 +339,7 @@ struct PodRuntime {
     event_loop: Option<EventLoop>,
     store: Option<StatusStore>,
     meta: PodMeta,
-    lifecycle: restart::Pod,
+    lifecycle: restart::PodStateMachine,
     workloads: Vec<Workload>,
     cgroup_host: Option<CgroupHost>,
     pod_cgroup: Option<Cgroup>,
@@ -436,7 +362,7 @@ struct PodRuntime {
 impl PodRuntime {
     fn new(pod: PodSpec, config: Config, signals: Signals, trace: Trace) -> PodRuntime {
         let now = Stamp::now();
-        let lifecycle = restart::Pod::new(
+        let lifecycle = restart::PodStateMachine::new(
             pod.restart_policy,
             config.backoff,
             pod.init_containers.iter().map(|c| c.name.clone()),
@@ -703,7 +629,7 @@ impl PodRuntime {
                 self.finished = true;
                 let phase = self.lifecycle.phase();
                 eprintln!("supervisor: pod {} is {}", self.pod.name, phase.as_str());
-                return Ok(if phase == restart::Phase::Succeeded {
+                return Ok(if phase == restart::PodPhase::Succeeded {
                     0
                 } else {
                     1
@@ -994,8 +920,8 @@ impl PodRuntime {
         // and removed in `sweep_retired`, after the restart.
         let ended_cgroup = process.cgroup.clone();
         let exit = match status {
-            pid1::ExitStatus::Exited(code) => restart::ExitStatus::Code(code),
-            pid1::ExitStatus::Signaled { signal, .. } => restart::ExitStatus::Signal(signal),
+            pid1::ExitStatus::Exited(code) => container::ExitStatus::Exited(code),
+            pid1::ExitStatus::Signaled { signal, .. } => container::ExitStatus::Signaled(signal),
         };
         let mut termination = Termination::classify(exit, oom_killed);
         if let Some((message, _)) = process.probe_kill.take() {
@@ -1179,7 +1105,7 @@ impl PodRuntime {
         let restart_count = self
             .lifecycle
             .get(slot)
-            .map_or(0, restart::Lifecycle::next_restart_count);
+            .map_or(0, restart::ContainerStateMachine::next_restart_count);
         let name = self.workloads[index].spec.name.clone();
         self.trace.record(&name, restart_count, Step::Deciding);
         match self.spawn(index, restart_count) {
@@ -1571,8 +1497,8 @@ fn set_nonblocking(file: &File) -> std::io::Result<()> {
     Ok(())
 }
 
-fn resources(r: &spec::Resources) -> container::Resources {
-    container::Resources {
+fn resources(r: &spec::Resources) -> container::Limits {
+    container::Limits {
         memory_limit_bytes: r.memory_limit,
         cpu_limit_millis: r.cpu_limit_millis,
         cpu_request_millis: r.cpu_request_millis,
@@ -1595,17 +1521,5 @@ mod tests {
             Some(PathBuf::new())
         );
         assert_eq!(own_unified_cgroup("4:memory:/x\n"), None);
-    }
-
-    #[test]
-    fn durations_parse_as_the_flags_document() {
-        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
-        assert_eq!(parse_duration("100ms"), Ok(Duration::from_millis(100)));
-        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
-        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
-        assert_eq!(parse_duration("1.5"), Ok(Duration::from_millis(1500)));
-        assert!(parse_duration("ten").is_err());
-        assert!(parse_duration("10x").is_err());
-        assert!(parse_duration("-1s").is_err());
     }
 }

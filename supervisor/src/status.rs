@@ -3,7 +3,7 @@
 //! * Types: [`PodRecord`] is a `v1 Pod` without spec (metadata + PodStatus),
 //!   field for field as the API server writes it (camelCase, RFC 3339 UTC
 //!   timestamps at second precision), so `jq`/`kubectl`-minded tools read it.
-//! * [`build`] derives the whole status from [`restart::Pod`] (the single
+//! * [`build`] derives the whole status from [`restart::PodStateMachine`] (the single
 //!   source of truth) plus what the sandbox knows ([`PodMeta`]); conditions
 //!   keep their `lastTransitionTime` while unchanged.
 //! * [`StatusStore`] writes `status.json` atomically (temp file, rename)
@@ -22,7 +22,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use crate::paths::{self, Layout};
-use crate::restart::{self, Lifecycle, Phase, State, Terminated};
+use crate::restart::{self, ContainerStateMachine, PodPhase, State, Terminated};
 
 // ---------------------------------------------------------------- time
 
@@ -420,7 +420,7 @@ fn terminated_state(t: &Terminated) -> ContainerStateTerminated {
     }
 }
 
-fn container_status(c: &Lifecycle, meta: Option<&ContainerMeta>) -> ContainerStatus {
+fn container_status(c: &ContainerStateMachine, meta: Option<&ContainerMeta>) -> ContainerStatus {
     let (state, container_id, started) = match c.state() {
         State::Waiting {
             reason, message, ..
@@ -503,7 +503,7 @@ fn condition(
 /// written) keeps conditions' transition times; `now` stamps new ones.
 pub fn build(
     meta: &PodMeta,
-    pod: &restart::Pod,
+    pod: &restart::PodStateMachine,
     previous: Option<&PodRecord>,
     now: SystemTime,
 ) -> PodRecord {
@@ -521,19 +521,19 @@ pub fn build(
         .map(|(i, c)| container_status(c, meta.containers.get(i)))
         .collect();
     let previous = previous.map(|p| &p.status);
-    let completed = matches!(phase, Phase::Succeeded | Phase::Failed);
+    let completed = matches!(phase, PodPhase::Succeeded | PodPhase::Failed);
     let list = |names: Vec<&str>| format!("[{}]", names.join(" "));
     let incomplete: Vec<&str> = pod
         .init_containers()
         .iter()
         .filter(|c| !matches!(c.state(), State::Terminated(t) if t.termination.succeeded()))
-        .map(Lifecycle::name)
+        .map(ContainerStateMachine::name)
         .collect();
     let unready: Vec<&str> = pod
         .containers()
         .iter()
         .filter(|c| !c.ready())
-        .map(Lifecycle::name)
+        .map(ContainerStateMachine::name)
         .collect();
     let (ready_reason, ready_message) = if completed {
         ("PodCompleted", None)
@@ -1203,93 +1203,13 @@ fn yaml_string(s: &str) -> String {
     }
 }
 
-// ---------------------------------------------------------------- command
-
-/// Output format of `supervisor status`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Output {
-    /// kubectl-like table.
-    Table,
-    /// The Pod object (a `List` without POD).
-    Json,
-    /// Same as json, in YAML.
-    Yaml,
-}
-
-/// `supervisor status [POD] [-o json|yaml] [--state-dir DIR]`.
-#[derive(Debug, clap::Args)]
-pub struct StatusArgs {
-    /// The pod; all pods in the state dir when omitted.
-    pub pod: Option<String>,
-    /// Output format.
-    #[arg(short = 'o', long = "output", value_enum, default_value = "table")]
-    pub output: Output,
-    /// State root (default $SUPERVISOR_STATE_DIR, else /run/supervisor).
-    #[arg(long, value_name = "DIR")]
-    pub state_dir: Option<PathBuf>,
-}
-
-/// Runs `supervisor status`.
-pub fn main(args: StatusArgs) -> anyhow::Result<i32> {
-    let layout = Layout::resolve(args.state_dir.as_deref(), None);
-    let now = SystemTime::now();
-    let (records, events) = match &args.pod {
-        Some(pod) => {
-            paths::check_name("pod", pod)?;
-            let file = layout.status_file(pod);
-            if !file.is_file() {
-                return Err(StatusError::NoSuchPod {
-                    pod: pod.clone(),
-                    dir: layout.state_root().to_path_buf(),
-                }
-                .into());
-            }
-            let events = read_events(&layout.events_file(pod))?;
-            (vec![read_record(&file)?], events)
-        }
-        None => (list_pods(&layout)?, Vec::new()),
-    };
-    let mut stdout = io::stdout().lock();
-    match args.output {
-        Output::Table => {
-            if records.is_empty() {
-                eprintln!("No pods found in {}.", layout.state_root().display());
-                return Ok(0);
-            }
-            stdout.write_all(render_table(&records, now).as_bytes())?;
-            if !events.is_empty() {
-                writeln!(stdout, "\nEvents:")?;
-                stdout.write_all(render_events(&events, now).as_bytes())?;
-            }
-        }
-        Output::Json | Output::Yaml => {
-            let value = if args.pod.is_some() {
-                serde_json::to_value(&records[0])?
-            } else {
-                serde_json::json!({
-                    "apiVersion": "v1",
-                    "kind": "List",
-                    "items": records,
-                    "metadata": { "resourceVersion": "" },
-                })
-            };
-            if args.output == Output::Json {
-                serde_json::to_writer_pretty(&mut stdout, &value)?;
-                writeln!(stdout)?;
-            } else {
-                stdout.write_all(to_yaml(&value).as_bytes())?;
-            }
-        }
-    }
-    Ok(0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::restart::{
-        BackoffConfig, Event, ExitStatus, Pod, RestartPolicy, Slot, Stamp, Termination,
+        BackoffConfig, Event, PodStateMachine, RestartPolicy, Slot, Stamp, Termination,
     };
+    use container::ExitStatus;
 
     fn at(secs: u64) -> SystemTime {
         UNIX_EPOCH + Duration::from_secs(secs)
@@ -1340,7 +1260,7 @@ mod tests {
         }
     }
 
-    fn sample() -> (PodMeta, Pod, Stamp) {
+    fn sample() -> (PodMeta, PodStateMachine, Stamp) {
         let t = Stamp {
             mono: std::time::Instant::now(),
             wall: at(1_800_000_000),
@@ -1349,7 +1269,7 @@ mod tests {
             initial: Duration::from_secs(10),
             ..BackoffConfig::default()
         };
-        let pod = Pod::new(
+        let pod = PodStateMachine::new(
             RestartPolicy::Always,
             backoff,
             ["setup"],
@@ -1383,7 +1303,7 @@ mod tests {
         (meta, pod, t)
     }
 
-    fn start(pod: &mut Pod, slot: Slot, at: Stamp, id: &str) {
+    fn start(pod: &mut PodStateMachine, slot: Slot, at: Stamp, id: &str) {
         pod.handle(
             slot,
             Event::Started {
@@ -1405,7 +1325,7 @@ mod tests {
             Slot::Init(0),
             Event::Exited {
                 at: t.after(Duration::from_secs(1)),
-                termination: Termination::classify(ExitStatus::Code(0), false),
+                termination: Termination::classify(ExitStatus::Exited(0), false),
             },
         )
         .unwrap();
@@ -1417,7 +1337,7 @@ mod tests {
             Slot::App(1),
             Event::Exited {
                 at: t2,
-                termination: Termination::classify(ExitStatus::Signal(9), false),
+                termination: Termination::classify(ExitStatus::Signaled(9), false),
             },
         )
         .unwrap();
@@ -1512,7 +1432,7 @@ mod tests {
             Slot::Init(0),
             Event::Exited {
                 at: t,
-                termination: Termination::classify(ExitStatus::Code(1), false),
+                termination: Termination::classify(ExitStatus::Exited(1), false),
             },
         )
         .unwrap();
@@ -1521,7 +1441,7 @@ mod tests {
             Slot::Init(0),
             Event::Exited {
                 at: t,
-                termination: Termination::classify(ExitStatus::Code(1), false),
+                termination: Termination::classify(ExitStatus::Exited(1), false),
             },
         )
         .unwrap();
@@ -1539,7 +1459,7 @@ mod tests {
             Slot::Init(0),
             Event::Exited {
                 at: t,
-                termination: Termination::classify(ExitStatus::Code(0), false),
+                termination: Termination::classify(ExitStatus::Exited(0), false),
             },
         )
         .unwrap();
@@ -1552,7 +1472,7 @@ mod tests {
             Slot::App(0),
             Event::Exited {
                 at: t,
-                termination: Termination::classify(ExitStatus::Signal(9), true),
+                termination: Termination::classify(ExitStatus::Signaled(9), true),
             },
         )
         .unwrap();
@@ -1561,7 +1481,7 @@ mod tests {
             Slot::App(0),
             Event::Exited {
                 at: t,
-                termination: Termination::classify(ExitStatus::Signal(9), true),
+                termination: Termination::classify(ExitStatus::Signaled(9), true),
             },
         )
         .unwrap();

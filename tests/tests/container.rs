@@ -14,8 +14,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use container::{
-    CapSet, Cgroup, CgroupHost, Child, Command, Controller, ExitStatus, Mount, Namespace,
-    NamespaceSet, Resources, Sandbox, SandboxConfig, SpawnError, SpawnStep, Stdio,
+    CapSet, Cgroup, CgroupHost, Child, Command, Controller, ExitStatus, Limits, Mount, Namespace,
+    NamespaceSet, Sandbox, SandboxConfig, SpawnError, SpawnStep, Stdio,
 };
 use it::{CgroupGuard, Reap, require, require_root, wait_until};
 use nix::sys::signal::Signal;
@@ -264,9 +264,9 @@ fn memory_limit_oom_kill_is_counted_and_plain_sigkill_is_not() {
     require!(host.is_some(), "memory cgroup controller");
     let host = host.unwrap();
     let cg = CgroupGuard(Cgroup::create(&host, unique("oom")).expect("create cgroup"));
-    cg.0.apply(&Resources {
+    cg.0.apply(&Limits {
         memory_limit_bytes: Some(32 << 20),
-        ..Resources::default()
+        ..Limits::default()
     })
     .expect("apply");
     assert_eq!(cg.0.oom_kills().unwrap(), 0);
@@ -303,9 +303,9 @@ fn pids_limit_stops_fork_bomb_then_kill_all_and_remove() {
     require!(host.is_some(), "pids cgroup controller");
     let host = host.unwrap();
     let cg = CgroupGuard(Cgroup::create(&host, unique("pids")).expect("create cgroup"));
-    cg.0.apply(&Resources {
+    cg.0.apply(&Limits {
         pids_limit: Some(16),
-        ..Resources::default()
+        ..Limits::default()
     })
     .expect("apply");
     let pids_dir =
@@ -368,11 +368,11 @@ fn cpu_quota_200m_holds_busy_loop_near_a_fifth_of_a_core() {
     require!(host.is_some(), "cpu cgroup controller");
     let host = host.unwrap();
     let cg = CgroupGuard(Cgroup::create(&host, unique("cpu")).expect("create cgroup"));
-    cg.0.apply(&Resources {
+    cg.0.apply(&Limits {
         // No request: a low cpu.shares would let other load on the host
         // starve the loop below its quota and blur the measurement.
         cpu_limit_millis: Some(200),
-        ..Resources::default()
+        ..Limits::default()
     })
     .expect("apply");
     let spin = busybox("while :; do :; done")

@@ -1,5 +1,5 @@
 //! Control groups: detect the host's layout (pure v2, hybrid, v1), create a
-//! cgroup per pod and one per container beneath it, apply [`Resources`],
+//! cgroup per pod and one per container beneath it, apply [`Limits`],
 //! put processes in, read the OOM-kill counter, kill everything inside and
 //! remove the directories.
 //!
@@ -21,7 +21,7 @@ use std::path::{Component, Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::error::CgroupError;
-use crate::limits::Resources;
+use crate::limits::Limits;
 
 /// How the host mounts cgroups.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -285,7 +285,7 @@ impl Cgroup {
     /// Write the limits: v2 files where v2 has the controller, else the v1
     /// controller's files. A limit whose controller exists nowhere is an
     /// error; `None` fields are left alone.
-    pub fn apply(&self, res: &Resources) -> Result<(), CgroupError> {
+    pub fn apply(&self, res: &Limits) -> Result<(), CgroupError> {
         let memory = res.memory_limit_bytes.is_some();
         let cpu = res.cpu_limit_millis.is_some() || res.cpu_request_millis.is_some();
         let pids = res.pids_limit.is_some();

@@ -8,11 +8,11 @@ use std::time::{Duration, Instant};
 
 use super::{Controller, read_file, read_keyed, write_file};
 use crate::error::CgroupError;
-use crate::limits::{self, CPU_PERIOD_US, Resources};
+use crate::limits::{self, CPU_PERIOD_US, Limits};
 
 /// Write the `controller` part of `res` into `dir` (that controller's
 /// directory of the cgroup).
-pub fn apply(dir: &Path, controller: Controller, res: &Resources) -> Result<(), CgroupError> {
+pub fn apply(dir: &Path, controller: Controller, res: &Limits) -> Result<(), CgroupError> {
     match controller {
         Controller::Memory => {
             if let Some(bytes) = res.memory_limit_bytes {
@@ -130,7 +130,7 @@ mod tests {
         );
         touch(&pids, &["pids.max"]);
 
-        ctr.apply(&Resources {
+        ctr.apply(&Limits {
             memory_limit_bytes: Some(64 << 20),
             cpu_limit_millis: Some(200),
             cpu_request_millis: Some(100),
@@ -156,9 +156,9 @@ mod tests {
         let host = fake_host(tmp.path());
         let cg = Cgroup::create(&host, "x").unwrap();
         let err = cg
-            .apply(&Resources {
+            .apply(&Limits {
                 pids_limit: Some(7),
-                ..Resources::default()
+                ..Limits::default()
             })
             .unwrap_err();
         match err {
@@ -200,9 +200,9 @@ mod tests {
         let host = CgroupHost::from_mounts(None, [(Controller::Pids, tmp.path().join("pids"))]);
         let cg = Cgroup::create(&host, "x").unwrap();
         let err = cg
-            .apply(&Resources {
+            .apply(&Limits {
                 memory_limit_bytes: Some(1),
-                ..Resources::default()
+                ..Limits::default()
             })
             .unwrap_err();
         assert!(matches!(

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::{Controller, read_file, read_keyed, write_file};
 use crate::error::CgroupError;
-use crate::limits::{self, Resources};
+use crate::limits::{self, Limits};
 
 /// The controllers this crate uses that `<dir>/cgroup.controllers` lists.
 pub fn available_controllers(dir: &Path) -> Vec<Controller> {
@@ -64,7 +64,7 @@ pub fn enable_controllers(
 }
 
 /// Write the `controller` part of `res` into the cgroup directory `dir`.
-pub fn apply(dir: &Path, controller: Controller, res: &Resources) -> Result<(), CgroupError> {
+pub fn apply(dir: &Path, controller: Controller, res: &Limits) -> Result<(), CgroupError> {
     match controller {
         Controller::Memory => {
             if let Some(bytes) = res.memory_limit_bytes {
@@ -160,7 +160,7 @@ mod tests {
         for f in ["memory.max", "cpu.max", "cpu.weight", "pids.max"] {
             fs::write(dir.join(f), "").unwrap();
         }
-        cg.apply(&Resources {
+        cg.apply(&Limits {
             memory_limit_bytes: Some(128 << 20),
             cpu_limit_millis: Some(1500),
             cpu_request_millis: Some(1000),
@@ -211,9 +211,9 @@ mod tests {
         assert_eq!(host.mode(), CgroupMode::Hybrid);
         let cg = Cgroup::create(&host, "p").unwrap();
         fs::write(memory.join("p/memory.limit_in_bytes"), "").unwrap();
-        cg.apply(&Resources {
+        cg.apply(&Limits {
             memory_limit_bytes: Some(4096),
-            ..Resources::default()
+            ..Limits::default()
         })
         .unwrap();
         assert_eq!(

@@ -1,5 +1,12 @@
-//! `supervisor`: the command line. Errors become a message and an exit code
-//! here, at the edge; everything else lives in the library.
+//! `supervisor`: the command line, one file per subcommand (its flags and
+//! the step from flags to the library's options). Errors become a message
+//! and an exit code here, at the edge; everything else lives in the
+//! library.
+
+mod init;
+mod logs;
+mod run;
+mod status;
 
 use clap::{Parser, Subcommand};
 
@@ -14,22 +21,22 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run a pod from a Kubernetes manifest until SIGTERM or SIGINT.
-    Run(supervisor::run::RunArgs),
+    Run(run::RunArgs),
     /// Run CMD as PID 1 (or child subreaper): forward signals, reap zombies.
-    Init(supervisor::init::InitArgs),
+    Init(init::InitArgs),
     /// Show pods: a kubectl-like table, or the Pod object as JSON or YAML.
-    Status(supervisor::status::StatusArgs),
+    Status(status::StatusArgs),
     /// Print a container's log (`-p` the previous instance, `-f` follow).
-    Logs(supervisor::logs::LogsArgs),
+    Logs(logs::LogsArgs),
 }
 
 fn main() {
     let cli = Cli::parse();
     let result: anyhow::Result<i32> = match cli.command {
-        Command::Run(args) => supervisor::run::main(args),
-        Command::Init(args) => supervisor::init::main(args),
-        Command::Status(args) => supervisor::status::main(args),
-        Command::Logs(args) => supervisor::logs::main(args),
+        Command::Run(args) => run::main(args),
+        Command::Init(args) => init::main(args),
+        Command::Status(args) => status::main(args),
+        Command::Logs(args) => logs::main(args),
     };
     match result {
         Ok(code) => std::process::exit(code),

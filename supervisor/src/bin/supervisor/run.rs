@@ -1,0 +1,149 @@
+//! `supervisor run [OPTIONS] MANIFEST`: its flags, and the step from flags
+//! to [`supervisor::run::RunOptions`].
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use supervisor::cni;
+use supervisor::logs::LogConfig;
+use supervisor::network::CniPaths;
+use supervisor::restart::BackoffConfig;
+use supervisor::run::RunOptions;
+
+/// `supervisor run`.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// The manifest: a Pod, or a Deployment/ReplicaSet/StatefulSet/
+    /// DaemonSet/Job whose pod template runs, with the ConfigMaps and
+    /// Secrets of the same file.
+    pub manifest: PathBuf,
+    /// The pause binary (default: `pause` beside this binary, then
+    /// /usr/local/bin/pause, then PATH).
+    #[arg(long, value_name = "PATH")]
+    pub pause: Option<PathBuf>,
+    /// State root (default $SUPERVISOR_STATE_DIR, else /run/supervisor).
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Log root (default $SUPERVISOR_LOG_DIR, else /var/log/pods).
+    #[arg(long, value_name = "DIR")]
+    pub log_dir: Option<PathBuf>,
+    /// The cgroup under which the pod's cgroup is created, relative to the
+    /// hierarchy roots. Default: `podvisor`; on cgroup v2 under systemd
+    /// with `Delegate=yes`, or inside a container, the cgroup it was given
+    /// (it moves itself into a `supervisor` leaf of it first).
+    #[arg(long, value_name = "NAME")]
+    pub cgroup_parent: Option<PathBuf>,
+    /// The restart back-off after the first (immediate) restart; doubles
+    /// up to --backoff-max. Kubernetes: 10s.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub backoff_initial: Duration,
+    /// The cap of the restart back-off. Kubernetes: 300s.
+    #[arg(long, value_name = "DURATION", default_value = "300s", value_parser = parse_duration)]
+    pub backoff_max: Duration,
+    /// The CNI configuration: the first *.conflist, *.conf or *.json by
+    /// name. Without one the sandbox has loopback only.
+    #[arg(long, value_name = "DIR", default_value = cni::config::DEFAULT_CONF_DIR)]
+    pub cni_conf_dir: PathBuf,
+    /// Where the CNI plugins are (repeatable; default /opt/cni/bin, then
+    /// /usr/lib/cni).
+    #[arg(long, value_name = "DIR")]
+    pub cni_bin_dir: Vec<PathBuf>,
+    /// Where CNI results are kept for DEL, also after a crash.
+    #[arg(long, value_name = "DIR", default_value = "/var/lib/cni/results")]
+    pub cni_cache_dir: PathBuf,
+    /// Size at which a container's log file is rotated, as kubelet's
+    /// --container-log-max-size (a quantity: 10Mi, 500Ki, 1G).
+    #[arg(long, value_name = "SIZE", default_value = "10Mi", value_parser = parse_log_size)]
+    pub container_log_max_size: u64,
+    /// Log files kept per container instance, the current one included, as
+    /// kubelet's --container-log-max-files (at least 2).
+    #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u32).range(2..))]
+    pub container_log_max_files: u32,
+    /// Append a line per container step (reaped, deciding, spawned,
+    /// failed) with its CLOCK_MONOTONIC time in ns to FILE: what the
+    /// restart benchmarks read.
+    #[arg(long, value_name = "FILE")]
+    pub trace: Option<PathBuf>,
+}
+
+impl RunArgs {
+    /// The second stage: flags to the options the library runs with.
+    fn into_options(self) -> RunOptions {
+        RunOptions {
+            manifest: self.manifest,
+            pause: self.pause,
+            state_dir: self.state_dir,
+            log_dir: self.log_dir,
+            cgroup_parent: self.cgroup_parent,
+            backoff: BackoffConfig {
+                initial: self.backoff_initial,
+                max: self.backoff_max.max(self.backoff_initial),
+                ..BackoffConfig::default()
+            },
+            cni: CniPaths {
+                conf_dir: self.cni_conf_dir,
+                bin_dirs: if self.cni_bin_dir.is_empty() {
+                    cni::default_bin_dirs()
+                } else {
+                    self.cni_bin_dir
+                },
+                cache_dir: self.cni_cache_dir,
+            },
+            log: LogConfig {
+                max_file_size: self.container_log_max_size,
+                max_files: self.container_log_max_files as usize,
+                ..LogConfig::default()
+            },
+            trace: self.trace,
+        }
+    }
+}
+
+/// Runs `supervisor run`.
+pub fn main(args: RunArgs) -> anyhow::Result<i32> {
+    supervisor::run::run(args.into_options())
+}
+
+/// A log file size: a Kubernetes quantity of bytes, at least 1Ki.
+fn parse_log_size(text: &str) -> Result<u64, String> {
+    match supervisor::quantity::parse_bytes(text) {
+        Ok(bytes) if bytes >= 1024 => Ok(bytes),
+        Ok(_) => Err(format!("{text:?} is below the smallest log file size, 1Ki")),
+        Err(error) => Err(error.to_string()),
+    }
+}
+
+/// Parse `10s`, `100ms`, `5m`, `1h` or a plain number of seconds.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let bad = || format!("invalid duration {text:?} (examples: 0, 100ms, 10s, 5m)");
+    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit() && c != '.') {
+        Some(i) => text.split_at(i),
+        None => (text, "s"),
+    };
+    let value: f64 = number.parse().map_err(|_| bad())?;
+    let seconds = match unit {
+        "ms" => value / 1000.0,
+        "s" => value,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        _ => return Err(bad()),
+    };
+    Duration::try_from_secs_f64(seconds).map_err(|_| bad())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_as_the_flags_document() {
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+        assert_eq!(parse_duration("100ms"), Ok(Duration::from_millis(100)));
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("1.5"), Ok(Duration::from_millis(1500)));
+        assert!(parse_duration("ten").is_err());
+        assert!(parse_duration("10x").is_err());
+        assert!(parse_duration("-1s").is_err());
+    }
+}
