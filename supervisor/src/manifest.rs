@@ -501,7 +501,7 @@ pub struct Container {
     #[serde(default)]
     pub env: Vec<EnvVar>,
     /// Limits and requests.
-    pub resources: Option<Resources>,
+    pub resources: Option<ResourceRequirements>,
     /// Volume mounts.
     #[serde(default)]
     pub volume_mounts: Vec<VolumeMount>,
@@ -626,10 +626,10 @@ pub struct ObjectRef {
     pub optional: Option<bool>,
 }
 
-/// `resources`.
+/// `resources` (Kubernetes' `ResourceRequirements`).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Resources {
+pub struct ResourceRequirements {
     /// Limits by resource name.
     #[serde(default)]
     pub limits: BTreeMap<String, QuantityText>,
@@ -1336,7 +1336,8 @@ mod tests {
         let p: TcpSocketAction = serde_saphyr::from_str("port: http").unwrap();
         assert_eq!(p.port, Some(IntOrString::String("http".into())));
         for q in ["129e6", "0.5", "2", "100Mi", "1.5E3", "128974848"] {
-            let r: Resources = serde_saphyr::from_str(&format!("limits: {{memory: {q}}}")).unwrap();
+            let r: ResourceRequirements =
+                serde_saphyr::from_str(&format!("limits: {{memory: {q}}}")).unwrap();
             assert_eq!(r.limits["memory"], QuantityText(q.into()), "{q}");
         }
     }

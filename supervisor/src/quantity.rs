@@ -12,17 +12,16 @@
 
 use std::fmt;
 
-/// Why a quantity string was refused. Each variant carries the text.
+/// Why a quantity string was refused. Each variant carries the text, and
+/// `Display` is the quoted text and the reason (`"100Xi": unknown suffix
+/// "Xi" (...)`), so a caller prints it as it is.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum QuantityError {
     /// Empty string.
-    #[error("empty quantity")]
+    #[error("\"\": empty quantity")]
     Empty,
     /// Not of the form `<number><suffix>`.
-    #[error(
-        "{0:?} is not a quantity (expected a number with an optional suffix \
-         such as 100Mi, 1Gi, 500m, 0.5, 129e6)"
-    )]
+    #[error("{0:?}: not a quantity (expected e.g. 100Mi, 1Gi, 500m, 0.5, 129e6)")]
     Syntax(String),
     /// The number is fine but the suffix is not one Kubernetes knows.
     #[error(
@@ -36,10 +35,10 @@ pub enum QuantityError {
         suffix: String,
     },
     /// A negative value where only non-negative values make sense.
-    #[error("{0:?} is negative")]
+    #[error("{0:?}: must not be negative")]
     Negative(String),
     /// The value does not fit the target integer.
-    #[error("{0:?} is too large")]
+    #[error("{0:?}: too large")]
     TooLarge(String),
 }
 

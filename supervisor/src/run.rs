@@ -1170,7 +1170,7 @@ impl PodRuntime {
         let name = w.spec.name.clone();
         if w.cgroup.is_none() {
             let cgroup = pod_cgroup.create_child(host, &format!("containers/{name}"))?;
-            cgroup.apply(&resources(&w.spec.resources))?;
+            cgroup.apply(&w.spec.resources.limits)?;
             w.cgroup = Some(cgroup);
         }
         let container_cgroup = w.cgroup.as_ref().expect("created above");
@@ -1495,15 +1495,6 @@ fn set_nonblocking(file: &File) -> std::io::Result<()> {
         FcntlArg::F_SETFL(OFlag::from_bits_truncate(flags) | OFlag::O_NONBLOCK),
     )?;
     Ok(())
-}
-
-fn resources(r: &spec::Resources) -> container::Limits {
-    container::Limits {
-        memory_limit_bytes: r.memory_limit,
-        cpu_limit_millis: r.cpu_limit_millis,
-        cpu_request_millis: r.cpu_request_millis,
-        pids_limit: None,
-    }
 }
 
 #[cfg(test)]

@@ -100,11 +100,11 @@ fn the_replicas_note_and_ignored_fields_are_one_line_each() {
     assert!(loaded.warnings[0].contains("spec.replicas is 3"));
     assert!(loaded.warnings[1].contains("spec.template.spec.tolerations"));
     assert_eq!(
-        loaded.pod.containers[0].resources.memory_limit,
+        loaded.pod.containers[0].resources.limits.memory_limit_bytes,
         Some(128_974_848)
     );
     assert_eq!(
-        loaded.pod.containers[0].resources.cpu_limit_millis,
+        loaded.pod.containers[0].resources.limits.cpu_limit_millis,
         Some(1000)
     );
 }

@@ -3,9 +3,14 @@
 //! variables defined before it (`$$` escapes, unresolved references stay
 //! verbatim), values from ConfigMaps/Secrets/fields taken as they are.
 //! The pod IP is only known once the sandbox exists, so field references
-//! to run-time values stay typed until [`resolve`] is given them.
+//! to run-time values stay typed until [`resolve`] is given them. The
+//! validator of `env` and `envFrom` is here too; ConfigMaps and Secrets
+//! come decoded from [`super::documents`].
 
 use std::collections::HashMap;
+
+use super::{Ctx, DataKind, Result};
+use crate::manifest;
 
 /// A pod field known only at run time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -145,6 +150,234 @@ pub fn expand<'a>(input: &str, lookup: impl Fn(&str) -> Option<&'a str>) -> Stri
         out.push_str(&input[checkpoint..]);
     }
     out
+}
+
+/// A container's `envFrom` then `env`, in that order, at `cp`.
+pub(super) fn env_list(
+    ctx: &mut Ctx<'_>,
+    c: &manifest::Container,
+    cp: &str,
+) -> Result<Vec<EnvVar>> {
+    let mut env = Vec::new();
+    for (i, ef) in c.env_from.iter().enumerate() {
+        env_from(ctx, ef, &format!("{cp}.envFrom[{i}]"), &mut env)?;
+    }
+    for (i, e) in c.env.iter().enumerate() {
+        let ep = format!("{cp}.env[{i}]");
+        let name = e
+            .name
+            .as_deref()
+            .ok_or_else(|| ctx.err(format!("{ep}.name"), None, "missing"))?;
+        if !is_env_name(name) {
+            return Err(ctx.err(
+                format!("{ep}.name"),
+                Some(name),
+                "must be printable ASCII without '='",
+            ));
+        }
+        let value = match (&e.value, &e.value_from) {
+            (Some(v), Some(_)) if !v.is_empty() => {
+                return Err(ctx.err(
+                    format!("{ep}.valueFrom"),
+                    None,
+                    "may not be given together with a non-empty value",
+                ));
+            }
+            (_, Some(from)) => match value_from(ctx, from, &format!("{ep}.valueFrom"))? {
+                Some(v) => v,
+                None => continue, // optional and missing: not set
+            },
+            (v, None) => EnvValue::Expand(v.clone().unwrap_or_default()),
+        };
+        env.push(EnvVar {
+            name: name.to_owned(),
+            value,
+        });
+    }
+    Ok(env)
+}
+
+/// One `envFrom` entry at `ep`: every key of a ConfigMap or Secret that
+/// makes a valid name (with the prefix); the others are reported.
+fn env_from(
+    ctx: &mut Ctx<'_>,
+    ef: &manifest::EnvFromSource,
+    ep: &str,
+    env: &mut Vec<EnvVar>,
+) -> Result<()> {
+    let prefix = ef.prefix.as_deref().unwrap_or("");
+    let (kind, r, field) = ctx.exactly_one(
+        ep,
+        [
+            (
+                "configMapRef",
+                ef.config_map_ref
+                    .as_ref()
+                    .map(|r| (DataKind::ConfigMap, r, "configMapRef")),
+            ),
+            (
+                "secretRef",
+                ef.secret_ref
+                    .as_ref()
+                    .map(|r| (DataKind::Secret, r, "secretRef")),
+            ),
+        ],
+    )?;
+    let name_path = format!("{ep}.{field}.name");
+    let name = r
+        .name
+        .as_deref()
+        .ok_or_else(|| ctx.err(&name_path, None, "missing"))?;
+    let Some(obj) = ctx.data_object(kind, name, &name_path, r.optional == Some(true))? else {
+        return Ok(());
+    };
+    let mut skipped = Vec::new();
+    for (k, v) in &obj.data {
+        let var = format!("{prefix}{k}");
+        if !is_env_name(&var) {
+            skipped.push(var);
+            continue;
+        }
+        let value = String::from_utf8(v.clone()).map_err(|_| {
+            ctx.err(
+                format!("{ep}.{field}"),
+                Some(name),
+                format!("key {k} is not UTF-8 text"),
+            )
+        })?;
+        env.push(EnvVar {
+            name: var,
+            value: EnvValue::Fixed(value),
+        });
+    }
+    if !skipped.is_empty() {
+        // The kubelet skips such keys with an event; so do we, loudly.
+        ctx.ignored.push(format!(
+            "{ep} keys {} (invalid variable names)",
+            skipped.join(" ")
+        ));
+    }
+    Ok(())
+}
+
+/// The source an `env[].valueFrom` names (exactly one).
+enum RawSource<'a> {
+    Key(DataKind, &'a manifest::KeyRef, &'static str),
+    Field(&'a manifest::FieldRef),
+}
+
+/// `env[].valueFrom` at `vp`; `None` for an optional key that is missing.
+fn value_from(ctx: &Ctx<'_>, s: &manifest::EnvVarSource, vp: &str) -> Result<Option<EnvValue>> {
+    if s.resource_field_ref.is_some() {
+        return Err(ctx.err(format!("{vp}.resourceFieldRef"), None, "not supported"));
+    }
+    if s.file_key_ref.is_some() {
+        return Err(ctx.err(format!("{vp}.fileKeyRef"), None, "not supported"));
+    }
+    let source = ctx.exactly_one(
+        vp,
+        [
+            (
+                "configMapKeyRef",
+                s.config_map_key_ref
+                    .as_ref()
+                    .map(|r| RawSource::Key(DataKind::ConfigMap, r, "configMapKeyRef")),
+            ),
+            (
+                "secretKeyRef",
+                s.secret_key_ref
+                    .as_ref()
+                    .map(|r| RawSource::Key(DataKind::Secret, r, "secretKeyRef")),
+            ),
+            ("fieldRef", s.field_ref.as_ref().map(RawSource::Field)),
+        ],
+    )?;
+    match source {
+        RawSource::Field(f) => field_ref(ctx, f, &format!("{vp}.fieldRef")).map(Some),
+        RawSource::Key(kind, r, field) => key_ref(ctx, kind, r, &format!("{vp}.{field}")),
+    }
+}
+
+/// A `fieldRef` at `fp`: static pod fields now, run-time ones typed.
+fn field_ref(ctx: &Ctx<'_>, f: &manifest::FieldRef, fp: &str) -> Result<EnvValue> {
+    if let Some(api) = f.api_version.as_deref().filter(|a| *a != "v1") {
+        return Err(ctx.err(format!("{fp}.apiVersion"), Some(api), "must be v1"));
+    }
+    let pp = format!("{fp}.fieldPath");
+    let path = f
+        .field_path
+        .as_deref()
+        .ok_or_else(|| ctx.err(&pp, None, "missing"))?;
+    let bracket = |prefix: &str| {
+        path.strip_prefix(prefix)
+            .and_then(|r| r.strip_suffix("']"))
+            .map(str::to_owned)
+    };
+    Ok(match path {
+        "metadata.name" => EnvValue::Fixed(ctx.pod_name.clone()),
+        "metadata.namespace" => EnvValue::Fixed(ctx.namespace.clone()),
+        "status.podIP" => EnvValue::Runtime(RuntimeField::PodIp),
+        "status.podIPs" => EnvValue::Runtime(RuntimeField::PodIps),
+        "status.hostIP" => EnvValue::Runtime(RuntimeField::HostIp),
+        "status.hostIPs" => EnvValue::Runtime(RuntimeField::HostIps),
+        "spec.nodeName" => EnvValue::Runtime(RuntimeField::NodeName),
+        _ => {
+            if let Some(k) = bracket("metadata.labels['") {
+                EnvValue::Fixed(ctx.labels.get(&k).cloned().unwrap_or_default())
+            } else if let Some(k) = bracket("metadata.annotations['") {
+                EnvValue::Fixed(ctx.annotations.get(&k).cloned().unwrap_or_default())
+            } else {
+                return Err(ctx.err(
+                    pp,
+                    Some(path),
+                    "supported: metadata.name, metadata.namespace, metadata.labels['K'], metadata.annotations['K'], spec.nodeName, status.podIP, status.podIPs, status.hostIP, status.hostIPs",
+                ));
+            }
+        }
+    })
+}
+
+/// A `configMapKeyRef` / `secretKeyRef` at `rp`: the key's text, `None`
+/// when optional and missing.
+fn key_ref(
+    ctx: &Ctx<'_>,
+    kind: DataKind,
+    r: &manifest::KeyRef,
+    rp: &str,
+) -> Result<Option<EnvValue>> {
+    let name_path = format!("{rp}.name");
+    let key_path = format!("{rp}.key");
+    let name = r
+        .name
+        .as_deref()
+        .ok_or_else(|| ctx.err(&name_path, None, "missing"))?;
+    let key = r
+        .key
+        .as_deref()
+        .ok_or_else(|| ctx.err(&key_path, None, "missing"))?;
+    let optional = r.optional == Some(true);
+    let Some(obj) = ctx.data_object(kind, name, &name_path, optional)? else {
+        return Ok(None);
+    };
+    let Some(bytes) = obj.data.get(key) else {
+        if optional {
+            return Ok(None);
+        }
+        return Err(ctx.err(
+            key_path,
+            Some(key),
+            format!("{kind} {name} has no such key (and not optional)"),
+        ));
+    };
+    let text = String::from_utf8(bytes.clone())
+        .map_err(|_| ctx.err(key_path, Some(key), "the value is not UTF-8 text"))?;
+    Ok(Some(EnvValue::Fixed(text)))
+}
+
+/// Environment variable names: printable ASCII without `=` (Kubernetes'
+/// relaxed validation, GA in 1.34).
+fn is_env_name(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| (b' '..=b'~').contains(&b) && b != b'=')
 }
 
 #[cfg(test)]

@@ -5,6 +5,8 @@
 
 use std::fmt;
 
+use crate::quantity::QuantityError;
+
 /// Which document of a file an error is about.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct DocRef {
@@ -72,6 +74,22 @@ pub enum ManifestError {
         /// What is wrong.
         reason: String,
     },
+    /// A resource quantity that does not parse or does not fit; the
+    /// quantity error names the value and what is wrong with it.
+    #[error("{file}{}: {doc}: {path} = {source}", fmt_location(.location))]
+    Quantity {
+        /// The file name.
+        file: String,
+        /// The document.
+        doc: Box<DocRef>,
+        /// Field path, e.g. `spec.containers[1].resources.limits.memory`.
+        path: String,
+        /// 1-based line and column of the field.
+        location: Option<(u32, u32)>,
+        /// What is wrong, with the value as written.
+        #[source]
+        source: QuantityError,
+    },
     /// The file has no pod to run.
     #[error("{file}: no Pod, Deployment, ReplicaSet, StatefulSet, DaemonSet or Job found{}", fmt_ignored(.ignored))]
     NoPod {
@@ -96,8 +114,30 @@ impl ManifestError {
     /// The field path of the error, if it has one.
     pub fn path(&self) -> Option<&str> {
         match self {
-            ManifestError::Parse { path, .. } | ManifestError::Invalid { path, .. } => Some(path),
+            ManifestError::Parse { path, .. }
+            | ManifestError::Invalid { path, .. }
+            | ManifestError::Quantity { path, .. } => Some(path),
             _ => None,
+        }
+    }
+
+    /// Gives an error found after parsing its line and column: `locate`
+    /// gets the document index and the field path.
+    pub(super) fn fill_location(&mut self, locate: impl FnOnce(usize, &str) -> Option<(u32, u32)>) {
+        match self {
+            ManifestError::Invalid {
+                doc,
+                path,
+                location,
+                ..
+            }
+            | ManifestError::Quantity {
+                doc,
+                path,
+                location,
+                ..
+            } if location.is_none() => *location = locate(doc.index, path),
+            _ => {}
         }
     }
 }

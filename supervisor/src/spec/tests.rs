@@ -1,5 +1,8 @@
 //! Unit tests of validation, defaults and resolution.
 
+use std::path::PathBuf;
+use std::time::Duration;
+
 use super::*;
 
 const EXAMPLE: &str = include_str!("../../../examples/pod.yaml");
@@ -35,10 +38,10 @@ fn the_example_loads_with_everything_resolved() {
     assert_eq!(p.restart_policy, RestartPolicy::Always);
     assert_eq!(p.termination_grace_period, Duration::from_secs(10));
     let web = &p.containers[0];
-    assert_eq!(web.resources.memory_limit, Some(64 << 20));
-    assert_eq!(web.resources.memory_request, Some(16 << 20));
-    assert_eq!(web.resources.cpu_limit_millis, Some(250));
-    assert_eq!(web.resources.cpu_request_millis, Some(50));
+    assert_eq!(web.resources.limits.memory_limit_bytes, Some(64 << 20));
+    assert_eq!(web.resources.memory_request_bytes, Some(16 << 20));
+    assert_eq!(web.resources.limits.cpu_limit_millis, Some(250));
+    assert_eq!(web.resources.limits.cpu_request_millis, Some(50));
     let env = web.env(&RuntimeValues::default());
     assert_eq!(env, vec![("PORT".to_owned(), "8080".to_owned())]);
     let argv = web.argv(&env);
@@ -202,8 +205,8 @@ fn defaults_apply() {
     assert_eq!(c.ports[0].protocol, Protocol::Tcp);
     assert_eq!(c.ports[0].host_port, None);
     // Requests default to limits.
-    assert_eq!(c.resources.memory_request, Some(104_857_600));
-    assert_eq!(c.resources.cpu_request_millis, Some(500));
+    assert_eq!(c.resources.memory_request_bytes, Some(104_857_600));
+    assert_eq!(c.resources.limits.cpu_request_millis, Some(500));
 }
 
 #[test]
@@ -287,7 +290,7 @@ fn other_kinds_are_listed_in_one_warning() {
 
 #[test]
 fn base64_is_strict() {
-    use super::build::base64_decode;
+    use super::documents::base64_decode;
     assert_eq!(base64_decode("aGVsbG8=").unwrap(), b"hello");
     assert_eq!(base64_decode("aGVs\nbG8h").unwrap(), b"hello!");
     assert_eq!(base64_decode("").unwrap(), b"");
@@ -298,7 +301,7 @@ fn base64_is_strict() {
 
 #[test]
 fn dns_labels() {
-    use super::build::is_dns_label;
+    use super::names::is_dns_label;
     for ok in ["a", "web", "a-1", "0", &"a".repeat(63)] {
         assert!(is_dns_label(ok), "{ok}");
     }

@@ -1,0 +1,346 @@
+//! One container: [`Container`] and [`ContainerKind`], and the validator
+//! that builds each from its parts (kind, command, working directory, then
+//! env, resources, security, mounts, ports, probes and the stop signal,
+//! each checked in its own module). Names and host ports unique across the
+//! pod are checked here. Native sidecars (init containers with
+//! `restartPolicy: Always`) and lifecycle hooks are refused in
+//! [`container_kind`] and [`stop_signal`]; their kinds and handlers would
+//! be decided there. Nothing here runs a container.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use nix::sys::signal::Signal;
+
+use super::env::{EnvVar, RuntimeValues, expand, resolve};
+use super::names::{check_label, clean_absolute};
+use super::ports::{self, Port, Protocol};
+use super::probes::{self, Probe};
+use super::resources::{self, ContainerResources};
+use super::security::{self, SecurityContext};
+use super::volumes::{self, Volume, VolumeMount};
+use super::{Ctx, Result};
+use crate::manifest::{self, IgnoredFields};
+
+/// What kind of container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContainerKind {
+    /// Runs to success before the next one starts.
+    Init,
+    /// A regular container.
+    Regular,
+}
+
+/// One container ready to spawn.
+#[derive(Debug, Clone)]
+pub struct Container {
+    /// DNS label, unique in the pod.
+    pub name: String,
+    /// `image`, recorded only.
+    pub image: Option<String>,
+    /// Init, sidecar or regular.
+    pub kind: ContainerKind,
+    /// `command` followed by `args`, before `$(VAR)` expansion; see
+    /// [`Container::argv`].
+    pub command: Vec<String>,
+    /// Environment in definition order; see [`Container::env`].
+    pub env: Vec<EnvVar>,
+    /// `workingDir` (absolute), if set.
+    pub working_dir: Option<PathBuf>,
+    /// Limits (ready for the cgroup) and requests.
+    pub resources: ContainerResources,
+    /// Effective security settings (pod and container merged).
+    pub security: SecurityContext,
+    /// Mounts in manifest order.
+    pub mounts: Vec<VolumeMount>,
+    /// Ports.
+    pub ports: Vec<Port>,
+    /// Liveness probe.
+    pub liveness_probe: Option<Probe>,
+    /// Readiness probe.
+    pub readiness_probe: Option<Probe>,
+    /// Startup probe.
+    pub startup_probe: Option<Probe>,
+    /// `lifecycle.stopSignal` (default SIGTERM).
+    pub stop_signal: nix::sys::signal::Signal,
+}
+
+impl Container {
+    /// The final environment given the run-time pod fields.
+    pub fn env(&self, runtime: &RuntimeValues) -> Vec<(String, String)> {
+        resolve(&self.env, runtime)
+    }
+
+    /// `command` + `args` with `$(VAR)` expanded against `env` (the result
+    /// of [`Container::env`]), as the kubelet does.
+    pub fn argv(&self, env: &[(String, String)]) -> Vec<String> {
+        let lookup = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+        self.command.iter().map(|a| expand(a, lookup)).collect()
+    }
+}
+
+/// What every container of the pod is validated against.
+pub(super) struct PodParts<'a> {
+    /// The pod's `securityContext` (defaults when absent).
+    pub security: &'a manifest::PodSecurityContext,
+    /// The pod's `fsGroup`, checked.
+    pub fs_group: Option<u32>,
+    /// The pod's volumes, checked.
+    pub volumes: &'a [Volume],
+    /// `hostNetwork`.
+    pub host_network: bool,
+}
+
+/// `initContainers` and `containers` of the pod spec at `p`: names unique
+/// across both, host ports unique across the pod.
+pub(super) fn containers(
+    ctx: &mut Ctx<'_>,
+    pod: &PodParts<'_>,
+    init: &[manifest::Container],
+    regular: &[manifest::Container],
+    p: &str,
+) -> Result<(Vec<Container>, Vec<Container>)> {
+    let mut names: BTreeSet<String> = BTreeSet::new();
+    let mut host_ports: BTreeMap<(u16, Protocol, Option<IpAddr>), String> = BTreeMap::new();
+    let mut build_list = |ctx: &mut Ctx<'_>,
+                          list: &[manifest::Container],
+                          field: &str,
+                          kind: ContainerKind|
+     -> Result<Vec<Container>> {
+        let mut out = Vec::new();
+        for (i, c) in list.iter().enumerate() {
+            let cp = format!("{p}.{field}[{i}]");
+            let built = container(ctx, pod, c, &cp, kind)?;
+            if !names.insert(built.name.clone()) {
+                return Err(ctx.err(format!("{cp}.name"), Some(&built.name), "duplicate container name (names are unique across initContainers and containers)"));
+            }
+            for (j, port) in built.ports.iter().enumerate() {
+                if let Some(hp) = port.host_port {
+                    let key = (hp, port.protocol, port.host_ip);
+                    if let Some(other) = host_ports.insert(key, cp.clone()) {
+                        return Err(ctx.err(
+                            format!("{cp}.ports[{j}].hostPort"),
+                            Some(&hp.to_string()),
+                            format!("already used by {other}"),
+                        ));
+                    }
+                }
+            }
+            out.push(built);
+        }
+        Ok(out)
+    };
+    let init_containers = build_list(ctx, init, "initContainers", ContainerKind::Init)?;
+    let containers = build_list(ctx, regular, "containers", ContainerKind::Regular)?;
+    Ok((init_containers, containers))
+}
+
+/// One container at `cp`, listed as `listed` (init or regular).
+fn container(
+    ctx: &mut Ctx<'_>,
+    pod: &PodParts<'_>,
+    c: &manifest::Container,
+    cp: &str,
+    listed: ContainerKind,
+) -> Result<Container> {
+    let name = c
+        .name
+        .as_deref()
+        .ok_or_else(|| ctx.err(format!("{cp}.name"), None, "missing"))?;
+    check_label(ctx.file, &ctx.doc, &format!("{cp}.name"), name)?;
+    c.ignored_fields(&format!("{cp}."), &mut ctx.ignored);
+    refuse_unsupported(ctx, c, cp)?;
+    let kind = container_kind(ctx, listed, c.restart_policy.as_deref(), cp)?;
+    let command = command(ctx, c, cp)?;
+    let working_dir = working_dir(ctx, c.working_dir.as_deref(), cp)?;
+    let env = super::env::env_list(ctx, c, cp)?;
+    let resources = resources::resources(ctx, c.resources.as_ref(), &format!("{cp}.resources"))?;
+    let security = security::security(
+        ctx,
+        c.security_context.as_ref(),
+        pod.security,
+        pod.fs_group,
+        cp,
+    )?;
+    let mounts = volumes::mounts(ctx, &c.volume_mounts, pod.volumes, cp)?;
+    let ports = ports::ports(ctx, &c.ports, pod.host_network, cp)?;
+
+    let probe_of = |field: &str,
+                    raw: Option<&manifest::Probe>,
+                    liveness_like: bool|
+     -> Result<Option<Probe>> {
+        let Some(raw) = raw else { return Ok(None) };
+        let pp = format!("{cp}.{field}");
+        if kind == ContainerKind::Init {
+            return Err(ctx.err(
+                pp,
+                None,
+                "not allowed on an init container (only on a sidecar: restartPolicy Always)",
+            ));
+        }
+        probes::probe(ctx, raw, &pp, &ports, liveness_like).map(Some)
+    };
+    let liveness_probe = probe_of("livenessProbe", c.liveness_probe.as_ref(), true)?;
+    let readiness_probe = probe_of("readinessProbe", c.readiness_probe.as_ref(), false)?;
+    let startup_probe = probe_of("startupProbe", c.startup_probe.as_ref(), true)?;
+    let stop_signal = stop_signal(ctx, c.lifecycle.as_ref(), kind, cp)?;
+
+    Ok(Container {
+        name: name.to_owned(),
+        image: c.image.clone(),
+        kind,
+        command,
+        env,
+        working_dir,
+        resources,
+        security,
+        mounts,
+        ports,
+        liveness_probe,
+        readiness_probe,
+        startup_probe,
+        stop_signal,
+    })
+}
+
+/// Container fields that need a terminal, block volumes or per-exit
+/// rules.
+fn refuse_unsupported(ctx: &Ctx<'_>, c: &manifest::Container, cp: &str) -> Result<()> {
+    for (field, on) in [
+        ("stdin", c.stdin),
+        ("stdinOnce", c.stdin_once),
+        ("tty", c.tty),
+    ] {
+        if on == Some(true) {
+            return Err(ctx.err(
+                format!("{cp}.{field}"),
+                Some("true"),
+                "not supported: containers run without a terminal or stdin",
+            ));
+        }
+    }
+    if c.volume_devices.is_some() {
+        return Err(ctx.err(
+            format!("{cp}.volumeDevices"),
+            None,
+            "not supported: no block volumes",
+        ));
+    }
+    if c.restart_policy_rules.is_some() {
+        return Err(ctx.err(format!("{cp}.restartPolicyRules"), None, "not supported"));
+    }
+    Ok(())
+}
+
+/// The container's kind from the list it is in and its own
+/// `restartPolicy`, which only a sidecar may set.
+fn container_kind(
+    ctx: &Ctx<'_>,
+    listed: ContainerKind,
+    restart_policy: Option<&str>,
+    cp: &str,
+) -> Result<ContainerKind> {
+    let Some(policy) = restart_policy else {
+        return Ok(listed);
+    };
+    let path = format!("{cp}.restartPolicy");
+    Err(match (listed, policy) {
+        // Parsed as Kubernetes has it, but the runtime does not run
+        // sidecars yet: refuse rather than run them as plain init
+        // containers.
+        (ContainerKind::Init, "Always") => ctx.err(
+            path,
+            Some("Always"),
+            "not supported yet: sidecar containers (an init container with restartPolicy Always)",
+        ),
+        (ContainerKind::Init, other) => ctx.err(
+            path,
+            Some(other),
+            "an init container's restartPolicy can only be Always (a sidecar)",
+        ),
+        (ContainerKind::Regular, other) => ctx.err(
+            path,
+            Some(other),
+            "not supported on a regular container; set spec.restartPolicy",
+        ),
+    })
+}
+
+/// `command` followed by `args`. Host binaries have no image entrypoint:
+/// `command` is required.
+fn command(ctx: &Ctx<'_>, c: &manifest::Container, cp: &str) -> Result<Vec<String>> {
+    let mut command = match &c.command {
+        Some(cmd) if !cmd.is_empty() => cmd.clone(),
+        _ => {
+            return Err(ctx.err(
+                format!("{cp}.command"),
+                None,
+                "missing: containers run host binaries, which have no image ENTRYPOINT; give command (args alone are not enough)",
+            ));
+        }
+    };
+    if command[0].is_empty() {
+        return Err(ctx.err(
+            format!("{cp}.command[0]"),
+            Some(""),
+            "the program must not be empty",
+        ));
+    }
+    command.extend(c.args.iter().flatten().cloned());
+    Ok(command)
+}
+
+fn working_dir(ctx: &Ctx<'_>, w: Option<&str>, cp: &str) -> Result<Option<PathBuf>> {
+    match w {
+        None => Ok(None),
+        Some("/") => Ok(Some(PathBuf::from("/"))),
+        Some(w) => clean_absolute(w)
+            .map(Some)
+            .map_err(|r| ctx.err(format!("{cp}.workingDir"), Some(w), r)),
+    }
+}
+
+/// `lifecycle.stopSignal` (default SIGTERM). Hooks are refused: the
+/// runtime does not run them yet, and skipping them would be wrong.
+fn stop_signal(
+    ctx: &Ctx<'_>,
+    lifecycle: Option<&manifest::Lifecycle>,
+    kind: ContainerKind,
+    cp: &str,
+) -> Result<Signal> {
+    let Some(l) = lifecycle else {
+        return Ok(Signal::SIGTERM);
+    };
+    let lp = format!("{cp}.lifecycle");
+    if kind == ContainerKind::Init {
+        return Err(ctx.err(
+            lp,
+            None,
+            "not allowed on an init container (only on a sidecar: restartPolicy Always)",
+        ));
+    }
+    for (field, present) in [
+        ("postStart", l.post_start.is_some()),
+        ("preStop", l.pre_stop.is_some()),
+    ] {
+        if present {
+            return Err(ctx.err(
+                format!("{lp}.{field}"),
+                None,
+                "not supported yet: lifecycle hooks",
+            ));
+        }
+    }
+    match &l.stop_signal {
+        None => Ok(Signal::SIGTERM),
+        Some(s) => Signal::from_str(s).map_err(|_| {
+            ctx.err(
+                format!("{lp}.stopSignal"),
+                Some(s),
+                "not a signal name such as SIGTERM or SIGQUIT",
+            )
+        }),
+    }
+}
