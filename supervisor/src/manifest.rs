@@ -27,6 +27,79 @@ pub type Ignored = Option<IgnoredAny>;
 /// supported: its presence is an error naming it (see [`crate::spec`]).
 pub type Unsupported = Option<IgnoredAny>;
 
+/// Collects the paths of present [`Ignored`] fields: one warning line
+/// lists every present field that has no meaning on one host.
+pub trait IgnoredFields {
+    /// Appends `prefix.field` for each ignored field that is present.
+    fn ignored_fields(&self, prefix: &str, out: &mut Vec<String>);
+}
+
+/// A Rust field name as serde's `rename_all = "camelCase"` spells it.
+fn camel_case(snake: &str) -> String {
+    let mut out = String::with_capacity(snake.len());
+    let mut upper = false;
+    for c in snake.chars() {
+        if c == '_' {
+            upper = true;
+        } else if upper {
+            out.extend(c.to_uppercase());
+            upper = false;
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Declares a raw Kubernetes type as it is written in YAML, with what
+/// every type here shares: `Debug, Clone, Default, Deserialize`, camelCase
+/// field names and unknown fields refused (the parser's error names the
+/// field, its line and the expected ones, in declaration order). The
+/// fields listed in `ignored: [...]` are declared at that place as
+/// [`Ignored`], and the type's [`IgnoredFields`] reports the present ones.
+macro_rules! kubernetes_type {
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident {
+            $( $(#[$fmeta:meta])* pub $field:ident : $ty:ty, )*
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Default, Deserialize)]
+        #[serde(rename_all = "camelCase", deny_unknown_fields)]
+        pub struct $name {
+            $( $(#[$fmeta])* pub $field: $ty, )*
+        }
+    };
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident {
+            $( $(#[$fmeta:meta])* pub $field:ident : $ty:ty, )*
+            ignored: [ $( $ignored:ident ),* $(,)? ],
+            $( $(#[$tmeta:meta])* pub $tfield:ident : $tty:ty, )*
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Default, Deserialize)]
+        #[serde(rename_all = "camelCase", deny_unknown_fields)]
+        pub struct $name {
+            $( $(#[$fmeta])* pub $field: $ty, )*
+            $( #[allow(missing_docs)] pub $ignored: Ignored, )*
+            $( $(#[$tmeta])* pub $tfield: $tty, )*
+        }
+
+        impl IgnoredFields for $name {
+            fn ignored_fields(&self, prefix: &str, out: &mut Vec<String>) {
+                $(
+                    if self.$ignored.is_some() {
+                        out.push(format!("{prefix}{}", camel_case(stringify!($ignored))));
+                    }
+                )*
+            }
+        }
+    };
+}
+
 /// Kubernetes' `IntOrString` (probe and port references).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IntOrString {
@@ -101,843 +174,649 @@ impl<'de> Deserialize<'de> for QuantityText {
     }
 }
 
-/// `metadata` of any object.
+kubernetes_type! {
+    /// `metadata` of any object.
+    pub struct ObjectMeta {
+        /// Object name.
+        pub name: Option<String>,
+        /// Namespace; `default` when absent.
+        pub namespace: Option<String>,
+        /// Labels (usable through env `fieldRef`).
+        #[serde(default)]
+        pub labels: BTreeMap<String, String>,
+        /// Annotations (usable through env `fieldRef`).
+        #[serde(default)]
+        pub annotations: BTreeMap<String, String>,
+        /// Refused: a pod here needs a fixed name.
+        pub generate_name: Unsupported,
+        ignored: [
+            uid, resource_version, generation, creation_timestamp, deletion_timestamp,
+            deletion_grace_period_seconds, owner_references, finalizers, managed_fields,
+            self_link,
+        ],
+    }
+}
+
+/// A top-level object with a spec: `kind: Pod` ([`Pod`]) or a workload
+/// ([`Workload`]). The two differ only in their spec's type.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ObjectMeta {
-    /// Object name.
-    pub name: Option<String>,
-    /// Namespace; `default` when absent.
-    pub namespace: Option<String>,
-    /// Labels (usable through env `fieldRef`).
+pub struct SpecObject<S> {
+    /// `v1`, `apps/v1` or `batch/v1`.
+    pub api_version: Option<String>,
+    /// `Pod`, `Deployment`, ...
+    pub kind: Option<String>,
+    /// The object's metadata.
     #[serde(default)]
-    pub labels: BTreeMap<String, String>,
-    /// Annotations (usable through env `fieldRef`).
-    #[serde(default)]
-    pub annotations: BTreeMap<String, String>,
-    /// Refused: a pod here needs a fixed name.
-    pub generate_name: Unsupported,
-    /// Server-set fields, ignored.
-    pub uid: Ignored,
-    #[allow(missing_docs)]
-    pub resource_version: Ignored,
-    #[allow(missing_docs)]
-    pub generation: Ignored,
-    #[allow(missing_docs)]
-    pub creation_timestamp: Ignored,
-    #[allow(missing_docs)]
-    pub deletion_timestamp: Ignored,
-    #[allow(missing_docs)]
-    pub deletion_grace_period_seconds: Ignored,
-    #[allow(missing_docs)]
-    pub owner_references: Ignored,
-    #[allow(missing_docs)]
-    pub finalizers: Ignored,
-    #[allow(missing_docs)]
-    pub managed_fields: Ignored,
-    #[allow(missing_docs)]
-    pub self_link: Ignored,
+    pub metadata: ObjectMeta,
+    /// The spec.
+    pub spec: Option<S>,
+    /// Status written by a cluster; ignored.
+    pub status: Ignored,
 }
 
 /// `kind: Pod`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Pod {
-    /// `v1`.
-    pub api_version: Option<String>,
-    /// `Pod`.
-    pub kind: Option<String>,
-    /// Pod metadata.
-    #[serde(default)]
-    pub metadata: ObjectMeta,
-    /// The pod spec.
-    pub spec: Option<PodSpec>,
-    /// Status written by a cluster; ignored.
-    pub status: Ignored,
-}
-
-/// `spec.template` of a workload.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct PodTemplateSpec {
-    /// Template metadata (name usually absent: the workload's is used).
-    #[serde(default)]
-    pub metadata: ObjectMeta,
-    /// The pod spec.
-    pub spec: Option<PodSpec>,
-}
-
-/// `spec` of a Deployment, ReplicaSet, StatefulSet, DaemonSet or Job: one
-/// struct with every kind's fields; `replicas` matters, the rest is
-/// controller behaviour that has no meaning for one pod on one host.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct WorkloadSpec {
-    /// Desired replicas (one runs).
-    pub replicas: Option<i64>,
-    /// The pod template.
-    pub template: Option<PodTemplateSpec>,
-    /// StatefulSet: refused when non-empty (no persistent volumes).
-    pub volume_claim_templates: Option<Vec<IgnoredAny>>,
-    #[allow(missing_docs)]
-    pub selector: Ignored,
-    #[allow(missing_docs)]
-    pub strategy: Ignored,
-    #[allow(missing_docs)]
-    pub min_ready_seconds: Ignored,
-    #[allow(missing_docs)]
-    pub revision_history_limit: Ignored,
-    #[allow(missing_docs)]
-    pub progress_deadline_seconds: Ignored,
-    #[allow(missing_docs)]
-    pub paused: Ignored,
-    #[allow(missing_docs)]
-    pub service_name: Ignored,
-    #[allow(missing_docs)]
-    pub pod_management_policy: Ignored,
-    #[allow(missing_docs)]
-    pub update_strategy: Ignored,
-    #[allow(missing_docs)]
-    pub persistent_volume_claim_retention_policy: Ignored,
-    #[allow(missing_docs)]
-    pub ordinals: Ignored,
-    #[allow(missing_docs)]
-    pub parallelism: Ignored,
-    #[allow(missing_docs)]
-    pub completions: Ignored,
-    #[allow(missing_docs)]
-    pub completion_mode: Ignored,
-    #[allow(missing_docs)]
-    pub backoff_limit: Ignored,
-    #[allow(missing_docs)]
-    pub backoff_limit_per_index: Ignored,
-    #[allow(missing_docs)]
-    pub max_failed_indexes: Ignored,
-    #[allow(missing_docs)]
-    pub ttl_seconds_after_finished: Ignored,
-    #[allow(missing_docs)]
-    pub suspend: Ignored,
-    #[allow(missing_docs)]
-    pub manual_selector: Ignored,
-    #[allow(missing_docs)]
-    pub pod_failure_policy: Ignored,
-    #[allow(missing_docs)]
-    pub pod_replacement_policy: Ignored,
-    #[allow(missing_docs)]
-    pub success_policy: Ignored,
-    #[allow(missing_docs)]
-    pub managed_by: Ignored,
-    /// Refused: a deadline kills the pod.
-    pub active_deadline_seconds: Unsupported,
-}
+pub type Pod = SpecObject<PodSpec>;
 
 /// A Deployment, ReplicaSet, StatefulSet, DaemonSet or Job.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Workload {
-    /// `apps/v1` or `batch/v1`.
-    pub api_version: Option<String>,
-    /// The kind.
-    pub kind: Option<String>,
-    /// Workload metadata.
-    #[serde(default)]
-    pub metadata: ObjectMeta,
-    /// The workload spec.
-    pub spec: Option<WorkloadSpec>,
-    /// Status written by a cluster; ignored.
-    pub status: Ignored,
+pub type Workload = SpecObject<WorkloadSpec>;
+
+kubernetes_type! {
+    /// `spec.template` of a workload.
+    pub struct PodTemplateSpec {
+        /// Template metadata (name usually absent: the workload's is used).
+        #[serde(default)]
+        pub metadata: ObjectMeta,
+        /// The pod spec.
+        pub spec: Option<PodSpec>,
+    }
 }
 
-/// `kind: ConfigMap`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ConfigMap {
-    /// `v1`.
-    pub api_version: Option<String>,
-    /// `ConfigMap`.
-    pub kind: Option<String>,
-    /// Metadata (name required).
-    #[serde(default)]
-    pub metadata: ObjectMeta,
-    /// UTF-8 entries.
-    #[serde(default)]
-    pub data: BTreeMap<String, String>,
-    /// Base64 entries.
-    #[serde(default)]
-    pub binary_data: BTreeMap<String, String>,
-    #[allow(missing_docs)]
-    pub immutable: Ignored,
+kubernetes_type! {
+    /// `spec` of a Deployment, ReplicaSet, StatefulSet, DaemonSet or Job: one
+    /// struct with every kind's fields; `replicas` matters, the rest is
+    /// controller behaviour that has no meaning for one pod on one host.
+    pub struct WorkloadSpec {
+        /// Desired replicas (one runs).
+        pub replicas: Option<i64>,
+        /// The pod template.
+        pub template: Option<PodTemplateSpec>,
+        /// StatefulSet: refused when non-empty (no persistent volumes).
+        pub volume_claim_templates: Option<Vec<IgnoredAny>>,
+        ignored: [
+            selector, strategy, min_ready_seconds, revision_history_limit,
+            progress_deadline_seconds, paused, service_name, pod_management_policy,
+            update_strategy, persistent_volume_claim_retention_policy, ordinals, parallelism,
+            completions, completion_mode, backoff_limit, backoff_limit_per_index,
+            max_failed_indexes, ttl_seconds_after_finished, suspend, manual_selector,
+            pod_failure_policy, pod_replacement_policy, success_policy, managed_by,
+        ],
+        /// Refused: a deadline kills the pod.
+        pub active_deadline_seconds: Unsupported,
+    }
 }
 
-/// `kind: Secret`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Secret {
-    /// `v1`.
-    pub api_version: Option<String>,
-    /// `Secret`.
-    pub kind: Option<String>,
-    /// Metadata (name required).
-    #[serde(default)]
-    pub metadata: ObjectMeta,
-    /// Base64 entries.
-    #[serde(default)]
-    pub data: BTreeMap<String, String>,
-    /// Plain entries; they win over `data`.
-    #[serde(default)]
-    pub string_data: BTreeMap<String, String>,
-    /// `Opaque`, `kubernetes.io/tls`, ...: recorded only.
-    #[serde(rename = "type")]
-    pub type_: Option<String>,
-    #[allow(missing_docs)]
-    pub immutable: Ignored,
+kubernetes_type! {
+    /// `kind: ConfigMap`.
+    pub struct ConfigMap {
+        /// `v1`.
+        pub api_version: Option<String>,
+        /// `ConfigMap`.
+        pub kind: Option<String>,
+        /// Metadata (name required).
+        #[serde(default)]
+        pub metadata: ObjectMeta,
+        /// UTF-8 entries.
+        #[serde(default)]
+        pub data: BTreeMap<String, String>,
+        /// Base64 entries.
+        #[serde(default)]
+        pub binary_data: BTreeMap<String, String>,
+        ignored: [
+            immutable,
+        ],
+    }
 }
 
-/// `spec` of a pod.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct PodSpec {
-    /// Regular containers.
-    #[serde(default)]
-    pub containers: Vec<Container>,
-    /// Init containers (and sidecars: `restartPolicy: Always`).
-    #[serde(default)]
-    pub init_containers: Vec<Container>,
-    /// Volumes.
-    #[serde(default)]
-    pub volumes: Vec<Volume>,
-    /// `Always` (default), `OnFailure`, `Never`.
-    pub restart_policy: Option<String>,
-    /// Seconds between the stop signal and SIGKILL (default 30).
-    pub termination_grace_period_seconds: Option<i64>,
-    /// One PID namespace for all containers.
-    pub share_process_namespace: Option<bool>,
-    /// Use the host's network namespace.
-    pub host_network: Option<bool>,
-    /// Pod hostname (default: the pod name).
-    pub hostname: Option<String>,
-    /// Pod subdomain.
-    pub subdomain: Option<String>,
-    /// Set the hostname to the FQDN.
-    #[serde(rename = "setHostnameAsFQDN")]
-    pub set_hostname_as_fqdn: Option<bool>,
-    /// Extra /etc/hosts entries.
-    #[serde(default)]
-    pub host_aliases: Vec<HostAlias>,
-    /// Pod-level security context.
-    pub security_context: Option<PodSecurityContext>,
-    /// Refused when true.
-    #[serde(rename = "hostPID")]
-    pub host_pid: Option<bool>,
-    /// Refused when true.
-    #[serde(rename = "hostIPC")]
-    pub host_ipc: Option<bool>,
-    /// Refused when false (user namespaces).
-    pub host_users: Option<bool>,
-    /// Refused.
-    pub ephemeral_containers: Unsupported,
-    /// Refused.
-    pub active_deadline_seconds: Unsupported,
-    /// Refused.
-    pub dns_config: Unsupported,
-    /// Refused.
-    pub resource_claims: Unsupported,
-    /// Refused (pod-level resources).
-    pub resources: Unsupported,
-    /// Refused.
-    pub hostname_override: Unsupported,
-    #[allow(missing_docs)]
-    pub scheduling_gates: Ignored,
-    #[allow(missing_docs)]
-    pub node_selector: Ignored,
-    #[allow(missing_docs)]
-    pub node_name: Ignored,
-    #[allow(missing_docs)]
-    pub affinity: Ignored,
-    #[allow(missing_docs)]
-    pub tolerations: Ignored,
-    #[allow(missing_docs)]
-    pub topology_spread_constraints: Ignored,
-    #[allow(missing_docs)]
-    pub scheduler_name: Ignored,
-    #[allow(missing_docs)]
-    pub priority_class_name: Ignored,
-    #[allow(missing_docs)]
-    pub priority: Ignored,
-    #[allow(missing_docs)]
-    pub preemption_policy: Ignored,
-    #[allow(missing_docs)]
-    pub service_account_name: Ignored,
-    #[allow(missing_docs)]
-    pub service_account: Ignored,
-    #[allow(missing_docs)]
-    pub automount_service_account_token: Ignored,
-    #[allow(missing_docs)]
-    pub image_pull_secrets: Ignored,
-    #[allow(missing_docs)]
-    pub dns_policy: Ignored,
-    #[allow(missing_docs)]
-    pub enable_service_links: Ignored,
-    #[allow(missing_docs)]
-    pub readiness_gates: Ignored,
-    #[allow(missing_docs)]
-    pub runtime_class_name: Ignored,
-    #[allow(missing_docs)]
-    pub overhead: Ignored,
-    #[allow(missing_docs)]
-    pub os: Ignored,
+kubernetes_type! {
+    /// `kind: Secret`.
+    pub struct Secret {
+        /// `v1`.
+        pub api_version: Option<String>,
+        /// `Secret`.
+        pub kind: Option<String>,
+        /// Metadata (name required).
+        #[serde(default)]
+        pub metadata: ObjectMeta,
+        /// Base64 entries.
+        #[serde(default)]
+        pub data: BTreeMap<String, String>,
+        /// Plain entries; they win over `data`.
+        #[serde(default)]
+        pub string_data: BTreeMap<String, String>,
+        /// `Opaque`, `kubernetes.io/tls`, ...: recorded only.
+        #[serde(rename = "type")]
+        pub type_: Option<String>,
+        ignored: [
+            immutable,
+        ],
+    }
 }
 
-/// `spec.hostAliases[]`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct HostAlias {
-    /// Address.
-    pub ip: Option<String>,
-    /// Names for it.
-    #[serde(default)]
-    pub hostnames: Vec<String>,
+kubernetes_type! {
+    /// `spec` of a pod.
+    pub struct PodSpec {
+        /// Regular containers.
+        #[serde(default)]
+        pub containers: Vec<Container>,
+        /// Init containers (and sidecars: `restartPolicy: Always`).
+        #[serde(default)]
+        pub init_containers: Vec<Container>,
+        /// Volumes.
+        #[serde(default)]
+        pub volumes: Vec<Volume>,
+        /// `Always` (default), `OnFailure`, `Never`.
+        pub restart_policy: Option<String>,
+        /// Seconds between the stop signal and SIGKILL (default 30).
+        pub termination_grace_period_seconds: Option<i64>,
+        /// One PID namespace for all containers.
+        pub share_process_namespace: Option<bool>,
+        /// Use the host's network namespace.
+        pub host_network: Option<bool>,
+        /// Pod hostname (default: the pod name).
+        pub hostname: Option<String>,
+        /// Pod subdomain.
+        pub subdomain: Option<String>,
+        /// Set the hostname to the FQDN.
+        #[serde(rename = "setHostnameAsFQDN")]
+        pub set_hostname_as_fqdn: Option<bool>,
+        /// Extra /etc/hosts entries.
+        #[serde(default)]
+        pub host_aliases: Vec<HostAlias>,
+        /// Pod-level security context.
+        pub security_context: Option<PodSecurityContext>,
+        /// Refused when true.
+        #[serde(rename = "hostPID")]
+        pub host_pid: Option<bool>,
+        /// Refused when true.
+        #[serde(rename = "hostIPC")]
+        pub host_ipc: Option<bool>,
+        /// Refused when false (user namespaces).
+        pub host_users: Option<bool>,
+        /// Refused.
+        pub ephemeral_containers: Unsupported,
+        /// Refused.
+        pub active_deadline_seconds: Unsupported,
+        /// Refused.
+        pub dns_config: Unsupported,
+        /// Refused.
+        pub resource_claims: Unsupported,
+        /// Refused (pod-level resources).
+        pub resources: Unsupported,
+        /// Refused.
+        pub hostname_override: Unsupported,
+        ignored: [
+            scheduling_gates, node_selector, node_name, affinity, tolerations,
+            topology_spread_constraints, scheduler_name, priority_class_name, priority,
+            preemption_policy, service_account_name, service_account,
+            automount_service_account_token, image_pull_secrets, dns_policy,
+            enable_service_links, readiness_gates, runtime_class_name, overhead, os,
+        ],
+    }
 }
 
-/// Pod-level `securityContext`.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct PodSecurityContext {
-    /// UID for every container (container level wins).
-    pub run_as_user: Option<i64>,
-    /// GID for every container (container level wins).
-    pub run_as_group: Option<i64>,
-    /// Refuse to run as UID 0.
-    pub run_as_non_root: Option<bool>,
-    /// Extra groups of every container's first process.
-    #[serde(default)]
-    pub supplemental_groups: Vec<i64>,
-    /// Group owning the volumes, added to the supplemental groups.
-    pub fs_group: Option<i64>,
-    /// Refused.
-    pub sysctls: Unsupported,
-    #[allow(missing_docs)]
-    pub supplemental_groups_policy: Ignored,
-    #[allow(missing_docs)]
-    pub fs_group_change_policy: Ignored,
-    #[serde(rename = "seLinuxOptions")]
-    #[allow(missing_docs)]
-    pub se_linux_options: Ignored,
-    #[serde(rename = "seLinuxChangePolicy")]
-    #[allow(missing_docs)]
-    pub se_linux_change_policy: Ignored,
-    #[allow(missing_docs)]
-    pub seccomp_profile: Ignored,
-    #[allow(missing_docs)]
-    pub app_armor_profile: Ignored,
-    #[allow(missing_docs)]
-    pub windows_options: Ignored,
+kubernetes_type! {
+    /// `spec.hostAliases[]`.
+    pub struct HostAlias {
+        /// Address.
+        pub ip: Option<String>,
+        /// Names for it.
+        #[serde(default)]
+        pub hostnames: Vec<String>,
+    }
 }
 
-/// Container-level `securityContext`.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct SecurityContext {
-    /// UID.
-    pub run_as_user: Option<i64>,
-    /// GID.
-    pub run_as_group: Option<i64>,
-    /// Refuse to run as UID 0.
-    pub run_as_non_root: Option<bool>,
-    /// `no_new_privs` when false.
-    pub allow_privilege_escalation: Option<bool>,
-    /// Capabilities to add and drop.
-    pub capabilities: Option<Capabilities>,
-    /// Root filesystem read-only.
-    pub read_only_root_filesystem: Option<bool>,
-    /// Refused when true.
-    pub privileged: Option<bool>,
-    /// `Default` only; `Unmasked` refused.
-    pub proc_mount: Option<String>,
-    #[serde(rename = "seLinuxOptions")]
-    #[allow(missing_docs)]
-    pub se_linux_options: Ignored,
-    #[allow(missing_docs)]
-    pub seccomp_profile: Ignored,
-    #[allow(missing_docs)]
-    pub app_armor_profile: Ignored,
-    #[allow(missing_docs)]
-    pub windows_options: Ignored,
+kubernetes_type! {
+    /// Pod-level `securityContext`.
+    pub struct PodSecurityContext {
+        /// UID for every container (container level wins).
+        pub run_as_user: Option<i64>,
+        /// GID for every container (container level wins).
+        pub run_as_group: Option<i64>,
+        /// Refuse to run as UID 0.
+        pub run_as_non_root: Option<bool>,
+        /// Extra groups of every container's first process.
+        #[serde(default)]
+        pub supplemental_groups: Vec<i64>,
+        /// Group owning the volumes, added to the supplemental groups.
+        pub fs_group: Option<i64>,
+        /// Refused.
+        pub sysctls: Unsupported,
+        ignored: [
+            supplemental_groups_policy, fs_group_change_policy, se_linux_options,
+            se_linux_change_policy, seccomp_profile, app_armor_profile, windows_options,
+        ],
+    }
 }
 
-/// `capabilities`.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Capabilities {
-    /// Added capabilities.
-    #[serde(default)]
-    pub add: Vec<String>,
-    /// Dropped capabilities (`ALL` allowed).
-    #[serde(default)]
-    pub drop: Vec<String>,
+kubernetes_type! {
+    /// Container-level `securityContext`.
+    pub struct SecurityContext {
+        /// UID.
+        pub run_as_user: Option<i64>,
+        /// GID.
+        pub run_as_group: Option<i64>,
+        /// Refuse to run as UID 0.
+        pub run_as_non_root: Option<bool>,
+        /// `no_new_privs` when false.
+        pub allow_privilege_escalation: Option<bool>,
+        /// Capabilities to add and drop.
+        pub capabilities: Option<Capabilities>,
+        /// Root filesystem read-only.
+        pub read_only_root_filesystem: Option<bool>,
+        /// Refused when true.
+        pub privileged: Option<bool>,
+        /// `Default` only; `Unmasked` refused.
+        pub proc_mount: Option<String>,
+        ignored: [
+            se_linux_options, seccomp_profile, app_armor_profile, windows_options,
+        ],
+    }
 }
 
-/// A container (regular or init).
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Container {
-    /// DNS label, unique in the pod.
-    pub name: Option<String>,
-    /// Recorded only.
-    pub image: Option<String>,
-    /// The program and its first arguments (required here).
-    pub command: Option<Vec<String>>,
-    /// Further arguments.
-    pub args: Option<Vec<String>>,
-    /// Working directory.
-    pub working_dir: Option<String>,
-    /// Ports.
-    #[serde(default)]
-    pub ports: Vec<ContainerPort>,
-    /// Bulk env from ConfigMaps/Secrets.
-    #[serde(default)]
-    pub env_from: Vec<EnvFromSource>,
-    /// Env in order.
-    #[serde(default)]
-    pub env: Vec<EnvVar>,
-    /// Limits and requests.
-    pub resources: Option<ResourceRequirements>,
-    /// Volume mounts.
-    #[serde(default)]
-    pub volume_mounts: Vec<VolumeMount>,
-    /// Probes.
-    pub liveness_probe: Option<Probe>,
-    #[allow(missing_docs)]
-    pub readiness_probe: Option<Probe>,
-    #[allow(missing_docs)]
-    pub startup_probe: Option<Probe>,
-    /// postStart / preStop / stopSignal.
-    pub lifecycle: Option<Lifecycle>,
-    /// Init containers only: `Always` makes a sidecar.
-    pub restart_policy: Option<String>,
-    /// Security context.
-    pub security_context: Option<SecurityContext>,
-    /// Refused when true.
-    pub stdin: Option<bool>,
-    /// Refused when true.
-    pub stdin_once: Option<bool>,
-    /// Refused when true.
-    pub tty: Option<bool>,
-    /// Refused.
-    pub volume_devices: Unsupported,
-    /// Refused.
-    pub restart_policy_rules: Unsupported,
-    #[allow(missing_docs)]
-    pub image_pull_policy: Ignored,
-    #[allow(missing_docs)]
-    pub termination_message_path: Ignored,
-    #[allow(missing_docs)]
-    pub termination_message_policy: Ignored,
-    #[allow(missing_docs)]
-    pub resize_policy: Ignored,
+kubernetes_type! {
+    /// `capabilities`.
+    pub struct Capabilities {
+        /// Added capabilities.
+        #[serde(default)]
+        pub add: Vec<String>,
+        /// Dropped capabilities (`ALL` allowed).
+        #[serde(default)]
+        pub drop: Vec<String>,
+    }
 }
 
-/// `ports[]`.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ContainerPort {
-    /// Port name (IANA service name).
-    pub name: Option<String>,
-    /// Port in the pod.
-    pub container_port: Option<i64>,
-    /// Port on the host (portmap).
-    pub host_port: Option<i64>,
-    /// Host address for the hostPort.
-    #[serde(rename = "hostIP")]
-    pub host_ip: Option<String>,
-    /// TCP (default), UDP, SCTP.
-    pub protocol: Option<String>,
+kubernetes_type! {
+    /// A container (regular or init).
+    pub struct Container {
+        /// DNS label, unique in the pod.
+        pub name: Option<String>,
+        /// Recorded only.
+        pub image: Option<String>,
+        /// The program and its first arguments (required here).
+        pub command: Option<Vec<String>>,
+        /// Further arguments.
+        pub args: Option<Vec<String>>,
+        /// Working directory.
+        pub working_dir: Option<String>,
+        /// Ports.
+        #[serde(default)]
+        pub ports: Vec<ContainerPort>,
+        /// Bulk env from ConfigMaps/Secrets.
+        #[serde(default)]
+        pub env_from: Vec<EnvFromSource>,
+        /// Env in order.
+        #[serde(default)]
+        pub env: Vec<EnvVar>,
+        /// Limits and requests.
+        pub resources: Option<ResourceRequirements>,
+        /// Volume mounts.
+        #[serde(default)]
+        pub volume_mounts: Vec<VolumeMount>,
+        /// Probes.
+        pub liveness_probe: Option<Probe>,
+        #[allow(missing_docs)]
+        pub readiness_probe: Option<Probe>,
+        #[allow(missing_docs)]
+        pub startup_probe: Option<Probe>,
+        /// postStart / preStop / stopSignal.
+        pub lifecycle: Option<Lifecycle>,
+        /// Init containers only: `Always` makes a sidecar.
+        pub restart_policy: Option<String>,
+        /// Security context.
+        pub security_context: Option<SecurityContext>,
+        /// Refused when true.
+        pub stdin: Option<bool>,
+        /// Refused when true.
+        pub stdin_once: Option<bool>,
+        /// Refused when true.
+        pub tty: Option<bool>,
+        /// Refused.
+        pub volume_devices: Unsupported,
+        /// Refused.
+        pub restart_policy_rules: Unsupported,
+        ignored: [
+            image_pull_policy, termination_message_path, termination_message_policy,
+            resize_policy,
+        ],
+    }
 }
 
-/// `env[]`.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct EnvVar {
-    /// Variable name.
-    pub name: Option<String>,
-    /// Value with `$(VAR)` references.
-    pub value: Option<String>,
-    /// Value from elsewhere.
-    pub value_from: Option<EnvVarSource>,
+kubernetes_type! {
+    /// `ports[]`.
+    pub struct ContainerPort {
+        /// Port name (IANA service name).
+        pub name: Option<String>,
+        /// Port in the pod.
+        pub container_port: Option<i64>,
+        /// Port on the host (portmap).
+        pub host_port: Option<i64>,
+        /// Host address for the hostPort.
+        #[serde(rename = "hostIP")]
+        pub host_ip: Option<String>,
+        /// TCP (default), UDP, SCTP.
+        pub protocol: Option<String>,
+    }
 }
 
-/// `env[].valueFrom`.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct EnvVarSource {
-    /// A ConfigMap key.
-    pub config_map_key_ref: Option<KeyRef>,
-    /// A Secret key.
-    pub secret_key_ref: Option<KeyRef>,
-    /// A pod field.
-    pub field_ref: Option<FieldRef>,
-    /// Refused.
-    pub resource_field_ref: Unsupported,
-    /// Refused.
-    pub file_key_ref: Unsupported,
+kubernetes_type! {
+    /// `env[]`.
+    pub struct EnvVar {
+        /// Variable name.
+        pub name: Option<String>,
+        /// Value with `$(VAR)` references.
+        pub value: Option<String>,
+        /// Value from elsewhere.
+        pub value_from: Option<EnvVarSource>,
+    }
 }
 
-/// `configMapKeyRef` / `secretKeyRef`.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct KeyRef {
-    /// Object name.
-    pub name: Option<String>,
-    /// Key.
-    pub key: Option<String>,
-    /// Missing object or key is not an error.
-    pub optional: Option<bool>,
+kubernetes_type! {
+    /// `env[].valueFrom`.
+    pub struct EnvVarSource {
+        /// A ConfigMap key.
+        pub config_map_key_ref: Option<KeyRef>,
+        /// A Secret key.
+        pub secret_key_ref: Option<KeyRef>,
+        /// A pod field.
+        pub field_ref: Option<FieldRef>,
+        /// Refused.
+        pub resource_field_ref: Unsupported,
+        /// Refused.
+        pub file_key_ref: Unsupported,
+    }
 }
 
-/// `fieldRef`.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct FieldRef {
-    /// e.g. `metadata.name`.
-    pub field_path: Option<String>,
-    /// `v1`.
-    pub api_version: Option<String>,
+kubernetes_type! {
+    /// `configMapKeyRef` / `secretKeyRef`.
+    pub struct KeyRef {
+        /// Object name.
+        pub name: Option<String>,
+        /// Key.
+        pub key: Option<String>,
+        /// Missing object or key is not an error.
+        pub optional: Option<bool>,
+    }
 }
 
-/// `envFrom[]`.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct EnvFromSource {
-    /// Prefix for every key.
-    pub prefix: Option<String>,
-    /// A ConfigMap.
-    pub config_map_ref: Option<ObjectRef>,
-    /// A Secret.
-    pub secret_ref: Option<ObjectRef>,
+kubernetes_type! {
+    /// `fieldRef`.
+    pub struct FieldRef {
+        /// e.g. `metadata.name`.
+        pub field_path: Option<String>,
+        /// `v1`.
+        pub api_version: Option<String>,
+    }
 }
 
-/// `configMapRef` / `secretRef`.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ObjectRef {
-    /// Object name.
-    pub name: Option<String>,
-    /// Missing object is not an error.
-    pub optional: Option<bool>,
+kubernetes_type! {
+    /// `envFrom[]`.
+    pub struct EnvFromSource {
+        /// Prefix for every key.
+        pub prefix: Option<String>,
+        /// A ConfigMap.
+        pub config_map_ref: Option<ObjectRef>,
+        /// A Secret.
+        pub secret_ref: Option<ObjectRef>,
+    }
 }
 
-/// `resources` (Kubernetes' `ResourceRequirements`).
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ResourceRequirements {
-    /// Limits by resource name.
-    #[serde(default)]
-    pub limits: BTreeMap<String, QuantityText>,
-    /// Requests by resource name.
-    #[serde(default)]
-    pub requests: BTreeMap<String, QuantityText>,
-    /// Refused.
-    pub claims: Unsupported,
+kubernetes_type! {
+    /// `configMapRef` / `secretRef`.
+    pub struct ObjectRef {
+        /// Object name.
+        pub name: Option<String>,
+        /// Missing object is not an error.
+        pub optional: Option<bool>,
+    }
 }
 
-/// `volumeMounts[]`.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct VolumeMount {
-    /// Volume name.
-    pub name: Option<String>,
-    /// Absolute path in the container.
-    pub mount_path: Option<String>,
-    /// Read-only mount.
-    pub read_only: Option<bool>,
-    /// A path inside the volume.
-    pub sub_path: Option<String>,
-    /// Refused.
-    pub sub_path_expr: Unsupported,
-    /// `None` only.
-    pub mount_propagation: Option<String>,
-    /// `Disabled` only.
-    pub recursive_read_only: Option<String>,
+kubernetes_type! {
+    /// `resources` (Kubernetes' `ResourceRequirements`).
+    pub struct ResourceRequirements {
+        /// Limits by resource name.
+        #[serde(default)]
+        pub limits: BTreeMap<String, QuantityText>,
+        /// Requests by resource name.
+        #[serde(default)]
+        pub requests: BTreeMap<String, QuantityText>,
+        /// Refused.
+        pub claims: Unsupported,
+    }
 }
 
-/// `volumes[]`: exactly one source (none means emptyDir, as in Kubernetes).
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Volume {
-    /// DNS label, unique in the pod.
-    pub name: Option<String>,
-    /// Scratch directory.
-    pub empty_dir: Option<EmptyDir>,
-    /// Host directory or file.
-    pub host_path: Option<HostPath>,
-    /// ConfigMap files.
-    pub config_map: Option<ConfigMapVolume>,
-    /// Secret files.
-    pub secret: Option<SecretVolume>,
-    #[allow(missing_docs)]
-    pub persistent_volume_claim: Unsupported,
-    #[allow(missing_docs)]
-    pub projected: Unsupported,
-    #[serde(rename = "downwardAPI")]
-    #[allow(missing_docs)]
-    pub downward_api: Unsupported,
-    #[allow(missing_docs)]
-    pub ephemeral: Unsupported,
-    #[allow(missing_docs)]
-    pub image: Unsupported,
-    #[allow(missing_docs)]
-    pub csi: Unsupported,
-    #[allow(missing_docs)]
-    pub nfs: Unsupported,
-    #[allow(missing_docs)]
-    pub iscsi: Unsupported,
-    #[allow(missing_docs)]
-    pub git_repo: Unsupported,
-    #[allow(missing_docs)]
-    pub local: Unsupported,
+kubernetes_type! {
+    /// `volumeMounts[]`.
+    pub struct VolumeMount {
+        /// Volume name.
+        pub name: Option<String>,
+        /// Absolute path in the container.
+        pub mount_path: Option<String>,
+        /// Read-only mount.
+        pub read_only: Option<bool>,
+        /// A path inside the volume.
+        pub sub_path: Option<String>,
+        /// Refused.
+        pub sub_path_expr: Unsupported,
+        /// `None` only.
+        pub mount_propagation: Option<String>,
+        /// `Disabled` only.
+        pub recursive_read_only: Option<String>,
+    }
 }
 
-/// `emptyDir`.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct EmptyDir {
-    /// `""` (disk) or `Memory` (tmpfs).
-    pub medium: Option<String>,
-    /// Size cap.
-    pub size_limit: Option<QuantityText>,
+kubernetes_type! {
+    /// `volumes[]`: exactly one source (none means emptyDir, as in Kubernetes).
+    pub struct Volume {
+        /// DNS label, unique in the pod.
+        pub name: Option<String>,
+        /// Scratch directory.
+        pub empty_dir: Option<EmptyDir>,
+        /// Host directory or file.
+        pub host_path: Option<HostPath>,
+        /// ConfigMap files.
+        pub config_map: Option<ConfigMapVolume>,
+        /// Secret files.
+        pub secret: Option<SecretVolume>,
+        #[allow(missing_docs)]
+        pub persistent_volume_claim: Unsupported,
+        #[allow(missing_docs)]
+        pub projected: Unsupported,
+        #[serde(rename = "downwardAPI")]
+        #[allow(missing_docs)]
+        pub downward_api: Unsupported,
+        #[allow(missing_docs)]
+        pub ephemeral: Unsupported,
+        #[allow(missing_docs)]
+        pub image: Unsupported,
+        #[allow(missing_docs)]
+        pub csi: Unsupported,
+        #[allow(missing_docs)]
+        pub nfs: Unsupported,
+        #[allow(missing_docs)]
+        pub iscsi: Unsupported,
+        #[allow(missing_docs)]
+        pub git_repo: Unsupported,
+        #[allow(missing_docs)]
+        pub local: Unsupported,
+    }
 }
 
-/// `hostPath`.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct HostPath {
-    /// Absolute host path.
-    pub path: Option<String>,
-    /// Check or create: `""`, `DirectoryOrCreate`, `Directory`, ...
-    #[serde(rename = "type")]
-    pub type_: Option<String>,
+kubernetes_type! {
+    /// `emptyDir`.
+    pub struct EmptyDir {
+        /// `""` (disk) or `Memory` (tmpfs).
+        pub medium: Option<String>,
+        /// Size cap.
+        pub size_limit: Option<QuantityText>,
+    }
 }
 
-/// `configMap` volume.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ConfigMapVolume {
-    /// ConfigMap name.
-    pub name: Option<String>,
-    /// Selected keys; all when empty.
-    pub items: Option<Vec<KeyToPath>>,
-    /// File mode (default 0644).
-    pub default_mode: Option<i64>,
-    /// Missing ConfigMap is not an error.
-    pub optional: Option<bool>,
+kubernetes_type! {
+    /// `hostPath`.
+    pub struct HostPath {
+        /// Absolute host path.
+        pub path: Option<String>,
+        /// Check or create: `""`, `DirectoryOrCreate`, `Directory`, ...
+        #[serde(rename = "type")]
+        pub type_: Option<String>,
+    }
 }
 
-/// `secret` volume.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct SecretVolume {
-    /// Secret name.
-    pub secret_name: Option<String>,
-    /// Selected keys; all when empty.
-    pub items: Option<Vec<KeyToPath>>,
-    /// File mode (default 0644).
-    pub default_mode: Option<i64>,
-    /// Missing Secret is not an error.
-    pub optional: Option<bool>,
+kubernetes_type! {
+    /// `configMap` volume.
+    pub struct ConfigMapVolume {
+        /// ConfigMap name.
+        pub name: Option<String>,
+        /// Selected keys; all when empty.
+        pub items: Option<Vec<KeyToPath>>,
+        /// File mode (default 0644).
+        pub default_mode: Option<i64>,
+        /// Missing ConfigMap is not an error.
+        pub optional: Option<bool>,
+    }
 }
 
-/// `items[]` of a configMap/secret volume.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct KeyToPath {
-    /// Key in the object.
-    pub key: Option<String>,
-    /// Relative file path.
-    pub path: Option<String>,
-    /// File mode.
-    pub mode: Option<i64>,
+kubernetes_type! {
+    /// `secret` volume.
+    pub struct SecretVolume {
+        /// Secret name.
+        pub secret_name: Option<String>,
+        /// Selected keys; all when empty.
+        pub items: Option<Vec<KeyToPath>>,
+        /// File mode (default 0644).
+        pub default_mode: Option<i64>,
+        /// Missing Secret is not an error.
+        pub optional: Option<bool>,
+    }
 }
 
-/// A probe.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Probe {
-    /// Run a command in the container.
-    pub exec: Option<ExecAction>,
-    /// HTTP GET.
-    pub http_get: Option<HttpGetAction>,
-    /// TCP connect.
-    pub tcp_socket: Option<TcpSocketAction>,
-    /// Refused.
-    pub grpc: Unsupported,
-    #[allow(missing_docs)]
-    pub initial_delay_seconds: Option<i64>,
-    #[allow(missing_docs)]
-    pub timeout_seconds: Option<i64>,
-    #[allow(missing_docs)]
-    pub period_seconds: Option<i64>,
-    #[allow(missing_docs)]
-    pub success_threshold: Option<i64>,
-    #[allow(missing_docs)]
-    pub failure_threshold: Option<i64>,
-    #[allow(missing_docs)]
-    pub termination_grace_period_seconds: Option<i64>,
+kubernetes_type! {
+    /// `items[]` of a configMap/secret volume.
+    pub struct KeyToPath {
+        /// Key in the object.
+        pub key: Option<String>,
+        /// Relative file path.
+        pub path: Option<String>,
+        /// File mode.
+        pub mode: Option<i64>,
+    }
 }
 
-/// `exec`.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ExecAction {
-    /// argv.
-    pub command: Option<Vec<String>>,
+kubernetes_type! {
+    /// A probe.
+    pub struct Probe {
+        /// Run a command in the container.
+        pub exec: Option<ExecAction>,
+        /// HTTP GET.
+        pub http_get: Option<HttpGetAction>,
+        /// TCP connect.
+        pub tcp_socket: Option<TcpSocketAction>,
+        /// Refused.
+        pub grpc: Unsupported,
+        #[allow(missing_docs)]
+        pub initial_delay_seconds: Option<i64>,
+        #[allow(missing_docs)]
+        pub timeout_seconds: Option<i64>,
+        #[allow(missing_docs)]
+        pub period_seconds: Option<i64>,
+        #[allow(missing_docs)]
+        pub success_threshold: Option<i64>,
+        #[allow(missing_docs)]
+        pub failure_threshold: Option<i64>,
+        #[allow(missing_docs)]
+        pub termination_grace_period_seconds: Option<i64>,
+    }
 }
 
-/// `httpGet`.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct HttpGetAction {
-    /// Path (default `/`).
-    pub path: Option<String>,
-    /// Port number or name.
-    pub port: Option<IntOrString>,
-    /// Host (default: the pod IP).
-    pub host: Option<String>,
-    /// `HTTP` only.
-    pub scheme: Option<String>,
-    /// Extra headers.
-    #[serde(default)]
-    pub http_headers: Vec<HttpHeader>,
+kubernetes_type! {
+    /// `exec`.
+    pub struct ExecAction {
+        /// argv.
+        pub command: Option<Vec<String>>,
+    }
 }
 
-/// `httpHeaders[]`.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct HttpHeader {
-    /// Header name.
-    pub name: Option<String>,
-    /// Header value.
-    pub value: Option<String>,
+kubernetes_type! {
+    /// `httpGet`.
+    pub struct HttpGetAction {
+        /// Path (default `/`).
+        pub path: Option<String>,
+        /// Port number or name.
+        pub port: Option<IntOrString>,
+        /// Host (default: the pod IP).
+        pub host: Option<String>,
+        /// `HTTP` only.
+        pub scheme: Option<String>,
+        /// Extra headers.
+        #[serde(default)]
+        pub http_headers: Vec<HttpHeader>,
+    }
 }
 
-/// `tcpSocket`.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct TcpSocketAction {
-    /// Port number or name.
-    pub port: Option<IntOrString>,
-    /// Host (default: the pod IP).
-    pub host: Option<String>,
+kubernetes_type! {
+    /// `httpHeaders[]`.
+    pub struct HttpHeader {
+        /// Header name.
+        pub name: Option<String>,
+        /// Header value.
+        pub value: Option<String>,
+    }
 }
 
-/// `lifecycle`.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Lifecycle {
-    /// Runs after start.
-    pub post_start: Option<LifecycleHandler>,
-    /// Runs before the stop signal.
-    pub pre_stop: Option<LifecycleHandler>,
-    /// Stop signal name, e.g. `SIGQUIT`.
-    pub stop_signal: Option<String>,
+kubernetes_type! {
+    /// `tcpSocket`.
+    pub struct TcpSocketAction {
+        /// Port number or name.
+        pub port: Option<IntOrString>,
+        /// Host (default: the pod IP).
+        pub host: Option<String>,
+    }
 }
 
-/// `postStart` / `preStop`.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct LifecycleHandler {
-    /// Run a command.
-    pub exec: Option<ExecAction>,
-    /// HTTP GET.
-    pub http_get: Option<HttpGetAction>,
-    /// TCP connect (deprecated in Kubernetes; refused).
-    pub tcp_socket: Unsupported,
-    /// Sleep.
-    pub sleep: Option<SleepAction>,
+kubernetes_type! {
+    /// `lifecycle`.
+    pub struct Lifecycle {
+        /// Runs after start.
+        pub post_start: Option<LifecycleHandler>,
+        /// Runs before the stop signal.
+        pub pre_stop: Option<LifecycleHandler>,
+        /// Stop signal name, e.g. `SIGQUIT`.
+        pub stop_signal: Option<String>,
+    }
 }
 
-/// `sleep`.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct SleepAction {
-    /// Seconds.
-    pub seconds: Option<i64>,
+kubernetes_type! {
+    /// `postStart` / `preStop`.
+    pub struct LifecycleHandler {
+        /// Run a command.
+        pub exec: Option<ExecAction>,
+        /// HTTP GET.
+        pub http_get: Option<HttpGetAction>,
+        /// TCP connect (deprecated in Kubernetes; refused).
+        pub tcp_socket: Unsupported,
+        /// Sleep.
+        pub sleep: Option<SleepAction>,
+    }
 }
 
-// ---------------------------------------------------------------------
-// Ignored-field collection: one warning line lists every present field
-// that has no meaning on one host.
-// ---------------------------------------------------------------------
-
-/// Collects the paths of present [`Ignored`] fields.
-pub trait IgnoredFields {
-    /// Appends `prefix.field` for each ignored field that is present.
-    fn ignored_fields(&self, prefix: &str, out: &mut Vec<String>);
+kubernetes_type! {
+    /// `sleep`.
+    pub struct SleepAction {
+        /// Seconds.
+        pub seconds: Option<i64>,
+    }
 }
-
-macro_rules! ignored {
-    ($ty:ty { $($field:ident => $name:literal),* $(,)? }) => {
-        impl IgnoredFields for $ty {
-            fn ignored_fields(&self, prefix: &str, out: &mut Vec<String>) {
-                $(
-                    if self.$field.is_some() {
-                        out.push(format!("{prefix}{}", $name));
-                    }
-                )*
-            }
-        }
-    };
-}
-
-ignored!(ObjectMeta {
-    uid => "uid", resource_version => "resourceVersion", generation => "generation",
-    creation_timestamp => "creationTimestamp", deletion_timestamp => "deletionTimestamp",
-    deletion_grace_period_seconds => "deletionGracePeriodSeconds",
-    owner_references => "ownerReferences", finalizers => "finalizers",
-    managed_fields => "managedFields", self_link => "selfLink",
-});
-ignored!(WorkloadSpec {
-    selector => "selector", strategy => "strategy", min_ready_seconds => "minReadySeconds",
-    revision_history_limit => "revisionHistoryLimit",
-    progress_deadline_seconds => "progressDeadlineSeconds", paused => "paused",
-    service_name => "serviceName", pod_management_policy => "podManagementPolicy",
-    update_strategy => "updateStrategy",
-    persistent_volume_claim_retention_policy => "persistentVolumeClaimRetentionPolicy",
-    ordinals => "ordinals", parallelism => "parallelism", completions => "completions",
-    completion_mode => "completionMode", backoff_limit => "backoffLimit",
-    backoff_limit_per_index => "backoffLimitPerIndex", max_failed_indexes => "maxFailedIndexes",
-    ttl_seconds_after_finished => "ttlSecondsAfterFinished", suspend => "suspend",
-    manual_selector => "manualSelector", pod_failure_policy => "podFailurePolicy",
-    pod_replacement_policy => "podReplacementPolicy", success_policy => "successPolicy",
-    managed_by => "managedBy",
-});
-ignored!(PodSpec {
-    scheduling_gates => "schedulingGates", node_selector => "nodeSelector",
-    node_name => "nodeName", affinity => "affinity", tolerations => "tolerations",
-    topology_spread_constraints => "topologySpreadConstraints",
-    scheduler_name => "schedulerName", priority_class_name => "priorityClassName",
-    priority => "priority", preemption_policy => "preemptionPolicy",
-    service_account_name => "serviceAccountName", service_account => "serviceAccount",
-    automount_service_account_token => "automountServiceAccountToken",
-    image_pull_secrets => "imagePullSecrets", dns_policy => "dnsPolicy",
-    enable_service_links => "enableServiceLinks", readiness_gates => "readinessGates",
-    runtime_class_name => "runtimeClassName", overhead => "overhead", os => "os",
-});
-ignored!(PodSecurityContext {
-    supplemental_groups_policy => "supplementalGroupsPolicy",
-    fs_group_change_policy => "fsGroupChangePolicy", se_linux_options => "seLinuxOptions",
-    se_linux_change_policy => "seLinuxChangePolicy", seccomp_profile => "seccompProfile",
-    app_armor_profile => "appArmorProfile", windows_options => "windowsOptions",
-});
-ignored!(SecurityContext {
-    se_linux_options => "seLinuxOptions", seccomp_profile => "seccompProfile",
-    app_armor_profile => "appArmorProfile", windows_options => "windowsOptions",
-});
-ignored!(Container {
-    image_pull_policy => "imagePullPolicy", termination_message_path => "terminationMessagePath",
-    termination_message_policy => "terminationMessagePolicy", resize_policy => "resizePolicy",
-});
-ignored!(ConfigMap { immutable => "immutable" });
-ignored!(Secret { immutable => "immutable" });
 
 // ---------------------------------------------------------------------
 // The YAML stream.

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use super::names::check_label;
+use super::names::{check_label, check_name};
 use super::{Ctx, DataKind, DataObject, DocRef, LoadedPod, ManifestError, Result, invalid, pod};
 use crate::manifest::{self, IgnoredFields, Object};
 
@@ -331,26 +331,26 @@ fn base64_entry(file: &str, doc: &DocRef, path: &str, key: &str, value: &str) ->
     base64_decode(value).map_err(|r| invalid(file, doc, path, None, r))
 }
 
-/// ConfigMap/Secret keys: `[-._a-zA-Z0-9]+`, at most 253, not `.`/`..`.
 fn check_data_key(file: &str, doc: &DocRef, path: &str, key: &str) -> Result<()> {
-    let ok = !key.is_empty()
+    check_name(
+        file,
+        doc,
+        path,
+        key,
+        is_data_key,
+        "a key must consist of alphanumerics, '-', '_' or '.' (and not be '.' or '..')",
+    )
+}
+
+/// ConfigMap/Secret keys: `[-._a-zA-Z0-9]+`, at most 253, not `.`/`..`.
+fn is_data_key(key: &str) -> bool {
+    !key.is_empty()
         && key.len() <= 253
         && key != "."
         && key != ".."
         && key
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b));
-    if ok {
-        Ok(())
-    } else {
-        Err(invalid(
-            file,
-            doc,
-            path,
-            Some(key.to_owned()),
-            "a key must consist of alphanumerics, '-', '_' or '.' (and not be '.' or '..')",
-        ))
-    }
+            .all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b))
 }
 
 /// Standard base64 with padding, as Go's `encoding/base64.StdEncoding`

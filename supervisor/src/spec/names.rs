@@ -18,17 +18,31 @@ pub(super) fn is_dns_label(s: &str) -> bool {
         && b[b.len() - 1] != b'-'
 }
 
+/// A name that must be a DNS-1123 label.
 pub(super) fn check_label(file: &str, doc: &DocRef, path: &str, value: &str) -> Result<()> {
-    if is_dns_label(value) {
+    check_name(
+        file,
+        doc,
+        path,
+        value,
+        is_dns_label,
+        "must be a DNS-1123 label: at most 63 lower-case letters, digits or '-', starting and ending with a letter or digit",
+    )
+}
+
+/// `value` at `path` when `valid` accepts it, else the error `reason`.
+pub(super) fn check_name(
+    file: &str,
+    doc: &DocRef,
+    path: &str,
+    value: &str,
+    valid: fn(&str) -> bool,
+    reason: &str,
+) -> Result<()> {
+    if valid(value) {
         Ok(())
     } else {
-        Err(invalid(
-            file,
-            doc,
-            path,
-            Some(value.to_owned()),
-            "must be a DNS-1123 label: at most 63 lower-case letters, digits or '-', starting and ending with a letter or digit",
-        ))
+        Err(invalid(file, doc, path, Some(value.to_owned()), reason))
     }
 }
 

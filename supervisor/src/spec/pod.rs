@@ -162,39 +162,16 @@ pub(super) fn pod_spec(ctx: &mut Ctx<'_>, raw: &manifest::PodSpec, p: &str) -> R
 
 /// Pod fields that would change what runs and that one host cannot honour.
 fn refuse_unsupported(ctx: &Ctx<'_>, raw: &manifest::PodSpec, p: &str) -> Result<()> {
+    #[rustfmt::skip]
     let absent = [
-        (
-            "ephemeralContainers",
-            raw.ephemeral_containers.is_some(),
-            "debug containers",
-        ),
-        (
-            "activeDeadlineSeconds",
-            raw.active_deadline_seconds.is_some(),
-            "a deadline would kill the pod",
-        ),
-        (
-            "dnsConfig",
-            raw.dns_config.is_some(),
-            "resolv.conf is the host's",
-        ),
-        (
-            "resourceClaims",
-            raw.resource_claims.is_some(),
-            "dynamic resource allocation",
-        ),
-        (
-            "resources",
-            raw.resources.is_some(),
-            "pod-level resources; set them per container",
-        ),
-        (
-            "hostnameOverride",
-            raw.hostname_override.is_some(),
-            "use spec.hostname",
-        ),
+        (&raw.ephemeral_containers, "ephemeralContainers", "debug containers"),
+        (&raw.active_deadline_seconds, "activeDeadlineSeconds", "a deadline would kill the pod"),
+        (&raw.dns_config, "dnsConfig", "resolv.conf is the host's"),
+        (&raw.resource_claims, "resourceClaims", "dynamic resource allocation"),
+        (&raw.resources, "resources", "pod-level resources; set them per container"),
+        (&raw.hostname_override, "hostnameOverride", "use spec.hostname"),
     ];
-    if let Some((field, _, why)) = absent.iter().find(|(_, present, _)| *present) {
+    if let Some((_, field, why)) = absent.iter().find(|(value, ..)| value.is_some()) {
         return Err(ctx.err(
             format!("{p}.{field}"),
             None,
