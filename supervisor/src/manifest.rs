@@ -51,18 +51,25 @@ fn camel_case(snake: &str) -> String {
     out
 }
 
-/// Declares a raw Kubernetes type as it is written in YAML, with what
+/// Declares raw Kubernetes types as they are written in YAML, with what
 /// every type here shares: `Debug, Clone, Default, Deserialize`, camelCase
 /// field names and unknown fields refused (the parser's error names the
 /// field, its line and the expected ones, in declaration order). The
 /// fields listed in `ignored: [...]` are declared at that place as
 /// [`Ignored`], and the type's [`IgnoredFields`] reports the present ones.
-macro_rules! kubernetes_type {
+/// Types that look alike (`KeyRef` and `ObjectRef`, `ConfigMapVolume`
+/// and `SecretVolume`, the pod and container security contexts, `Probe`
+/// and `LifecycleHandler`) are distinct types in Kubernetes' API with
+/// their own field names, and serde's `flatten` cannot share a field
+/// group under `deny_unknown_fields`; so each is declared whole.
+macro_rules! kubernetes_types {
+    () => {};
     (
         $(#[$meta:meta])*
         pub struct $name:ident {
             $( $(#[$fmeta:meta])* pub $field:ident : $ty:ty, )*
         }
+        $($rest:tt)*
     ) => {
         $(#[$meta])*
         #[derive(Debug, Clone, Default, Deserialize)]
@@ -70,6 +77,8 @@ macro_rules! kubernetes_type {
         pub struct $name {
             $( $(#[$fmeta])* pub $field: $ty, )*
         }
+
+        kubernetes_types! { $($rest)* }
     };
     (
         $(#[$meta:meta])*
@@ -78,6 +87,7 @@ macro_rules! kubernetes_type {
             ignored: [ $( $ignored:ident ),* $(,)? ],
             $( $(#[$tmeta:meta])* pub $tfield:ident : $tty:ty, )*
         }
+        $($rest:tt)*
     ) => {
         $(#[$meta])*
         #[derive(Debug, Clone, Default, Deserialize)]
@@ -97,6 +107,8 @@ macro_rules! kubernetes_type {
                 )*
             }
         }
+
+        kubernetes_types! { $($rest)* }
     };
 }
 
@@ -174,7 +186,7 @@ impl<'de> Deserialize<'de> for QuantityText {
     }
 }
 
-kubernetes_type! {
+kubernetes_types! {
     /// `metadata` of any object.
     pub struct ObjectMeta {
         /// Object name.
@@ -221,7 +233,7 @@ pub type Pod = SpecObject<PodSpec>;
 /// A Deployment, ReplicaSet, StatefulSet, DaemonSet or Job.
 pub type Workload = SpecObject<WorkloadSpec>;
 
-kubernetes_type! {
+kubernetes_types! {
     /// `spec.template` of a workload.
     pub struct PodTemplateSpec {
         /// Template metadata (name usually absent: the workload's is used).
@@ -230,9 +242,7 @@ kubernetes_type! {
         /// The pod spec.
         pub spec: Option<PodSpec>,
     }
-}
 
-kubernetes_type! {
     /// `spec` of a Deployment, ReplicaSet, StatefulSet, DaemonSet or Job: one
     /// struct with every kind's fields; `replicas` matters, the rest is
     /// controller behaviour that has no meaning for one pod on one host.
@@ -254,9 +264,7 @@ kubernetes_type! {
         /// Refused: a deadline kills the pod.
         pub active_deadline_seconds: Unsupported,
     }
-}
 
-kubernetes_type! {
     /// `kind: ConfigMap`.
     pub struct ConfigMap {
         /// `v1`.
@@ -276,9 +284,7 @@ kubernetes_type! {
             immutable,
         ],
     }
-}
 
-kubernetes_type! {
     /// `kind: Secret`.
     pub struct Secret {
         /// `v1`.
@@ -301,9 +307,7 @@ kubernetes_type! {
             immutable,
         ],
     }
-}
 
-kubernetes_type! {
     /// `spec` of a pod.
     pub struct PodSpec {
         /// Regular containers.
@@ -363,9 +367,7 @@ kubernetes_type! {
             enable_service_links, readiness_gates, runtime_class_name, overhead, os,
         ],
     }
-}
 
-kubernetes_type! {
     /// `spec.hostAliases[]`.
     pub struct HostAlias {
         /// Address.
@@ -374,9 +376,7 @@ kubernetes_type! {
         #[serde(default)]
         pub hostnames: Vec<String>,
     }
-}
 
-kubernetes_type! {
     /// Pod-level `securityContext`.
     pub struct PodSecurityContext {
         /// UID for every container (container level wins).
@@ -397,9 +397,7 @@ kubernetes_type! {
             se_linux_change_policy, seccomp_profile, app_armor_profile, windows_options,
         ],
     }
-}
 
-kubernetes_type! {
     /// Container-level `securityContext`.
     pub struct SecurityContext {
         /// UID.
@@ -422,9 +420,7 @@ kubernetes_type! {
             se_linux_options, seccomp_profile, app_armor_profile, windows_options,
         ],
     }
-}
 
-kubernetes_type! {
     /// `capabilities`.
     pub struct Capabilities {
         /// Added capabilities.
@@ -434,9 +430,7 @@ kubernetes_type! {
         #[serde(default)]
         pub drop: Vec<String>,
     }
-}
 
-kubernetes_type! {
     /// A container (regular or init).
     pub struct Container {
         /// DNS label, unique in the pod.
@@ -490,9 +484,7 @@ kubernetes_type! {
             resize_policy,
         ],
     }
-}
 
-kubernetes_type! {
     /// `ports[]`.
     pub struct ContainerPort {
         /// Port name (IANA service name).
@@ -507,9 +499,7 @@ kubernetes_type! {
         /// TCP (default), UDP, SCTP.
         pub protocol: Option<String>,
     }
-}
 
-kubernetes_type! {
     /// `env[]`.
     pub struct EnvVar {
         /// Variable name.
@@ -519,9 +509,7 @@ kubernetes_type! {
         /// Value from elsewhere.
         pub value_from: Option<EnvVarSource>,
     }
-}
 
-kubernetes_type! {
     /// `env[].valueFrom`.
     pub struct EnvVarSource {
         /// A ConfigMap key.
@@ -535,9 +523,7 @@ kubernetes_type! {
         /// Refused.
         pub file_key_ref: Unsupported,
     }
-}
 
-kubernetes_type! {
     /// `configMapKeyRef` / `secretKeyRef`.
     pub struct KeyRef {
         /// Object name.
@@ -547,9 +533,7 @@ kubernetes_type! {
         /// Missing object or key is not an error.
         pub optional: Option<bool>,
     }
-}
 
-kubernetes_type! {
     /// `fieldRef`.
     pub struct FieldRef {
         /// e.g. `metadata.name`.
@@ -557,9 +541,7 @@ kubernetes_type! {
         /// `v1`.
         pub api_version: Option<String>,
     }
-}
 
-kubernetes_type! {
     /// `envFrom[]`.
     pub struct EnvFromSource {
         /// Prefix for every key.
@@ -569,9 +551,7 @@ kubernetes_type! {
         /// A Secret.
         pub secret_ref: Option<ObjectRef>,
     }
-}
 
-kubernetes_type! {
     /// `configMapRef` / `secretRef`.
     pub struct ObjectRef {
         /// Object name.
@@ -579,9 +559,7 @@ kubernetes_type! {
         /// Missing object is not an error.
         pub optional: Option<bool>,
     }
-}
 
-kubernetes_type! {
     /// `resources` (Kubernetes' `ResourceRequirements`).
     pub struct ResourceRequirements {
         /// Limits by resource name.
@@ -593,9 +571,7 @@ kubernetes_type! {
         /// Refused.
         pub claims: Unsupported,
     }
-}
 
-kubernetes_type! {
     /// `volumeMounts[]`.
     pub struct VolumeMount {
         /// Volume name.
@@ -613,9 +589,7 @@ kubernetes_type! {
         /// `Disabled` only.
         pub recursive_read_only: Option<String>,
     }
-}
 
-kubernetes_type! {
     /// `volumes[]`: exactly one source (none means emptyDir, as in Kubernetes).
     pub struct Volume {
         /// DNS label, unique in the pod.
@@ -650,9 +624,7 @@ kubernetes_type! {
         #[allow(missing_docs)]
         pub local: Unsupported,
     }
-}
 
-kubernetes_type! {
     /// `emptyDir`.
     pub struct EmptyDir {
         /// `""` (disk) or `Memory` (tmpfs).
@@ -660,9 +632,7 @@ kubernetes_type! {
         /// Size cap.
         pub size_limit: Option<QuantityText>,
     }
-}
 
-kubernetes_type! {
     /// `hostPath`.
     pub struct HostPath {
         /// Absolute host path.
@@ -671,9 +641,7 @@ kubernetes_type! {
         #[serde(rename = "type")]
         pub type_: Option<String>,
     }
-}
 
-kubernetes_type! {
     /// `configMap` volume.
     pub struct ConfigMapVolume {
         /// ConfigMap name.
@@ -685,9 +653,7 @@ kubernetes_type! {
         /// Missing ConfigMap is not an error.
         pub optional: Option<bool>,
     }
-}
 
-kubernetes_type! {
     /// `secret` volume.
     pub struct SecretVolume {
         /// Secret name.
@@ -699,9 +665,7 @@ kubernetes_type! {
         /// Missing Secret is not an error.
         pub optional: Option<bool>,
     }
-}
 
-kubernetes_type! {
     /// `items[]` of a configMap/secret volume.
     pub struct KeyToPath {
         /// Key in the object.
@@ -711,9 +675,7 @@ kubernetes_type! {
         /// File mode.
         pub mode: Option<i64>,
     }
-}
 
-kubernetes_type! {
     /// A probe.
     pub struct Probe {
         /// Run a command in the container.
@@ -737,17 +699,13 @@ kubernetes_type! {
         #[allow(missing_docs)]
         pub termination_grace_period_seconds: Option<i64>,
     }
-}
 
-kubernetes_type! {
     /// `exec`.
     pub struct ExecAction {
         /// argv.
         pub command: Option<Vec<String>>,
     }
-}
 
-kubernetes_type! {
     /// `httpGet`.
     pub struct HttpGetAction {
         /// Path (default `/`).
@@ -762,9 +720,7 @@ kubernetes_type! {
         #[serde(default)]
         pub http_headers: Vec<HttpHeader>,
     }
-}
 
-kubernetes_type! {
     /// `httpHeaders[]`.
     pub struct HttpHeader {
         /// Header name.
@@ -772,9 +728,7 @@ kubernetes_type! {
         /// Header value.
         pub value: Option<String>,
     }
-}
 
-kubernetes_type! {
     /// `tcpSocket`.
     pub struct TcpSocketAction {
         /// Port number or name.
@@ -782,9 +736,7 @@ kubernetes_type! {
         /// Host (default: the pod IP).
         pub host: Option<String>,
     }
-}
 
-kubernetes_type! {
     /// `lifecycle`.
     pub struct Lifecycle {
         /// Runs after start.
@@ -794,9 +746,7 @@ kubernetes_type! {
         /// Stop signal name, e.g. `SIGQUIT`.
         pub stop_signal: Option<String>,
     }
-}
 
-kubernetes_type! {
     /// `postStart` / `preStop`.
     pub struct LifecycleHandler {
         /// Run a command.
@@ -808,9 +758,7 @@ kubernetes_type! {
         /// Sleep.
         pub sleep: Option<SleepAction>,
     }
-}
 
-kubernetes_type! {
     /// `sleep`.
     pub struct SleepAction {
         /// Seconds.
