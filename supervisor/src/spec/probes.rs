@@ -56,7 +56,8 @@ pub enum Handler {
         /// Port, names resolved.
         port: u16,
     },
-    /// Lifecycle `sleep`.
+    /// Lifecycle `sleep`. No manifest produces it while lifecycle hooks
+    /// are refused; the probe runner refuses it as a probe handler.
     Sleep {
         /// How long.
         duration: Duration,

@@ -2,8 +2,7 @@
 //! files of a ConfigMap or Secret of the same manifest, resolved here) and
 //! [`VolumeMount`], with their validators. Volume types that need a cluster
 //! are refused. Creating, filling and mounting volumes is
-//! [`crate::volumes`]' work; where an image's root filesystem would be
-//! mounted is `crate::workload` (the container's rootfs), not here.
+//! [`crate::volumes`]' work.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
