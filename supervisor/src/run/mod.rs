@@ -289,6 +289,7 @@ impl PodRuntime {
         self.sandbox.attach_network(&self.pod, &self.config.cni)?;
         Ok(())
     }
+
     /// The event loop: start what is due, sleep until something happens,
     /// handle it; until the pod is stopped or finished.
     fn run(&mut self) -> anyhow::Result<i32> {
@@ -319,9 +320,9 @@ impl PodRuntime {
             self.park_due(now);
             self.run_probes(now);
             self.publish_status();
-            let now = Instant::now();
+            let swept_at = Instant::now();
             for c in &mut self.containers {
-                c.sweep_retired(now);
+                c.sweep_retired(swept_at);
             }
             if self.stopping.is_some() && self.nothing_runs() {
                 return Ok(0);
@@ -426,13 +427,13 @@ impl PodRuntime {
         match outcome {
             Outcome::Started => {
                 let has_readiness = c.has_readiness_probe();
-                if !has_readiness && let Some(c) = self.lifecycle.get_mut(slot) {
-                    c.set_ready(true);
+                if !has_readiness && let Some(state) = self.lifecycle.get_mut(slot) {
+                    state.set_ready(true);
                 }
             }
             Outcome::Ready(ready) => {
-                if let Some(c) = self.lifecycle.get_mut(slot) {
-                    c.set_ready(ready);
+                if let Some(state) = self.lifecycle.get_mut(slot) {
+                    state.set_ready(ready);
                 }
             }
             Outcome::Failed {
@@ -492,6 +493,7 @@ impl PodRuntime {
         self.lifecycle.stop();
         self.drop_parked();
         self.meta.deleting = Some(SystemTime::now());
+        // Each instance's own grace deadline is the pod's one, below.
         for c in &mut self.containers {
             if let Err(error) = c.stop(grace) {
                 eprintln!("supervisor: {error}");
