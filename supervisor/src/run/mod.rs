@@ -1,19 +1,11 @@
-//! `supervisor run MANIFEST`: one pod on this host until it is told to stop.
-//!
-//! Start order: the pod's cgroup and volumes, the sandbox (pause in fresh
-//! namespaces), then init containers one by one to success, then the
-//! containers (each a `supervised::SupervisedContainer`; the sandbox is
-//! `sandbox`'s). One thread of control drives everything from one epoll set
-//! (the signalfd, the containers' log pipes, one timer for back-off and the
-//! grace period): nothing polls, and an idle pod costs no wake-ups.
-//!
-//! Exits are taken from SIGCHLD: every child is reaped with
-//! `waitpid(-1, WNOHANG)` and matched against the containers' pids (a pid
-//! cannot be reused before we reap it, so the match is race-free); anything
-//! else is an orphan this PID 1 or subreaper inherited, reaped and
-//! forgotten. On SIGTERM or SIGINT each container gets its stop signal, the
-//! grace period runs, what is left is killed through the cgroups, and the
-//! pod is torn down: nothing is left behind.
+//! `supervisor run MANIFEST`: the pod's event loop, until it is told to stop.
+//! Start order: the sandbox (`sandbox`: cgroups, volumes, pause, CNI), then
+//! init containers one by one to success, then the containers (each a
+//! `supervised::SupervisedContainer`). One epoll set (signalfd, log pipes,
+//! probe sockets, one timer) drives everything: nothing polls. Exits come
+//! from SIGCHLD, reaped and matched against the containers' pids (an
+//! unmatched one is an orphan, forgotten). SIGTERM/SIGINT: stop signals,
+//! the grace period, a kill through the cgroups, then the teardown.
 
 mod sandbox;
 
@@ -45,7 +37,7 @@ pub struct RunOptions {
     /// DaemonSet, Job) whose pod template runs, with the ConfigMaps and
     /// Secrets of the same file.
     pub manifest: PathBuf,
-    /// The pause binary; None: found as `find_pause` says.
+    /// The pause binary; None: found as `host::find_pause` says.
     pub pause: Option<PathBuf>,
     /// State root (None: $SUPERVISOR_STATE_DIR, else /run/supervisor).
     pub state_dir: Option<PathBuf>,
