@@ -10,6 +10,7 @@
 
 pub mod cni;
 pub mod event_loop;
+pub mod host;
 pub mod init;
 pub mod logs;
 pub mod manifest;
@@ -24,6 +25,6 @@ pub mod restart;
 pub mod run;
 pub mod spec;
 pub mod status;
+pub mod supervised;
 pub mod trace;
 pub mod volumes;
-pub mod workload;

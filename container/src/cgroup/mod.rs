@@ -468,6 +468,45 @@ impl Cgroup {
         Ok(())
     }
 
+    /// Kill and remove this cgroup and every cgroup beneath it, deepest
+    /// first, in every hierarchy: each one is emptied with
+    /// [`Cgroup::kill_all`] before its removal (on cgroup v1 each level
+    /// holds its own processes). Goes on past a failure; returns every
+    /// error met, empty when all is gone.
+    pub fn remove_tree(&self, timeout: Duration) -> Vec<CgroupError> {
+        let mut below = Vec::new();
+        for dir in self.dirs() {
+            descendants(&dir, Path::new(""), &mut below);
+        }
+        // Deepest first; the same child appears once per hierarchy.
+        below.sort_by_key(|rel| std::cmp::Reverse(rel.components().count()));
+        below.dedup();
+        let mut errors = Vec::new();
+        for cgroup in below
+            .iter()
+            .map(|rel| self.descendant(rel))
+            .chain([self.clone()])
+        {
+            if let Err(error) = cgroup
+                .kill_all(timeout)
+                .and_then(|()| cgroup.remove(timeout))
+            {
+                errors.push(error);
+            }
+        }
+        errors
+    }
+
+    /// The cgroup `rel` beneath this one, in the same hierarchies.
+    fn descendant(&self, rel: &Path) -> Cgroup {
+        Cgroup {
+            name: self.name.join(rel),
+            unified: self.unified.as_ref().map(|dir| dir.join(rel)),
+            v2_controllers: self.v2_controllers.clone(),
+            v1: self.v1.iter().map(|(c, dir)| (*c, dir.join(rel))).collect(),
+        }
+    }
+
     /// [`Cgroup::remove`] without waiting: Ok(false) when a directory is
     /// still busy (processes have not left yet), to be tried again later.
     pub fn try_remove(&self) -> Result<bool, CgroupError> {
@@ -501,6 +540,21 @@ fn subtree(dir: &Path) -> Vec<PathBuf> {
         out.push(d);
     }
     out
+}
+
+/// Every directory beneath `dir`, as paths relative to it prefixed with
+/// `rel`, each after the directories beneath it.
+fn descendants(dir: &Path, rel: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            let rel = rel.join(entry.file_name());
+            descendants(&entry.path(), &rel, out);
+            out.push(rel);
+        }
+    }
 }
 
 fn remove_dir_retry(dir: &Path, deadline: Instant) -> Result<(), CgroupError> {
@@ -624,6 +678,29 @@ mod tests {
             ]
         );
         assert_eq!(crate::mount::unescape_mountinfo("/a\\040b"), "/a b");
+    }
+
+    #[test]
+    fn a_tree_is_removed_deepest_first_in_every_hierarchy() {
+        let root = tempfile::tempdir().unwrap();
+        let unified = root.path().join("unified");
+        let memory = root.path().join("memory");
+        for dir in [&unified, &memory] {
+            std::fs::create_dir_all(dir.join("pod/containers/app/0")).unwrap();
+            std::fs::create_dir_all(dir.join("pod/pause")).unwrap();
+        }
+        std::fs::create_dir_all(unified.join("pod/containers/app/1")).unwrap();
+        let host = CgroupHost::from_mounts(
+            Some(unified.clone()),
+            [(Controller::Memory, memory.clone())],
+        );
+        let pod = Cgroup::open(&host, "pod").unwrap();
+        assert_eq!(pod.dirs().len(), 2);
+        let errors = pod.remove_tree(Duration::from_millis(100));
+        assert!(errors.is_empty(), "{errors:?}");
+        assert!(!unified.join("pod").exists());
+        assert!(!memory.join("pod").exists());
+        assert!(unified.exists() && memory.exists());
     }
 
     #[test]

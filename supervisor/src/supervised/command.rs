@@ -1,22 +1,24 @@
-//! One container of the pod as a process: the `container::Command` built
-//! from its validated spec (argv, environment, credentials, capabilities,
+//! The `container::Command` that starts one instance of a container, built
+//! from its validated spec: argv, environment, credentials, capabilities,
 //! namespaces of the sandbox, root filesystem with the pod's volumes,
-//! cgroup, stdio pipes).
+//! cgroup, stdio pipes.
 //!
-//! It decides nothing about restarts (see `restart`) and keeps no state
-//! between instances except what the pod owns (volumes, cgroups).
+//! An image's root filesystem would be mounted from here: `rootfs` would
+//! give its unpacked layers to `RootfsSpec` as the overlay's lower layer
+//! (today the host's `/`), which `container::rootfs` mounts in the child.
+//! It decides nothing about restarts and keeps no state between instances.
 
-use crate::spec::{Container, PodSpec, RuntimeValues, VolumeSource};
-use crate::volumes::PodVolumes;
+use super::PodContext;
+use crate::spec::{Container, VolumeSource};
 use container::rootfs::{BindMount, RootfsSpec};
 use container::spawn::DEFAULT_PATH;
-use container::{CapSet, Cgroup, Command, Namespace, NamespaceSet, Sandbox, Stdio};
+use container::{CapSet, Cgroup, Command, Namespace, NamespaceSet, Stdio};
 use nix::sys::signal::Signal;
 use std::path::{Path, PathBuf};
 
 /// Why a container's process could not be described (before any spawn).
 #[derive(Debug, thiserror::Error)]
-pub enum WorkloadError {
+pub enum CommandError {
     #[error("container {container}: volume {volume} of mount {mount_path} is not prepared")]
     MissingVolume {
         container: String,
@@ -38,23 +40,11 @@ pub enum WorkloadError {
     },
 }
 
-/// What the pod gives every container.
-pub struct PodContext<'a> {
-    pub pod: &'a PodSpec,
-    pub sandbox: &'a Sandbox,
-    pub volumes: &'a PodVolumes,
-    pub runtime: &'a RuntimeValues,
-    /// The pod's state dir; each container stages its rootfs in it.
-    pub state_dir: &'a Path,
-    /// Files the pod mounts into every container (/etc/hosts, ...).
-    pub pod_files: &'a [BindMount],
-}
-
 /// The environment of one instance: the container's own (with `$(VAR)`
 /// expanded and run-time fields such as the pod IP filled in), plus what a
 /// container runtime adds when the image does not: PATH, and HOSTNAME (the
 /// pod's hostname, as kubelet sets it). Exec probes get the same.
-pub fn environment(container: &Container, ctx: &PodContext<'_>) -> Vec<(String, String)> {
+pub(super) fn environment(container: &Container, ctx: &PodContext<'_>) -> Vec<(String, String)> {
     let mut env = container.env(ctx.runtime);
     if !env.iter().any(|(k, _)| k == "PATH") {
         env.insert(0, ("PATH".to_string(), DEFAULT_PATH.to_string()));
@@ -67,16 +57,16 @@ pub fn environment(container: &Container, ctx: &PodContext<'_>) -> Vec<(String, 
 
 /// The command that starts one instance of `container` in the pod, with
 /// the environment from [`environment`].
-pub fn command(
+pub(super) fn command(
     container: &Container,
     ctx: &PodContext<'_>,
     cgroup: &Cgroup,
     env: &[(String, String)],
-) -> Result<Command, WorkloadError> {
+) -> Result<Command, CommandError> {
     let name = container.name.as_str();
     let argv = container.argv(&container.env(ctx.runtime));
     let Some(program) = argv.first() else {
-        return Err(WorkloadError::EmptyCommand {
+        return Err(CommandError::EmptyCommand {
             container: name.to_string(),
         });
     };
@@ -109,7 +99,7 @@ pub fn command(
     command.stdin(Stdio::Null);
     command.stdout(Stdio::Piped);
     command.stderr(Stdio::Piped);
-    // Should the supervisor die without its teardown, the workloads die too.
+    // Should the supervisor die without its teardown, the containers die too.
     command.parent_death_signal(Signal::SIGKILL);
     Ok(command)
 }
@@ -119,10 +109,10 @@ pub fn command(
 fn rootfs(
     container: &Container,
     ctx: &PodContext<'_>,
-) -> Result<container::rootfs::Rootfs, WorkloadError> {
+) -> Result<container::rootfs::Rootfs, CommandError> {
     let name = container.name.as_str();
     let staging = ctx.state_dir.join("rootfs").join(name);
-    std::fs::create_dir_all(&staging).map_err(|source| WorkloadError::Staging {
+    std::fs::create_dir_all(&staging).map_err(|source| CommandError::Staging {
         container: name.to_string(),
         path: staging.clone(),
         source,
@@ -139,7 +129,7 @@ fn rootfs(
         let base = ctx
             .volumes
             .path(&mount.volume)
-            .ok_or_else(|| WorkloadError::MissingVolume {
+            .ok_or_else(|| CommandError::MissingVolume {
                 container: name.to_string(),
                 volume: mount.volume.clone(),
                 mount_path: mount.mount_path.clone(),
@@ -165,7 +155,7 @@ fn rootfs(
             read_only: mount.read_only,
         });
     }
-    spec.prepare().map_err(|source| WorkloadError::Rootfs {
+    spec.prepare().map_err(|source| CommandError::Rootfs {
         container: name.to_string(),
         source,
     })

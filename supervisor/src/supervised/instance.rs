@@ -1,0 +1,170 @@
+//! One instance of a container: the running process (pid, pidfd, its own
+//! cgroup, output pipes, environment, probes), or the next one, parked.
+//!
+//! It reads and drains the instance's output into the container's log and
+//! tells an OOM kill from others; it does not decide when an instance
+//! starts or ends (`SupervisedContainer` and the pod loop do).
+
+use crate::logs::{ContainerLog, Echo, Stream};
+use crate::probe::{ProbeIo, Probes};
+use crate::spec;
+use container::{Cgroup, Parked, PidFd};
+use std::fs::File;
+use std::io::Read;
+use std::os::fd::AsFd;
+use std::time::{Instant, SystemTime};
+
+/// A container's environment, as its process got it.
+pub(super) type Env = Vec<(String, String)>;
+
+/// A container's next instance, forked while the current one runs and
+/// parked in its own fresh cgroup (see `SupervisedContainer::park_next`).
+pub(super) struct ParkedInstance {
+    pub restart_count: u32,
+    pub cgroup: Cgroup,
+    pub parked: Parked,
+    pub env: Env,
+}
+
+/// One instance before it runs: its fresh cgroup, environment and command.
+pub(super) struct InstancePlan {
+    pub cgroup: Cgroup,
+    pub env: Env,
+    pub command: container::Command,
+}
+
+/// A running instance.
+pub(super) struct Instance {
+    pub pid: i32,
+    pub pidfd: PidFd,
+    /// The instance's own cgroup beneath the container's (which holds the
+    /// limits). A fresh one per instance: a cgroup that was killed through
+    /// `cgroup.kill` kills whatever clone3 later starts into it on some
+    /// kernels (the kill sequence check of CLONE_INTO_CGROUP), and a fresh
+    /// one also leaves nothing of the previous instance behind.
+    pub cgroup: Cgroup,
+    /// The container cgroup's OOM-kill counter when it started.
+    oom_kills_before: u64,
+    stdout: Option<File>,
+    stderr: Option<File>,
+    /// Its environment (exec probes run with it too).
+    pub env: Env,
+    pub probes: Probes,
+    /// Killed by a failed probe: the message for lastState, and when the
+    /// stop signal's grace period ends.
+    pub probe_kill: Option<(String, Instant)>,
+}
+
+impl Instance {
+    pub fn new(
+        child: container::Child,
+        cgroup: Cgroup,
+        oom_kills_before: u64,
+        env: Env,
+        spec: &spec::Container,
+    ) -> Instance {
+        Instance {
+            pid: child.pid,
+            pidfd: child.pidfd,
+            cgroup,
+            oom_kills_before,
+            stdout: child.stdout,
+            stderr: child.stderr,
+            env,
+            probes: Probes::new(spec, Instant::now()),
+            probe_kill: None,
+        }
+    }
+
+    /// Whether the OOM killer ended it. cgroup v1 counts an OOM kill in the
+    /// victim's own memcg (the instance's, fresh for it); v2 counts it up
+    /// the tree as well (the container's, which holds the limit).
+    pub fn oom_killed(&self, container_cgroup: Option<&Cgroup>) -> bool {
+        self.cgroup.oom_kills().is_ok_and(|n| n > 0)
+            || container_cgroup
+                .and_then(|c| c.oom_kills().ok())
+                .is_some_and(|after| after > self.oom_kills_before)
+    }
+
+    /// Read what it wrote on `stream`; EOF closes that stream.
+    pub fn read(
+        &mut self,
+        stream: Stream,
+        container: &str,
+        mut log: Option<&mut ContainerLog>,
+        echo: &mut Echo,
+        io: &mut dyn ProbeIo,
+    ) {
+        let pipe = match stream {
+            Stream::Stdout => &mut self.stdout,
+            Stream::Stderr => &mut self.stderr,
+        };
+        let Some(file) = pipe else { return };
+        let now = SystemTime::now();
+        let mut buf = [0u8; 64 * 1024];
+        // A bounded number of reads per wake-up, so one flooding container
+        // cannot starve the others (epoll reports it again).
+        for _ in 0..16 {
+            match file.read(&mut buf) {
+                Ok(0) => {
+                    io.unwatch(file.as_fd());
+                    *pipe = None;
+                    if let Some(log) = log {
+                        let _ = log.finish(stream, now, echo);
+                    }
+                    return;
+                }
+                Ok(n) => {
+                    if let Some(log) = log.as_deref_mut()
+                        && let Err(error) = log.feed(stream, &buf[..n], now, echo)
+                    {
+                        eprintln!("supervisor: [{container}] log: {error}");
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => return, // EAGAIN: all read
+            }
+        }
+    }
+
+    /// Read what is left in the pipes of the ended instance (every process
+    /// of it is dead, so this ends at EOF), and close them.
+    pub fn drain(
+        mut self,
+        mut log: Option<&mut ContainerLog>,
+        now: SystemTime,
+        echo: &mut Echo,
+        io: &mut dyn ProbeIo,
+    ) {
+        for (pipe, stream) in [
+            (self.stdout.take(), Stream::Stdout),
+            (self.stderr.take(), Stream::Stderr),
+        ] {
+            let Some(mut file) = pipe else { continue };
+            io.unwatch(file.as_fd());
+            let mut buf = [0u8; 64 * 1024];
+            while let Ok(n) = file.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                if let Some(log) = log.as_deref_mut() {
+                    let _ = log.feed(stream, &buf[..n], now, echo);
+                }
+            }
+            if let Some(log) = log.as_deref_mut() {
+                let _ = log.finish(stream, now, echo);
+            }
+        }
+    }
+}
+
+/// Output pipes are read as far as they go, from the event loop.
+pub(super) fn set_nonblocking(file: &File) -> std::io::Result<()> {
+    use nix::fcntl::{FcntlArg, OFlag, fcntl};
+    let flags = fcntl(file, FcntlArg::F_GETFL)?;
+    fcntl(
+        file,
+        FcntlArg::F_SETFL(OFlag::from_bits_truncate(flags) | OFlag::O_NONBLOCK),
+    )?;
+    Ok(())
+}

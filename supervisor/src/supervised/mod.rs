@@ -1,0 +1,446 @@
+//! One container of the pod across its instances: its cgroup (which holds
+//! the limits), its log, the instance that runs, the next one parked ahead
+//! of time, and the ended instances' cgroups still to remove.
+//!
+//! [`SupervisedContainer`] starts an instance (the parked one when there is
+//! one), parks the next, ends an instance from its reaped status (probes
+//! cancelled, output drained, cgroup retired), and stops one (`stop`). It
+//! decides nothing: when to start, restart or stop is the restart state
+//! machine's and the pod loop's (`run`), which owns the event loop's tokens.
+
+mod command;
+mod instance;
+mod retired;
+mod stop;
+
+pub use command::CommandError;
+pub use stop::StopError;
+
+use crate::event_loop::EventLoopError;
+use crate::logs::{ContainerLog, Echo, LogConfig, LogError, Stream};
+use crate::paths::Layout;
+use crate::probe::{Outcome, ProbeIo, ProbeTarget};
+use crate::restart::{Slot, Termination};
+use crate::spec::{self, PodSpec, RuntimeValues};
+use crate::volumes::PodVolumes;
+use container::rootfs::BindMount;
+use container::{Cgroup, CgroupError, CgroupHost, Sandbox, SpawnError};
+use instance::{Env, Instance, InstancePlan, ParkedInstance};
+use retired::RetiredCgroups;
+use std::net::IpAddr;
+use std::os::fd::BorrowedFd;
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime};
+
+/// How long the cgroup kill and removal may take before giving up.
+pub const CGROUP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long an instance of a container that restarted runs before its
+/// successor is parked. One that dies sooner is in a tight crash loop,
+/// where a parked successor would only compete with the restart for the
+/// CPU (and the cgroup migrations come back to back, which keeps them
+/// fast); one that lives longer gets it, and restarts without waiting.
+const PARK_DELAY: Duration = Duration::from_millis(20);
+
+/// Why an instance could not be started or parked.
+#[derive(Debug, thiserror::Error)]
+pub enum SupervisedError {
+    #[error("the pod sandbox is not running")]
+    SandboxNotRunning,
+    #[error("container {container} has no cgroup")]
+    NoCgroup { container: String },
+    #[error("container {container}: make its output pipe non-blocking")]
+    NonBlocking {
+        container: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Cgroup(#[from] CgroupError),
+    #[error(transparent)]
+    Log(#[from] LogError),
+    #[error(transparent)]
+    Command(#[from] CommandError),
+    #[error(transparent)]
+    Spawn(#[from] SpawnError),
+    #[error(transparent)]
+    Watch(#[from] EventLoopError),
+}
+
+/// What the pod gives every container while its sandbox runs.
+pub struct PodContext<'a> {
+    pub pod: &'a PodSpec,
+    pub sandbox: &'a Sandbox,
+    pub volumes: &'a PodVolumes,
+    pub runtime: &'a RuntimeValues,
+    /// The pod's state dir; each container stages its rootfs in it.
+    pub state_dir: &'a Path,
+    /// Files the pod mounts into every container (/etc/hosts, ...).
+    pub pod_files: &'a [BindMount],
+    pub cgroup_host: &'a CgroupHost,
+    /// The pod's cgroup, parent of the containers' ones.
+    pub pod_cgroup: &'a Cgroup,
+    /// Where the containers' logs go, and how they rotate.
+    pub layout: &'a Layout,
+    pub log: LogConfig,
+}
+
+/// How a container's fds get into the pod's event loop, which owns the
+/// tokens: its log pipes here, its probe sockets through [`ProbeIo`].
+pub trait FdWatch: ProbeIo {
+    /// Watch an output pipe of the running instance.
+    fn watch_output(&mut self, fd: BorrowedFd<'_>, stream: Stream) -> Result<(), EventLoopError>;
+}
+
+/// One container of the pod, across its instances.
+pub struct SupervisedContainer {
+    slot: Slot,
+    spec: spec::Container,
+    /// The container's cgroup, made at its first start; each instance gets
+    /// a fresh one beneath it.
+    cgroup: Option<Cgroup>,
+    /// The next instance, forked ahead of time (see `park_next`).
+    parked: Option<ParkedInstance>,
+    /// When to park the next instance.
+    park_at: Option<Instant>,
+    instance: Option<Instance>,
+    log: Option<ContainerLog>,
+    retired: RetiredCgroups,
+}
+
+impl SupervisedContainer {
+    pub fn new(slot: Slot, spec: spec::Container) -> SupervisedContainer {
+        SupervisedContainer {
+            slot,
+            spec,
+            cgroup: None,
+            parked: None,
+            park_at: None,
+            instance: None,
+            log: None,
+            retired: RetiredCgroups::default(),
+        }
+    }
+
+    /// Its place in the pod (init container or container, and index).
+    pub fn slot(&self) -> Slot {
+        self.slot
+    }
+
+    pub fn spec(&self) -> &spec::Container {
+        &self.spec
+    }
+
+    /// The pid of the running instance.
+    pub fn running_pid(&self) -> Option<i32> {
+        self.instance.as_ref().map(|i| i.pid)
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.instance.is_some()
+    }
+
+    /// Start instance `restart_count`: its parked instance when there is
+    /// one for that count, else a new one; its pipes go into the loop.
+    pub fn start(
+        &mut self,
+        ctx: Option<&PodContext<'_>>,
+        restart_count: u32,
+        echo: &mut Echo,
+        fds: &mut impl FdWatch,
+    ) -> Result<(), SupervisedError> {
+        let ctx = ctx.ok_or(SupervisedError::SandboxNotRunning)?;
+        let name = self.spec.name.clone();
+        if self.cgroup.is_none() {
+            let cgroup = ctx
+                .pod_cgroup
+                .create_child(ctx.cgroup_host, &format!("containers/{name}"))?;
+            cgroup.apply(&self.spec.resources.limits)?;
+            self.cgroup = Some(cgroup);
+        }
+        let container_cgroup = self.cgroup.as_ref().expect("created above");
+        let oom_kills_before = container_cgroup.oom_kills().unwrap_or(0);
+        let now = SystemTime::now();
+        match &mut self.log {
+            Some(log) => log.restart(restart_count, now, echo)?,
+            None => {
+                self.log = Some(ContainerLog::open(
+                    ctx.layout,
+                    &ctx.pod.name,
+                    &name,
+                    restart_count,
+                    ctx.log,
+                )?)
+            }
+        }
+        // A parked instance for another restart count is stale.
+        if self
+            .parked
+            .as_ref()
+            .is_some_and(|p| p.restart_count != restart_count)
+        {
+            self.discard_parked();
+        }
+        let (child, cgroup, env) = match self.parked.take() {
+            Some(next) => match next.parked.start() {
+                Ok(child) => (child, next.cgroup, next.env),
+                Err(error) => {
+                    eprintln!("supervisor: [{name}] parked instance: {error}: starting a new one");
+                    self.retired.retire(next.cgroup);
+                    self.spawn_new(ctx, restart_count)?
+                }
+            },
+            None => self.spawn_new(ctx, restart_count)?,
+        };
+        for (pipe, stream) in [
+            (&child.stdout, Stream::Stdout),
+            (&child.stderr, Stream::Stderr),
+        ] {
+            if let Some(file) = pipe {
+                instance::set_nonblocking(file).map_err(|source| SupervisedError::NonBlocking {
+                    container: name.clone(),
+                    source,
+                })?;
+                fds.watch_output(std::os::fd::AsFd::as_fd(file), stream)?;
+            }
+        }
+        self.instance = Some(Instance::new(
+            child,
+            cgroup,
+            oom_kills_before,
+            env,
+            &self.spec,
+        ));
+        Ok(())
+    }
+
+    /// Fork instance `restart_count` in a fresh cgroup and run it to exec.
+    fn spawn_new(
+        &self,
+        ctx: &PodContext<'_>,
+        restart_count: u32,
+    ) -> Result<(container::Child, Cgroup, Env), SupervisedError> {
+        let mut plan = self.plan(ctx, restart_count)?;
+        match plan.command.spawn() {
+            Ok(child) => Ok((child, plan.cgroup, plan.env)),
+            Err(error) => {
+                let _ = plan.cgroup.remove(CGROUP_TIMEOUT);
+                Err(error.into())
+            }
+        }
+    }
+
+    /// Park the next instance [`PARK_DELAY`] from now (see `park_next`).
+    pub fn schedule_park(&mut self) {
+        self.park_at = Some(Instant::now() + PARK_DELAY);
+    }
+
+    /// When the next instance is to be parked.
+    pub fn park_at(&self) -> Option<Instant> {
+        self.park_at
+    }
+
+    /// Whether parking the next instance is due at `now` and still useful
+    /// (none parked yet, an instance runs); it is no longer scheduled
+    /// either way once due.
+    pub fn take_park_due(&mut self, now: Instant) -> bool {
+        if self.park_at.is_none_or(|at| at > now) {
+            return false;
+        }
+        self.park_at = None;
+        self.parked.is_none() && self.instance.is_some()
+    }
+
+    /// A container's next instance, forked while the current one runs and
+    /// parked in its own fresh cgroup: its restart then costs no cgroup
+    /// creation and, on cgroup v1, no migration into the cgroup (a write to
+    /// cgroup.procs waits for an RCU grace period: 5 to 30 ms, measured).
+    /// Only containers that have restarted once get one, so a pod of steady
+    /// containers has no extra process.
+    pub fn park_next(&mut self, ctx: Option<&PodContext<'_>>, restart_count: u32) {
+        let parked = ctx
+            .ok_or(SupervisedError::SandboxNotRunning)
+            .and_then(|ctx| self.plan(ctx, restart_count))
+            .and_then(|mut plan| match plan.command.park() {
+                Ok(parked) => Ok(ParkedInstance {
+                    restart_count,
+                    cgroup: plan.cgroup,
+                    parked,
+                    env: plan.env,
+                }),
+                Err(error) => {
+                    let _ = plan.cgroup.remove(CGROUP_TIMEOUT);
+                    Err(error.into())
+                }
+            });
+        match parked {
+            Ok(parked) => self.parked = Some(parked),
+            // Not fatal: the restart then starts a new instance.
+            Err(error) => eprintln!(
+                "supervisor: [{}] cannot park the next instance: {}",
+                self.spec.name,
+                error_chain(&error)
+            ),
+        }
+    }
+
+    /// The cgroup, environment and command of instance `restart_count`.
+    fn plan(
+        &self,
+        ctx: &PodContext<'_>,
+        restart_count: u32,
+    ) -> Result<InstancePlan, SupervisedError> {
+        let Some(container_cgroup) = &self.cgroup else {
+            return Err(SupervisedError::NoCgroup {
+                container: self.spec.name.clone(),
+            });
+        };
+        let cgroup = container_cgroup.create_child(ctx.cgroup_host, &restart_count.to_string())?;
+        let env = command::environment(&self.spec, ctx);
+        match command::command(&self.spec, ctx, &cgroup, &env) {
+            Ok(command) => Ok(InstancePlan {
+                cgroup,
+                env,
+                command,
+            }),
+            Err(error) => {
+                let _ = cgroup.remove(CGROUP_TIMEOUT);
+                Err(error.into())
+            }
+        }
+    }
+
+    /// Kill the parked instance, if any (dropping it kills and reaps it);
+    /// its cgroup goes with the retired ones.
+    pub fn discard_parked(&mut self) {
+        if let Some(parked) = self.parked.take() {
+            drop(parked.parked);
+            self.retired.retire(parked.cgroup);
+        }
+    }
+
+    /// The running instance was reaped with `exit`: cancel its probes,
+    /// drain its output, retire its cgroup (nothing of it may outlive it:
+    /// processes it left in a shared PID namespace, or the rest of its own;
+    /// killed and removed by `sweep_retired`, after the restart). Returns
+    /// how it terminated. Call only while an instance runs.
+    pub fn end_instance(
+        &mut self,
+        exit: container::ExitStatus,
+        now: SystemTime,
+        echo: &mut Echo,
+        fds: &mut impl FdWatch,
+    ) -> Termination {
+        self.park_at = None;
+        let mut instance = self.instance.take().expect("matched a running instance");
+        instance.probes.cancel(fds);
+        let oom_killed = instance.oom_killed(self.cgroup.as_ref());
+        let ended_cgroup = instance.cgroup.clone();
+        let mut termination = Termination::classify(exit, oom_killed);
+        if let Some((message, _)) = instance.probe_kill.take() {
+            termination.message = Some(message);
+        }
+        instance.drain(self.log.as_mut(), now, echo, fds);
+        eprintln!(
+            "supervisor: [{}] exited: {} (exit code {})",
+            self.spec.name, termination.reason, termination.exit_code
+        );
+        self.retired.retire(ended_cgroup);
+        termination
+    }
+
+    /// Kill what is left in ended instances' cgroups and remove them.
+    pub fn sweep_retired(&mut self, now: Instant) {
+        self.retired.sweep(&self.spec.name, now);
+    }
+
+    /// Whether ended instances' cgroups are still to be removed.
+    pub fn has_retired(&self) -> bool {
+        !self.retired.is_empty()
+    }
+
+    /// Read what the running instance wrote on `stream`.
+    pub fn read_output(&mut self, stream: Stream, echo: &mut Echo, fds: &mut impl FdWatch) {
+        if let Some(instance) = &mut self.instance {
+            instance.read(stream, &self.spec.name, self.log.as_mut(), echo, fds);
+        }
+    }
+
+    /// The earliest probe start or timeout of the running instance, or the
+    /// end of a probe kill's grace period.
+    pub fn probe_deadline(&self) -> Option<Instant> {
+        let instance = self.instance.as_ref()?;
+        [
+            instance.probes.next_deadline(),
+            instance.probe_kill.as_ref().map(|(_, at)| *at),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// Kill the instance a probe failed once its grace period is over,
+    /// then start due probes and time out late ones.
+    pub fn tick_probes(
+        &mut self,
+        now: Instant,
+        netns: Option<&Path>,
+        pod_ip: Option<IpAddr>,
+        fds: &mut impl FdWatch,
+    ) -> Vec<Outcome> {
+        let Some(instance) = &mut self.instance else {
+            return Vec::new();
+        };
+        instance.kill_if_overdue(now);
+        let target = ProbeTarget {
+            pid: instance.pid,
+            cgroup: &instance.cgroup,
+            netns,
+            pod_ip,
+            env: &instance.env,
+        };
+        instance.probes.tick(now, &target, fds)
+    }
+
+    /// A probe socket of the running instance is ready.
+    pub fn on_probe_socket(
+        &mut self,
+        slot: u8,
+        now: Instant,
+        fds: &mut impl FdWatch,
+    ) -> Vec<Outcome> {
+        match &mut self.instance {
+            Some(instance) => instance.probes.on_socket_ready(slot, now, fds),
+            None => Vec::new(),
+        }
+    }
+
+    /// A reaped child that may be one of the running instance's exec
+    /// probes: `Some` when it was.
+    pub fn on_probe_exit(
+        &mut self,
+        pid: i32,
+        status: &crate::pid1::ExitStatus,
+        now: Instant,
+    ) -> Option<Vec<Outcome>> {
+        self.instance.as_mut()?.probes.on_exit(pid, status, now)
+    }
+
+    /// Whether the running instance has a readiness probe.
+    pub fn has_readiness_probe(&self) -> bool {
+        self.instance
+            .as_ref()
+            .is_some_and(|i| i.probes.has_readiness())
+    }
+}
+
+/// An error and its sources, joined by ": " (what anyhow's `{:#}` shows).
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
