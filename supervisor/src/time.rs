@@ -1,133 +1,46 @@
 //! Time as the status and the logs spell it: RFC 3339 timestamps (Kubernetes'
 //! `metav1.Time` at second precision, Go's `RFC3339Nano` for CRI log lines)
-//! and their parser, kubectl's `HumanDuration` (the AGE column) and Go's
-//! `time.Duration.String` (kubelet's back-off messages). UTC only, from
-//! `SystemTime`: a civil-from-days conversion, no time zones, no date crate.
-//! It does not read clocks; callers pass the instant.
+//! and their parser, through the `time` crate; kubectl's `HumanDuration`
+//! (the AGE column) and Go's `time.Duration.String` (kubelet's back-off
+//! messages), which no crate spells. UTC only, from `SystemTime`, no time
+//! zones. It does not read clocks; callers pass the instant.
 
-use std::fmt::Write as _;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian
-/// (Howard Hinnant's `civil_from_days`).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+/// 9999-12-31T23:59:59.999999999Z: RFC 3339 has four-digit years.
+const LAST_RFC3339: Duration = Duration::new(253_402_300_799, 999_999_999);
+
+/// `t` in UTC, clamped to what RFC 3339 can write (0001 is out of reach of
+/// the clock anyway: times before the epoch clamp to it).
+fn utc(t: SystemTime) -> OffsetDateTime {
+    OffsetDateTime::from(t.clamp(UNIX_EPOCH, UNIX_EPOCH + LAST_RFC3339))
 }
 
-/// (year, month, day) to days since 1970-01-01 (`days_from_civil`).
-fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let m = i64::from(month);
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(day) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// Seconds and nanoseconds since the epoch (negative times clamp to 0).
-fn epoch_parts(t: SystemTime) -> (i64, u32) {
-    match t.duration_since(UNIX_EPOCH) {
-        Ok(d) => (d.as_secs() as i64, d.subsec_nanos()),
-        Err(_) => (0, 0),
-    }
-}
-
-fn write_date_time(out: &mut String, secs: i64) {
-    let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
-    let rem = secs.rem_euclid(86_400);
-    let _ = write!(
-        out,
-        "{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
-    );
+fn rfc3339(t: OffsetDateTime) -> String {
+    // Formatting fails only for years beyond 9999, which `utc` rules out.
+    t.format(&Rfc3339).unwrap_or_default()
 }
 
 /// `2026-11-29T04:39:30Z`: Kubernetes' `metav1.Time` (second precision).
 pub fn format_rfc3339(t: SystemTime) -> String {
-    let mut out = String::with_capacity(20);
-    write_date_time(&mut out, epoch_parts(t).0);
-    out.push('Z');
-    out
+    let whole_seconds = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    rfc3339(utc(UNIX_EPOCH + Duration::from_secs(whole_seconds)))
 }
 
 /// `2026-11-29T04:39:30.12345Z`: Go's `time.RFC3339Nano` as CRI log lines
 /// carry it (fraction with trailing zeros removed, none when zero).
 pub fn format_rfc3339_nano(t: SystemTime) -> String {
-    let (secs, nanos) = epoch_parts(t);
-    let mut out = String::with_capacity(30);
-    write_date_time(&mut out, secs);
-    if nanos != 0 {
-        let frac = format!("{nanos:09}");
-        out.push('.');
-        out.push_str(frac.trim_end_matches('0'));
-    }
-    out.push('Z');
-    out
+    rfc3339(utc(t))
 }
 
 /// Parses an RFC 3339 time in UTC (`Z`) or with a numeric offset, with or
-/// without fraction. `None` if malformed.
+/// without fraction. `None` if malformed or before the epoch.
 pub fn parse_rfc3339(s: &str) -> Option<SystemTime> {
-    let b = s.as_bytes();
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
-        return None;
-    }
-    if b[13] != b':' || b[16] != b':' {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| -> Option<i64> {
-        let part = s.get(r)?;
-        if !part.bytes().all(|c| c.is_ascii_digit()) {
-            return None;
-        }
-        part.parse().ok()
-    };
-    let (year, month, day) = (num(0..4)?, num(5..7)? as u32, num(8..10)? as u32);
-    let (hour, min, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || min > 59 || sec > 60 {
-        return None;
-    }
-    let mut rest = &s[19..];
-    let mut nanos: u32 = 0;
-    if let Some(frac) = rest.strip_prefix('.') {
-        let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
-        if digits == 0 {
-            return None;
-        }
-        for (i, c) in frac[..digits].bytes().take(9).enumerate() {
-            nanos += u32::from(c - b'0') * 10u32.pow(8 - i as u32);
-        }
-        rest = &frac[digits..];
-    }
-    let offset: i64 = match rest {
-        "Z" | "z" => 0,
-        _ if rest.len() == 6 && matches!(&rest[3..4], ":") => {
-            let sign = match &rest[..1] {
-                "+" => 1,
-                "-" => -1,
-                _ => return None,
-            };
-            let h: i64 = rest[1..3].parse().ok()?;
-            let m: i64 = rest[4..6].parse().ok()?;
-            sign * (h * 3600 + m * 60)
-        }
-        _ => return None,
-    };
-    let secs = days_from_civil(year, month, day) * 86_400 + hour * 3600 + min * 60 + sec - offset;
-    let secs = u64::try_from(secs).ok()?;
-    Some(UNIX_EPOCH + Duration::new(secs, nanos))
+    let t = SystemTime::from(OffsetDateTime::parse(s, &Rfc3339).ok()?);
+    (t >= UNIX_EPOCH).then_some(t)
 }
 
 /// kubectl's `HumanDuration`: `5s`, `3m2s`, `12m`, `2h5m`, `20h`, `4d3h`, `30d`, `2y3d`.
@@ -219,6 +132,9 @@ mod tests {
             format_rfc3339_nano(at(1_700_000_000)),
             "2023-11-14T22:13:20Z"
         );
+        let t100ns = at(1_700_000_000) + Duration::from_nanos(100);
+        assert_eq!(format_rfc3339_nano(t100ns), "2023-11-14T22:13:20.0000001Z");
+        assert_eq!(format_rfc3339(t100ns), "2023-11-14T22:13:20Z");
         assert_eq!(parse_rfc3339("2023-11-14T22:13:20.12Z"), Some(t));
         assert_eq!(
             parse_rfc3339("2023-11-14T23:13:20+01:00"),
