@@ -8,6 +8,7 @@
 //! decides restarts and back-off, [`status`] shapes the pod's status, [`logs`]
 //! stores container output ([`paths`] says where both live), and [`init`] is the PID 1 of `supervisor init`.
 
+pub mod atomic_file;
 pub mod cni;
 pub mod event_loop;
 pub mod host;
@@ -26,5 +27,6 @@ pub mod run;
 pub mod spec;
 pub mod status;
 pub mod supervised;
+pub mod time;
 pub mod trace;
 pub mod volumes;

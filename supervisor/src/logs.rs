@@ -44,7 +44,7 @@ use std::time::{Duration, SystemTime};
 use nix::sys::socket::{MsgFlags, send};
 
 use crate::paths::{self, Layout};
-use crate::status::format_rfc3339_nano;
+use crate::time::format_rfc3339_nano;
 
 /// Which pipe the bytes came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -136,7 +136,7 @@ pub fn write_pod_files(
     let mut files = Vec::new();
     let mut write = |name: &str, content: String| -> std::io::Result<()> {
         let path = dir.join(name);
-        crate::status::write_atomic(&path, content.as_bytes())
+        crate::atomic_file::write_atomic(&path, content.as_bytes())
             .map_err(|e| std::io::Error::other(e.to_string()))?;
         files.push(BindMount {
             source: path,

@@ -29,6 +29,8 @@ use std::fmt;
 use container::ExitStatus;
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::time::go_duration;
+
 /// One instant on both clocks: `mono` for deadlines, `wall` for the status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Stamp {
@@ -601,35 +603,6 @@ impl ContainerStateMachine {
         }
         Decision::RestartAt(start_at)
     }
-}
-
-/// Formats a duration as Go's `time.Duration.String` does for the values
-/// back-off produces: `0s`, `100ms`, `10s`, `1m20s`, `5m0s`, `1.5s`.
-pub fn go_duration(d: Duration) -> String {
-    if d.is_zero() {
-        return "0s".to_owned();
-    }
-    let total_ms = d.as_millis();
-    if total_ms < 1000 {
-        return format!("{total_ms}ms");
-    }
-    let secs = d.as_secs();
-    let frac_ms = d.subsec_millis();
-    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
-    let mut out = String::new();
-    if h > 0 {
-        out.push_str(&format!("{h}h"));
-    }
-    if h > 0 || m > 0 {
-        out.push_str(&format!("{m}m"));
-    }
-    if frac_ms == 0 {
-        out.push_str(&format!("{s}s"));
-    } else {
-        let frac = format!("{frac_ms:03}");
-        out.push_str(&format!("{s}.{}s", frac.trim_end_matches('0')));
-    }
-    out
 }
 
 /// `status.phase`.
@@ -1337,19 +1310,5 @@ mod tests {
             .unwrap();
         assert_eq!(d, Decision::Finished);
         assert!(pod.is_done());
-    }
-
-    #[test]
-    fn go_durations() {
-        for (d, s) in [
-            (ms(0), "0s"),
-            (ms(100), "100ms"),
-            (ms(10_000), "10s"),
-            (ms(80_000), "1m20s"),
-            (ms(300_000), "5m0s"),
-            (ms(1_500), "1.5s"),
-        ] {
-            assert_eq!(go_duration(d), s);
-        }
     }
 }

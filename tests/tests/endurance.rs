@@ -465,7 +465,7 @@ fn seq_count(bytes: u64) -> u64 {
 
 /// The stamp of a CRI record in ns since the epoch.
 fn record_ns(time: &str) -> i128 {
-    let at = supervisor::status::parse_rfc3339(time)
+    let at = supervisor::time::parse_rfc3339(time)
         .unwrap_or_else(|| panic!("bad CRI time stamp {time:?}"));
     at.duration_since(SystemTime::UNIX_EPOCH)
         .unwrap()

@@ -82,7 +82,7 @@ pub fn main(args: StatusArgs) -> anyhow::Result<i32> {
                 serde_json::to_writer_pretty(&mut stdout, &value)?;
                 writeln!(stdout)?;
             } else {
-                stdout.write_all(to_yaml(&value).as_bytes())?;
+                stdout.write_all(to_yaml(&value)?.as_bytes())?;
             }
         }
     }
