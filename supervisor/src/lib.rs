@@ -24,6 +24,7 @@ pub mod restart;
 pub mod run;
 pub mod spec;
 pub mod status;
+mod sys;
 pub mod trace;
 pub mod volumes;
 pub mod workload;

@@ -862,7 +862,7 @@ impl PodRuntime {
     /// Reap every exited child; the containers' ones end their instance.
     fn reap(&mut self) -> anyhow::Result<()> {
         let reaped = pid1::reap()?;
-        for (pid, status) in reaped.exited {
+        for pid1::ReapedChild { pid, status, .. } in reaped.exited {
             let pid = pid.as_raw();
             if let Some(index) = self
                 .workloads
@@ -892,7 +892,7 @@ impl PodRuntime {
         Ok(())
     }
 
-    fn on_exit(&mut self, index: usize, status: pid1::ExitStatus) {
+    fn on_exit(&mut self, index: usize, status: container::ExitStatus) {
         let now = Stamp::now();
         let w = &mut self.workloads[index];
         w.park_at = None;
@@ -919,11 +919,7 @@ impl PodRuntime {
         // left in a shared PID namespace, or the rest of its own). Killed
         // and removed in `sweep_retired`, after the restart.
         let ended_cgroup = process.cgroup.clone();
-        let exit = match status {
-            pid1::ExitStatus::Exited(code) => container::ExitStatus::Exited(code),
-            pid1::ExitStatus::Signaled { signal, .. } => container::ExitStatus::Signaled(signal),
-        };
-        let mut termination = Termination::classify(exit, oom_killed);
+        let mut termination = Termination::classify(status, oom_killed);
         if let Some((message, _)) = process.probe_kill.take() {
             termination.message = Some(message);
         }
@@ -991,7 +987,7 @@ impl PodRuntime {
 
     /// pause died: the sandbox is gone. Kill every container, start a new
     /// sandbox; the containers come back under their restart policy.
-    fn on_sandbox_death(&mut self, status: pid1::ExitStatus) -> anyhow::Result<()> {
+    fn on_sandbox_death(&mut self, status: container::ExitStatus) -> anyhow::Result<()> {
         // Dropping the handle removes the netns file; its kill goes through
         // the pidfd, which cannot hit a reused pid.
         drop(self.sandbox.take());
