@@ -1122,3 +1122,88 @@ fn read_reports(read_end: &OwnedFd) -> Result<Reports, String> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    fn candidates(command: &Command) -> Vec<String> {
+        let found = command.exec_candidates().expect("candidates");
+        found
+            .iter()
+            .map(|c| c.to_string_lossy().into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn execvp_lookup_keeps_empty_path_entries_and_has_its_own_default() {
+        let mut runtime = Command::new("prog");
+        runtime.env("PATH", "/a::/b");
+        assert_eq!(candidates(&runtime), ["/a/prog", "/b/prog"]);
+        let mut execvp = Command::new("prog");
+        execvp
+            .env("PATH", "/a::/b")
+            .program_lookup(ProgramLookup::Execvp);
+        assert_eq!(candidates(&execvp), ["/a/prog", "prog", "/b/prog"]);
+
+        let mut execvp = Command::new("prog");
+        execvp.program_lookup(ProgramLookup::Execvp);
+        assert_eq!(candidates(&execvp), ["/bin/prog", "/usr/bin/prog"]);
+        assert_eq!(candidates(&Command::new("prog")).len(), 6, "DEFAULT_PATH");
+
+        let mut empty = Command::new("");
+        assert!(empty.exec_candidates().is_err());
+        empty.program_lookup(ProgramLookup::Execvp);
+        assert_eq!(candidates(&empty), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_terminal_needs_the_matching_session() {
+        let mut command = Command::new("/bin/true");
+        command
+            .own_mount_namespace(false)
+            .terminal(Terminal::Foreground);
+        let error = command.spawn_without_pidfd().unwrap_err();
+        assert!(matches!(error, SpawnError::Invalid { .. }), "{error}");
+        command
+            .session(Session::NewProcessGroup)
+            .terminal(Terminal::Controlling);
+        let error = command.spawn_without_pidfd().unwrap_err();
+        assert!(matches!(error, SpawnError::Invalid { .. }), "{error}");
+    }
+
+    /// A plain process (no namespace, so no root needed): a script without
+    /// `#!` runs under /bin/sh with execvp's lookup only.
+    #[test]
+    fn execvp_lookup_runs_a_script_without_shebang_with_sh() {
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("script");
+        std::fs::write(&script, "exit \"$1\"\n").unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+
+        let mut command = Command::new(&script);
+        command
+            .arg("7")
+            .own_mount_namespace(false)
+            .program_lookup(ProgramLookup::Execvp);
+        let child = command.spawn().expect("spawn");
+        assert_eq!(child.wait().unwrap(), ExitStatus::Exited(7));
+
+        let mut command = Command::new(&script);
+        command.arg("7").own_mount_namespace(false);
+        let error = command.spawn().unwrap_err();
+        assert!(
+            matches!(
+                &error,
+                SpawnError::Child {
+                    step: SpawnStep::Exec,
+                    ..
+                }
+            ),
+            "{error}"
+        );
+        assert_eq!(error.errno(), Some(libc::ENOEXEC));
+    }
+}
