@@ -222,6 +222,12 @@ pub enum SpawnStep {
     Chdir,
     /// Wiring stdin/stdout/stderr.
     Stdio,
+    /// Making the process group the terminal's foreground group (best
+    /// effort: see [`SkippedStep`]).
+    ForegroundTerminal,
+    /// Taking the terminal as controlling terminal (best effort: see
+    /// [`SkippedStep`]).
+    ControllingTerminal,
     /// Resetting the signal mask and dispositions.
     Signals,
     /// Marking inherited fds close-on-exec.
@@ -233,7 +239,7 @@ pub enum SpawnStep {
 }
 
 impl SpawnStep {
-    pub(crate) const ALL: [SpawnStep; 25] = [
+    pub(crate) const ALL: [SpawnStep; 27] = [
         SpawnStep::Cgroup,
         SpawnStep::JoinNamespaces,
         SpawnStep::CreateNamespaces,
@@ -255,6 +261,8 @@ impl SpawnStep {
         SpawnStep::NoNewPrivs,
         SpawnStep::Chdir,
         SpawnStep::Stdio,
+        SpawnStep::ForegroundTerminal,
+        SpawnStep::ControllingTerminal,
         SpawnStep::Signals,
         SpawnStep::CloseFds,
         SpawnStep::ForkInNamespace,
@@ -297,6 +305,8 @@ impl std::fmt::Display for SpawnStep {
             SpawnStep::NoNewPrivs => "set no_new_privs",
             SpawnStep::Chdir => "change directory",
             SpawnStep::Stdio => "set up stdio",
+            SpawnStep::ForegroundTerminal => "take the terminal's foreground (tcsetpgrp)",
+            SpawnStep::ControllingTerminal => "take the controlling terminal (TIOCSCTTY)",
             SpawnStep::Signals => "reset signals",
             SpawnStep::CloseFds => "close inherited fds",
             SpawnStep::ForkInNamespace => "fork into pid namespace",
@@ -304,6 +314,17 @@ impl std::fmt::Display for SpawnStep {
         };
         f.write_str(s)
     }
+}
+
+/// A best-effort step between fork and exec that failed: the process went
+/// on to exec without it (see [`crate::spawn::Terminal`]).
+#[derive(Debug, thiserror::Error)]
+#[error("{step} failed (continuing): {source}")]
+pub struct SkippedStep {
+    /// The step.
+    pub step: SpawnStep,
+    /// The OS error.
+    pub source: io::Error,
 }
 
 /// A failure to start a process.

@@ -85,13 +85,15 @@ pub mod namespace;
 pub mod pidfd;
 pub mod rootfs;
 pub mod sandbox;
+pub mod signal;
 pub mod spawn;
 mod sys;
 
 pub use caps::CapSet;
 pub use cgroup::{Cgroup, CgroupHost, CgroupMode, Controller};
 pub use error::{
-    CapabilityError, CgroupError, NamespaceError, PidFdError, SandboxError, SpawnError, SpawnStep,
+    CapabilityError, CgroupError, NamespaceError, PidFdError, SandboxError, SkippedStep,
+    SpawnError, SpawnStep,
 };
 pub use limits::Limits;
 pub use mount::{Mount, MountKind};
@@ -99,4 +101,4 @@ pub use namespace::{Namespace, NamespaceInfo, NamespaceSet};
 pub use pidfd::{ExitStatus, PidFd};
 pub use rootfs::{BindMount, Rootfs, RootfsError, RootfsSpec};
 pub use sandbox::{Sandbox, SandboxConfig};
-pub use spawn::{Child, Command, Parked, Session, Stdio};
+pub use spawn::{Child, ChildPid, Command, Parked, ProgramLookup, Session, Stdio, Terminal};

@@ -2,14 +2,19 @@
 //! confused with a recycled pid. Open one, signal through it, wait for the
 //! process (waitid P_PIDFD) and register it in epoll (it implements
 //! [`AsFd`]; it becomes readable when the process exits).
+//!
+//! It also owns [`ExitStatus`], how a process ended: the one exit status of
+//! the workspace, whether it comes from a pidfd or from the supervisor's
+//! `waitpid(-1)` reaping ([`ExitStatus::from_wait_status`]).
 
+use std::fmt;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
 use crate::error::{PidFdError, os};
-use crate::sys;
+use crate::{signal, sys};
 
 /// How a process ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,11 +50,33 @@ impl ExitStatus {
         }
     }
 
+    /// Decode a `waitpid(2)` status word; `None` for stop and continue
+    /// reports, which are not an end.
+    pub fn from_wait_status(status: i32) -> Option<ExitStatus> {
+        if libc::WIFEXITED(status) {
+            Some(ExitStatus::Exited(libc::WEXITSTATUS(status)))
+        } else if libc::WIFSIGNALED(status) {
+            Some(ExitStatus::Signaled(libc::WTERMSIG(status)))
+        } else {
+            None
+        }
+    }
+
     pub(crate) fn from_siginfo(code: i32, status: i32) -> ExitStatus {
         if code == libc::CLD_EXITED {
             ExitStatus::Exited(status)
         } else {
             ExitStatus::Signaled(status)
+        }
+    }
+}
+
+/// `exit code 3`, `killed by SIGTERM`.
+impl fmt::Display for ExitStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            ExitStatus::Exited(code) => write!(f, "exit code {code}"),
+            ExitStatus::Signaled(signal) => write!(f, "killed by {}", signal::name(signal)),
         }
     }
 }
@@ -166,5 +193,30 @@ impl AsRawFd for PidFd {
 impl From<PidFd> for OwnedFd {
     fn from(p: PidFd) -> OwnedFd {
         p.fd
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_status_follows_the_shell_convention() {
+        assert_eq!(ExitStatus::Exited(3).as_code(), 3);
+        let killed = ExitStatus::Signaled(34);
+        assert_eq!(killed.as_code(), 162);
+        assert_eq!(killed.to_string(), "killed by SIGRTMIN");
+        assert_eq!(ExitStatus::Exited(1).to_string(), "exit code 1");
+        // A raw wait status: signal 9 in the low bits.
+        assert_eq!(
+            ExitStatus::from_wait_status(9),
+            Some(ExitStatus::Signaled(9))
+        );
+        assert_eq!(
+            ExitStatus::from_wait_status(42 << 8),
+            Some(ExitStatus::Exited(42))
+        );
+        // A stop report (0x7f) is not an exit.
+        assert_eq!(ExitStatus::from_wait_status((19 << 8) | 0x7f), None);
     }
 }

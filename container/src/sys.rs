@@ -8,6 +8,7 @@
 //! multi-threaded process. Errors come back as a raw errno (`Errno`), which
 //! the callers turn into typed errors.
 
+use std::convert::Infallible;
 use std::ffi::CStr;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 
@@ -25,6 +26,9 @@ pub const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 const P_PIDFD: libc::idtype_t = 3;
 /// `CLOSE_RANGE_CLOEXEC` (since Linux 5.11).
 const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+/// The kernel's `sigset_t` is one 64-bit word on every Linux architecture
+/// we build for (x86_64, aarch64); the raw system calls take its size.
+const KERNEL_SIGSET_SIZE: usize = std::mem::size_of::<u64>();
 /// Capability ABI version 3 (64-bit sets).
 const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
 
@@ -59,31 +63,35 @@ pub struct CloneArgs {
     pub cgroup: u64,
 }
 
-/// What a fork-like call returned.
-pub enum Forked {
-    /// In the parent: the child's pid (as seen from the caller's pid
-    /// namespace) and its pidfd when CLONE_PIDFD was asked for.
-    Parent { pid: i32, pidfd: Option<OwnedFd> },
-    /// In the child.
-    Child,
+/// What the parent gets from a fork: the child's pid (as seen from the
+/// caller's pid namespace) and its pidfd when `CLONE_PIDFD` was asked for.
+pub struct Forked {
+    pub pid: i32,
+    pub pidfd: Option<OwnedFd>,
 }
 
 /// clone3(2) without a new stack: fork semantics (the child continues on a
-/// copy of the caller's stack). `pidfd_out` receives the pidfd when
-/// `CLONE_PIDFD` is in `args.flags`.
+/// copy of the caller's stack) and runs `in_child`, which never returns
+/// (its `Infallible` stands for `!`, which a closure cannot name).
+/// The pidfd is returned when `CLONE_PIDFD` is in `args.flags`.
 ///
-/// # Safety
-/// In the child only async-signal-safe code may run until exec or `_exit`:
-/// the other threads of the caller do not exist there, so any lock they
-/// held (malloc's, stdio's) stays locked forever.
-pub unsafe fn clone3(args: &mut CloneArgs) -> SysResult<Forked> {
+/// The contract, which the type system cannot check: `in_child` makes only
+/// the child-safe calls of this module until it execs or `_exit`s. The
+/// caller's other threads do not exist in the child, so a lock they held
+/// (malloc's, stdio's) stays locked forever there. Its only callers are the
+/// pre-exec paths of `spawn::child`, written to that rule.
+pub fn clone3_then(
+    args: &mut CloneArgs,
+    in_child: impl FnOnce() -> Infallible,
+) -> SysResult<Forked> {
     let mut pidfd: RawFd = -1;
     if args.flags & CLONE_PIDFD != 0 {
         args.pidfd = &mut pidfd as *mut RawFd as u64;
     }
     // SAFETY: `args` is a valid clone_args of the size passed, `pidfd`
     // outlives the call, and no stack is given so the child gets a copy of
-    // ours (fork semantics); the caller upholds the child-side contract.
+    // ours (fork semantics); in the child only `in_child` runs, under the
+    // contract above, and it never returns into the caller's frames.
     let ret = unsafe {
         libc::syscall(
             libc::SYS_clone3,
@@ -93,27 +101,26 @@ pub unsafe fn clone3(args: &mut CloneArgs) -> SysResult<Forked> {
     };
     let pid = check(ret)?;
     if pid == 0 {
-        return Ok(Forked::Child);
+        in_child();
     }
     let pidfd = (pidfd >= 0).then(|| {
         // SAFETY: the kernel just created this fd for us and nobody else owns it.
         unsafe { OwnedFd::from_raw_fd(pidfd) }
     });
-    Ok(Forked::Parent {
+    Ok(Forked {
         pid: pid as i32,
         pidfd,
     })
 }
 
 /// fork(2) through the raw clone system call (no atfork handlers), for
-/// kernels without clone3; `flags` may add `CLONE_NEW*` flags.
-///
-/// # Safety
-/// Same contract as [`clone3`].
-pub unsafe fn raw_fork(flags: i32) -> SysResult<Forked> {
+/// kernels without clone3 and callers that need none of its flags;
+/// `flags` may add `CLONE_NEW*` flags. The child runs `in_child`, under the
+/// same contract as [`clone3_then`].
+pub fn fork_then(flags: i32, in_child: impl FnOnce() -> Infallible) -> SysResult<Forked> {
     // SAFETY: SYS_clone with SIGCHLD, namespace flags and no stack is
-    // fork(2) into those namespaces; the caller upholds the child-side
-    // contract.
+    // fork(2) into those namespaces; in the child only `in_child` runs,
+    // under the contract of `clone3_then`, and it never returns.
     let ret = unsafe {
         libc::syscall(
             libc::SYS_clone,
@@ -125,13 +132,12 @@ pub unsafe fn raw_fork(flags: i32) -> SysResult<Forked> {
         )
     };
     let pid = check(ret)?;
-    Ok(if pid == 0 {
-        Forked::Child
-    } else {
-        Forked::Parent {
-            pid: pid as i32,
-            pidfd: None,
-        }
+    if pid == 0 {
+        in_child();
+    }
+    Ok(Forked {
+        pid: pid as i32,
+        pidfd: None,
     })
 }
 
@@ -452,6 +458,50 @@ pub fn setsid() -> SysResult<()> {
 pub fn setpgid_self() -> SysResult<()> {
     // SAFETY: plain system call with integer arguments.
     check_int(unsafe { libc::setpgid(0, 0) }).map(drop)
+}
+
+/// Make the caller's process group the foreground group of the terminal
+/// on `fd` (tcsetpgrp), with SIGTTOU blocked for the call: from a
+/// background group the kernel would otherwise stop the caller with it
+/// (a blocked SIGTTOU makes the kernel allow the change). Child-safe.
+pub fn set_foreground_group(fd: RawFd) -> SysResult<()> {
+    let ttou: u64 = 1 << (libc::SIGTTOU - 1);
+    let mut old: u64 = 0;
+    // SAFETY: rt_sigprocmask reads one kernel sigset and writes the old
+    // one, both 8-byte values on our stack.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigprocmask,
+            libc::SIG_BLOCK,
+            &ttou as *const u64,
+            &mut old as *mut u64,
+            KERNEL_SIGSET_SIZE,
+        )
+    })?;
+    // SAFETY: plain system call.
+    let pgrp = unsafe { libc::getpgrp() };
+    // SAFETY: TIOCSPGRP reads one pid_t from a valid pointer.
+    let result =
+        check_int(unsafe { libc::ioctl(fd, libc::TIOCSPGRP, &pgrp as *const libc::pid_t) });
+    // SAFETY: as above; restores the mask read before.
+    unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigprocmask,
+            libc::SIG_SETMASK,
+            &old as *const u64,
+            std::ptr::null_mut::<u64>(),
+            KERNEL_SIGSET_SIZE,
+        )
+    };
+    result.map(drop)
+}
+
+/// Make the terminal on `fd` the caller's controlling terminal (TIOCSCTTY
+/// with 0: never stolen from another session); the caller must lead a
+/// session without one. Child-safe.
+pub fn take_controlling_terminal(fd: RawFd) -> SysResult<()> {
+    // SAFETY: TIOCSCTTY takes an int argument.
+    check_int(unsafe { libc::ioctl(fd, libc::TIOCSCTTY, 0) }).map(drop)
 }
 
 /// getppid(2). Child-safe.

@@ -7,8 +7,10 @@
 //! terminal's foreground, the exit code (the child's, or 128 + signal; 127
 //! and 126 when it cannot be run), and the grace period after the child
 //! ends (its process group and every other descendant get SIGTERM, then
-//! SIGKILL). The PID 1 mechanics (signalfd, reaping, subreaper, clean
-//! pre-exec signal state) live in [`crate::pid1`], shared with `run`.
+//! SIGKILL). The PID 1 mechanics (signalfd, reaping, subreaper) live in
+//! [`crate::pid1`], shared with `run`; the child is started by the pods'
+//! engine, `container::Command`, set up for a program that is no container
+//! (see [`child_command`]), which also gives it a clean signal state.
 //!
 //! Defaults: the child gets its own process group (like tini); `-s` makes it
 //! a session leader instead, holding the terminal as its controlling tty
@@ -16,17 +18,18 @@
 //! The init never stops: SIGTSTP/SIGTTIN/SIGTTOU sent to it are forwarded
 //! (they stop the child). It is silent unless something fails or `-v`.
 
-use std::ffi::{CString, OsString};
-use std::os::fd::{BorrowedFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
+use std::ffi::OsString;
+use std::io;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use container::signal::{self, SIGNAL_MAX};
+use container::{Command, ProgramLookup, Session, SpawnError, SpawnStep, Terminal};
 use nix::errno::Errno;
-use nix::fcntl::OFlag;
-use nix::unistd::{ForkResult, Pid};
+use nix::unistd::Pid;
 
-use crate::pid1::{self, ExitStatus, SignalInfo, Signals};
+use crate::pid1::{self, ReapedChild, SignalInfo, Signals};
+use crate::sys;
 
 /// What `supervisor init` runs and how, validated by the command line
 /// (`src/bin/supervisor/init.rs`).
@@ -65,75 +68,6 @@ impl Log {
     }
 }
 
-/// How the child is separated from the init.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Isolation {
-    /// `setpgid(0, 0)`, and the terminal's foreground group when stdin is a
-    /// terminal.
-    ProcessGroup,
-    /// `setsid()`, and `TIOCSCTTY` on stdin when it is a terminal.
-    Session,
-}
-
-/// What the child reports over its close-on-exec pipe: a step before exec
-/// and its errno. EOF without a record means exec succeeded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u32)]
-enum Stage {
-    SetProcessGroup = 1,
-    SetSession = 2,
-    ForegroundTty = 3,
-    ControllingTty = 4,
-    ResetSignals = 5,
-    Exec = 6,
-    /// In the init itself: the report pipe or the fork.
-    Fork = 7,
-}
-
-impl Stage {
-    fn from_u32(value: u32) -> Option<Stage> {
-        [
-            Stage::SetProcessGroup,
-            Stage::SetSession,
-            Stage::ForegroundTty,
-            Stage::ControllingTty,
-            Stage::ResetSignals,
-            Stage::Exec,
-            Stage::Fork,
-        ]
-        .into_iter()
-        .find(|s| *s as u32 == value)
-    }
-
-    fn describe(self) -> &'static str {
-        match self {
-            Stage::SetProcessGroup => "setpgid (own process group)",
-            Stage::SetSession => "setsid (own session)",
-            Stage::ForegroundTty => "tcsetpgrp (terminal foreground group)",
-            Stage::ControllingTty => "TIOCSCTTY (controlling terminal)",
-            Stage::ResetSignals => "resetting the signal mask",
-            Stage::Exec => "exec",
-            Stage::Fork => "creating the child (pipe2/fork)",
-        }
-    }
-
-    /// Whether the child gives up after this step fails. Terminal set-up is
-    /// best effort, as in tini and dumb-init.
-    fn fatal(self) -> bool {
-        !matches!(self, Stage::ForegroundTty | Stage::ControllingTty)
-    }
-}
-
-/// One record on the report pipe: stage and errno, native endian.
-const REPORT_LEN: usize = 8;
-
-/// The child could not be started.
-#[derive(Debug)]
-struct SpawnFailure {
-    stage: Stage,
-    errno: Errno,
-}
-
 /// `supervisor init`: returns the exit code (the child's, 128 + signal, or
 /// 127/126 when the command cannot be run).
 pub fn run(args: InitOptions) -> anyhow::Result<i32> {
@@ -142,7 +76,7 @@ pub fn run(args: InitOptions) -> anyhow::Result<i32> {
     let log = Log {
         verbosity: args.verbose,
     };
-    let mut rewrite = [0i32; (pid1::SIGNAL_MAX + 1) as usize];
+    let mut rewrite = [0i32; (SIGNAL_MAX + 1) as usize];
     for (signal, slot) in rewrite.iter_mut().enumerate() {
         *slot = signal as i32;
     }
@@ -161,37 +95,26 @@ pub fn run(args: InitOptions) -> anyhow::Result<i32> {
         ));
     }
 
-    let argv = args
-        .command
-        .iter()
-        .map(|arg| CString::new(arg.as_bytes()))
-        .collect::<Result<Vec<_>, _>>()
-        .context("an argument contains a NUL byte")?;
-    let isolation = if args.setsid {
-        Isolation::Session
-    } else {
-        Isolation::ProcessGroup
-    };
-    // SAFETY: fd 0 stays open for the whole process lifetime (we never close
-    // it), and the borrow does not outlive this function.
-    let stdin = unsafe { BorrowedFd::borrow_raw(libc::STDIN_FILENO) };
-    let stdin_tty = nix::unistd::isatty(stdin).unwrap_or(false);
-
+    let stdin_tty = nix::unistd::isatty(sys::stdin()).unwrap_or(false);
     // Signals that arrive while detaching from the terminal, to handle once
     // the child exists.
     let mut early = Vec::new();
-    if isolation == Isolation::Session && stdin_tty {
+    if args.setsid && stdin_tty {
         release_terminal(&signals, &log, &mut early)?;
     }
 
-    let child = match spawn(&argv, isolation, stdin_tty, &log) {
+    // Returns once the child has exec'd, or failed (then reaped).
+    let child = match child_command(&args, stdin_tty).spawn_without_pidfd() {
         Ok(child) => child,
-        Err(SpawnFailure {
-            stage: Stage::Fork,
-            errno,
-        }) => anyhow::bail!("{}: {errno}", Stage::Fork.describe()),
-        Err(failure) => return Ok(report_spawn_failure(&args.command[0], &failure)),
+        Err(SpawnError::Child { step, source, .. }) => {
+            return Ok(report_spawn_failure(&args.command[0], step, &source));
+        }
+        Err(error) => return Err(error).context("starting the child"),
     };
+    for skipped in &child.skipped {
+        log.info(format_args!("child: {skipped}"));
+    }
+    let child = Pid::from_raw(child.pid);
     log.info(format_args!(
         "started {:?} as pid {child}",
         args.command[0].to_string_lossy()
@@ -218,6 +141,32 @@ pub fn run(args: InitOptions) -> anyhow::Result<i32> {
     init.run(&signals)
 }
 
+/// The child as `container::Command` starts it: no container (it stays in
+/// the init's mount namespace, with the init's environment and fds), found
+/// as execvp(3) finds it, in its own process group (or with `-s` its own
+/// session), and with a terminal on stdin, that terminal's foreground
+/// group (or with `-s` its controlling terminal). SIGTTOU stays blocked for
+/// the foreground hand-over, so it works from a background group too.
+fn child_command(args: &InitOptions, stdin_tty: bool) -> Command {
+    let (session, terminal) = if args.setsid {
+        (Session::NewSession, Terminal::Controlling)
+    } else {
+        (Session::NewProcessGroup, Terminal::Foreground)
+    };
+    let mut command = Command::new(&args.command[0]);
+    command
+        .args(&args.command[1..])
+        .envs(std::env::vars_os())
+        .own_mount_namespace(false)
+        .inherit_fds(true)
+        .program_lookup(ProgramLookup::Execvp)
+        .session(session);
+    if stdin_tty {
+        command.terminal(terminal);
+    }
+    command
+}
+
 /// With `-s`, the terminal must belong to no session before the child can
 /// take it: give it up (TIOCNOTTY). When the init is the session leader the
 /// kernel then sends SIGHUP and SIGCONT to the foreground group (the init's
@@ -227,9 +176,7 @@ fn release_terminal(
     log: &Log,
     early: &mut Vec<SignalInfo>,
 ) -> anyhow::Result<()> {
-    // SAFETY: TIOCNOTTY takes no argument.
-    let ret = unsafe { libc::ioctl(libc::STDIN_FILENO, libc::TIOCNOTTY) };
-    if let Err(errno) = Errno::result(ret) {
+    if let Err(errno) = sys::release_controlling_terminal(sys::stdin()) {
         log.info(format_args!(
             "stdin is not our controlling terminal (TIOCNOTTY: {errno})"
         ));
@@ -246,177 +193,33 @@ fn release_terminal(
     Ok(())
 }
 
-/// Fork and exec the child; returns once it has exec'd (the report pipe
-/// closed on exec) or failed (reaped, with the failing step).
-fn spawn(
-    argv: &[CString],
-    isolation: Isolation,
-    stdin_tty: bool,
-    log: &Log,
-) -> Result<Pid, SpawnFailure> {
-    // Everything the child needs is built before fork: it must not allocate.
-    let mut argv_ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
-    argv_ptrs.push(std::ptr::null());
-    let (report_read, report_write) =
-        nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|errno| SpawnFailure {
-            stage: Stage::Fork,
-            errno,
-        })?;
-
-    // SAFETY: this process has a single thread (signals are blocked before
-    // any could start, and nothing here spawns one), so the child may run
-    // any code; it still only makes system calls until exec.
-    match unsafe { nix::unistd::fork() } {
-        Err(errno) => Err(SpawnFailure {
-            stage: Stage::Fork,
-            errno,
-        }),
-        Ok(ForkResult::Child) => {
-            drop(report_read);
-            child_exec(&argv_ptrs, isolation, stdin_tty, &report_write)
-        }
-        Ok(ForkResult::Parent { child }) => {
-            drop(report_write);
-            let mut failure = None;
-            let mut record = [0u8; REPORT_LEN];
-            loop {
-                match read_full(&report_read, &mut record) {
-                    Ok(true) => {}
-                    Ok(false) => break,
-                    Err(errno) => {
-                        log.info(format_args!("reading the child's report pipe: {errno}"));
-                        break;
-                    }
-                }
-                let stage = u32::from_ne_bytes([record[0], record[1], record[2], record[3]]);
-                let errno = i32::from_ne_bytes([record[4], record[5], record[6], record[7]]);
-                let Some(stage) = Stage::from_u32(stage) else {
-                    continue;
-                };
-                let errno = Errno::from_raw(errno);
-                if stage.fatal() {
-                    failure = Some(SpawnFailure { stage, errno });
-                } else {
-                    log.info(format_args!(
-                        "child: {} failed: {errno} (continuing)",
-                        stage.describe()
-                    ));
-                }
-            }
-            match failure {
-                None => Ok(child),
-                Some(failure) => {
-                    // It _exit()s right after reporting; collect it.
-                    let mut status = 0;
-                    // SAFETY: waitpid writes one int into memory we own.
-                    unsafe { libc::waitpid(child.as_raw(), &mut status, 0) };
-                    Err(failure)
-                }
-            }
-        }
-    }
-}
-
-/// Read exactly one record; `Ok(false)` on EOF.
-fn read_full(fd: &OwnedFd, buf: &mut [u8; REPORT_LEN]) -> Result<bool, Errno> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match nix::unistd::read(fd, &mut buf[filled..]) {
-            Ok(0) => return Ok(false),
-            Ok(n) => filled += n,
-            Err(Errno::EINTR) => {}
-            Err(errno) => return Err(errno),
-        }
-    }
-    Ok(true)
-}
-
-/// The child between fork and exec: isolate, take the terminal, reset the
-/// signal state, exec. Only system calls, no allocation; every failure is
-/// written to `report` (close-on-exec, so exec success reads as EOF).
-fn child_exec(
-    argv: &[*const libc::c_char],
-    isolation: Isolation,
-    stdin_tty: bool,
-    report: &OwnedFd,
-) -> ! {
-    let fail = |stage: Stage, errno: Errno| {
-        let mut record = [0u8; REPORT_LEN];
-        record[..4].copy_from_slice(&(stage as u32).to_ne_bytes());
-        record[4..].copy_from_slice(&(errno as i32).to_ne_bytes());
-        // Nothing to do if the parent is gone; 8 bytes are written at once.
-        let _ = nix::unistd::write(report, &record);
-        if stage.fatal() {
-            // SAFETY: _exit ends the process without running destructors
-            // or atexit handlers, which a forked child must not run.
-            unsafe { libc::_exit(127) };
-        }
-    };
-    match isolation {
-        Isolation::ProcessGroup => {
-            if let Err(errno) = nix::unistd::setpgid(Pid::from_raw(0), Pid::from_raw(0)) {
-                fail(Stage::SetProcessGroup, errno);
-            }
-            if stdin_tty {
-                // SIGTTOU is still blocked (inherited mask), so this works
-                // even when the init runs in a background group.
-                // SAFETY: fd 0 is open (it is a terminal, checked before
-                // fork) for the duration of the call.
-                let stdin = unsafe { BorrowedFd::borrow_raw(libc::STDIN_FILENO) };
-                if let Err(errno) = nix::unistd::tcsetpgrp(stdin, nix::unistd::getpid()) {
-                    fail(Stage::ForegroundTty, errno);
-                }
-            }
-        }
-        Isolation::Session => {
-            if let Err(errno) = nix::unistd::setsid() {
-                fail(Stage::SetSession, errno);
-            }
-            if stdin_tty {
-                // SAFETY: TIOCSCTTY takes an int argument (0: do not steal
-                // the terminal from another session).
-                let ret = unsafe { libc::ioctl(libc::STDIN_FILENO, libc::TIOCSCTTY, 0) };
-                if let Err(errno) = Errno::result(ret) {
-                    fail(Stage::ControllingTty, errno);
-                }
-            }
-        }
-    }
-    if let Err(errno) = pid1::reset_signals_for_exec() {
-        fail(Stage::ResetSignals, errno);
-    }
-    // SAFETY: argv is a NULL-terminated array of pointers to NUL-terminated
-    // strings that live in the parent's copy of memory (still mapped here).
-    unsafe { libc::execvp(argv[0], argv.as_ptr()) };
-    fail(Stage::Exec, Errno::last());
-    unreachable!("a failed exec is fatal")
-}
-
 /// Print why the command did not run, naming it; returns the exit code
 /// (127 not found, 126 found but not executable or set-up failed).
-fn report_spawn_failure(command: &OsString, failure: &SpawnFailure) -> i32 {
+fn report_spawn_failure(command: &OsString, step: SpawnStep, source: &io::Error) -> i32 {
     let name = command.to_string_lossy();
-    if failure.stage == Stage::Exec && failure.errno == Errno::ENOENT {
-        eprintln!(
-            "supervisor init: {name:?}: command not found ({})",
-            failure.errno.desc()
-        );
-        127
-    } else if failure.stage == Stage::Exec {
-        eprintln!(
-            "supervisor init: {name:?}: cannot execute: {} ({})",
-            failure.errno.desc(),
-            failure.errno
-        );
-        126
-    } else {
-        eprintln!(
-            "supervisor init: {name:?}: {} failed: {} ({})",
-            failure.stage.describe(),
-            failure.errno.desc(),
-            failure.errno
-        );
-        126
+    let errno = Errno::from_raw(source.raw_os_error().unwrap_or(0));
+    match step {
+        SpawnStep::Exec if errno == Errno::ENOENT => {
+            eprintln!(
+                "supervisor init: {name:?}: command not found ({})",
+                errno.desc()
+            );
+            127
+        }
+        SpawnStep::Exec => {
+            eprintln!(
+                "supervisor init: {name:?}: cannot execute: {} ({errno})",
+                errno.desc()
+            );
+            126
+        }
+        _ => {
+            eprintln!(
+                "supervisor init: {name:?}: {step} failed: {} ({errno})",
+                errno.desc()
+            );
+            126
+        }
     }
 }
 
@@ -425,10 +228,10 @@ fn report_spawn_failure(command: &OsString, failure: &SpawnFailure) -> i32 {
 enum ChildPhase {
     /// The child runs; signals are forwarded to it.
     Running,
-    /// The child has exited with `status`; its leftovers got SIGTERM and
+    /// The child has ended as `ended` says; its leftovers got SIGTERM and
     /// get SIGKILL at `kill_at` (`None` once SIGKILL went out).
     Draining {
-        status: ExitStatus,
+        ended: ReapedChild,
         kill_at: Option<Instant>,
     },
 }
@@ -438,7 +241,7 @@ struct Init {
     child: Pid,
     forward_to_group: bool,
     /// Signal number -> signal to forward (0: drop).
-    rewrite: [i32; (pid1::SIGNAL_MAX + 1) as usize],
+    rewrite: [i32; (SIGNAL_MAX + 1) as usize],
     grace: Duration,
     pid1: bool,
     log: Log,
@@ -474,13 +277,13 @@ impl Init {
                     }
                 }
                 None => {
-                    if let ChildPhase::Draining { status, .. } = self.phase {
+                    if let ChildPhase::Draining { ended, .. } = self.phase {
                         self.log.info(format_args!(
                             "grace period over: sending SIGKILL to what is left"
                         ));
                         self.signal_leftovers(libc::SIGKILL);
                         self.phase = ChildPhase::Draining {
-                            status,
+                            ended,
                             kill_at: None,
                         };
                     }
@@ -517,7 +320,7 @@ impl Init {
         if to == 0 {
             self.log.debug(format_args!(
                 "dropping {} (--rewrite)",
-                pid1::signal_name(info.signal)
+                signal::name(info.signal)
             ));
             return Ok(None);
         }
@@ -529,15 +332,15 @@ impl Init {
         match pid1::send_signal(target, to) {
             Ok(()) => self.log.debug(format_args!(
                 "forwarded {} as {} to {}",
-                pid1::signal_name(info.signal),
-                pid1::signal_name(to),
+                signal::name(info.signal),
+                signal::name(to),
                 target
             )),
             // It exited and its SIGCHLD is on its way.
             Err(Errno::ESRCH) => {}
             Err(errno) => self.log.info(format_args!(
                 "forwarding {} to {target}: {errno}",
-                pid1::signal_name(to)
+                signal::name(to)
             )),
         }
         Ok(None)
@@ -547,19 +350,19 @@ impl Init {
     /// the exit code once nothing is left.
     fn reap(&mut self) -> anyhow::Result<Option<i32>> {
         let reaped = pid1::reap()?;
-        for (pid, status) in reaped.exited {
-            if pid == self.child {
-                self.child_exited(status);
+        for exited in reaped.exited {
+            if exited.pid == self.child {
+                self.child_exited(exited);
             } else {
                 self.log
-                    .debug(format_args!("reaped orphan {pid} ({status})"));
+                    .debug(format_args!("reaped orphan {} ({exited})", exited.pid));
             }
         }
         match self.phase {
-            ChildPhase::Draining { status, .. } if !reaped.children_remain => {
-                self.log
-                    .info(format_args!("exiting with {} ({status})", status.code()));
-                Ok(Some(status.code()))
+            ChildPhase::Draining { ended, .. } if !reaped.children_remain => {
+                let code = ended.status.as_code();
+                self.log.info(format_args!("exiting with {code} ({ended})"));
+                Ok(Some(code))
             }
             ChildPhase::Draining { kill_at: None, .. } => {
                 // After SIGKILL: anything that appeared since (a fork that
@@ -571,13 +374,13 @@ impl Init {
         }
     }
 
-    fn child_exited(&mut self, status: ExitStatus) {
+    fn child_exited(&mut self, ended: ReapedChild) {
         self.log
-            .info(format_args!("child {} ended: {status}", self.child));
+            .info(format_args!("child {} ended: {ended}", self.child));
         if self.grace.is_zero() {
             self.signal_leftovers(libc::SIGKILL);
             self.phase = ChildPhase::Draining {
-                status,
+                ended,
                 kill_at: None,
             };
         } else {
@@ -585,7 +388,7 @@ impl Init {
             // Stopped leftovers could not act on SIGTERM otherwise.
             self.signal_leftovers(libc::SIGCONT);
             self.phase = ChildPhase::Draining {
-                status,
+                ended,
                 kill_at: Some(Instant::now() + self.grace),
             };
         }
@@ -605,7 +408,7 @@ impl Init {
         } else {
             self.log.info(format_args!(
                 "/proc is not of our PID namespace: only the child's process group gets {}",
-                pid1::signal_name(signal)
+                signal::name(signal)
             ));
         }
     }

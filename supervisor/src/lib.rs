@@ -27,6 +27,7 @@ pub mod run;
 pub mod spec;
 pub mod status;
 pub mod supervised;
+mod sys;
 pub mod time;
 pub mod trace;
 pub mod volumes;

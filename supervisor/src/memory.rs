@@ -7,9 +7,32 @@
 //! nothing scheduled, unmaps the binary's code pages; what runs next comes
 //! back as minor faults from the page cache (the file stays cached: nothing
 //! is read from disk again), one page at a time (MADV_RANDOM: no
-//! fault-around).
+//! fault-around). The madvise and malloc_trim calls are in `sys`.
 
 use std::path::Path;
+
+use crate::sys;
+
+/// A whole mapping of our own executable that is private, not writable,
+/// and holds no anonymous page: dropping its pages loses nothing. Only
+/// [`clean_ranges`] makes one, from /proc/self/smaps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CleanMapping {
+    start: usize,
+    end: usize,
+}
+
+impl CleanMapping {
+    /// Its first address.
+    pub fn start(&self) -> usize {
+        self.start
+    }
+
+    /// Its length in bytes.
+    pub fn size(&self) -> usize {
+        self.end - self.start
+    }
+}
 
 /// madvise(MADV_DONTNEED) the binary's clean, private, file-backed
 /// mappings: its code (`r-xp`) and its read-only data (`r--p`) when none of
@@ -25,36 +48,20 @@ pub fn drop_idle_code() -> usize {
         return 0;
     };
     let released = clean_ranges(&smaps, &exe)
-        .into_iter()
-        .map(|(start, end)| {
-            // SAFETY: [start, end) is a whole private mapping of our own
-            // executable, not writable, with no anonymous (copied) page:
-            // MADV_DONTNEED only unmaps clean pages, which fault back in
-            // from the file unchanged.
-            let dropped = unsafe {
-                libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED)
-            };
-            // SAFETY: as above; MADV_RANDOM only changes how faults map
-            // pages: one at a time instead of 16 around each fault.
-            unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_RANDOM) };
-            if dropped == 0 { end - start } else { 0 }
-        })
+        .iter()
+        .filter(|mapping| sys::drop_mapping_pages(mapping))
+        .map(CleanMapping::size)
         .sum();
-    #[cfg(target_env = "gnu")]
-    // SAFETY: malloc_trim only returns free memory to the kernel; no
-    // pointer held by this program is affected.
-    unsafe {
-        libc::malloc_trim(0);
-    }
+    sys::trim_heap();
     released
 }
 
 /// The mappings of `exe` in /proc/self/smaps text that are private, not
 /// writable, and hold no anonymous page.
-fn clean_ranges(smaps: &str, exe: &Path) -> Vec<(usize, usize)> {
+fn clean_ranges(smaps: &str, exe: &Path) -> Vec<CleanMapping> {
     let mut ranges = Vec::new();
     // The mapping being read: its range, if it is a candidate so far.
-    let mut current: Option<(usize, usize)> = None;
+    let mut current: Option<CleanMapping> = None;
     for line in smaps.lines() {
         let mut fields = line.split_whitespace();
         let Some(first) = fields.next() else { continue };
@@ -68,7 +75,7 @@ fn clean_ranges(smaps: &str, exe: &Path) -> Vec<(usize, usize)> {
             let perms = fields.next().unwrap_or("");
             let path = fields.nth(3).unwrap_or("");
             let candidate = matches!(perms, "r-xp" | "r--p") && Path::new(path) == exe;
-            current = candidate.then_some((start, end));
+            current = candidate.then_some(CleanMapping { start, end });
         } else if first == "Anonymous:"
             && let Some(range) = current.take()
             && fields.next() == Some("0")
@@ -103,8 +110,14 @@ Anonymous:           132 kB
         assert_eq!(
             clean_ranges(smaps, Path::new("/usr/bin/supervisor")),
             [
-                (0x55d0a0000000, 0x55d0a0100000),
-                (0x55d0a0100000, 0x55d0a0400000)
+                CleanMapping {
+                    start: 0x55d0a0000000,
+                    end: 0x55d0a0100000
+                },
+                CleanMapping {
+                    start: 0x55d0a0100000,
+                    end: 0x55d0a0400000
+                }
             ]
         );
     }

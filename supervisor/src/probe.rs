@@ -43,7 +43,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use container::{CapSet, Cgroup, Command, Namespace, NamespaceSet, Session, Stdio};
+use container::{CapSet, Cgroup, Command, ExitStatus, Namespace, NamespaceSet, Session, Stdio};
 use nix::errno::Errno;
 use nix::sched::{CloneFlags, setns};
 use nix::sys::socket::{
@@ -51,7 +51,7 @@ use nix::sys::socket::{
 };
 use nix::unistd::Pid;
 
-use crate::pid1::{self, ExitStatus};
+use crate::pid1;
 use crate::spec::{self, Handler};
 
 /// The most bytes of an HTTP response read before giving up on finding its

@@ -14,13 +14,13 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use container::{Cgroup, CgroupHost, Child, Command, Namespace, NamespaceSet, Stdio};
+use container::{Cgroup, CgroupHost, Child, Command, ExitStatus, Namespace, NamespaceSet, Stdio};
 use it::{CgroupGuard, Reap};
 use nix::sys::epoll::EpollFlags;
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 use supervisor::event_loop::{EventLoop, TIMER};
-use supervisor::pid1::{self, ExitStatus};
+use supervisor::pid1;
 use supervisor::probe::{Outcome, ProbeIo, ProbeKind, ProbeTarget, Probes};
 use supervisor::spec::{self, Handler};
 
@@ -200,11 +200,8 @@ impl Driver {
                         let status = ExitStatus::Exited(code);
                         batch.extend(self.probes.on_exit(pid, &status, now).expect("ours"));
                     }
-                    Ok(WaitStatus::Signaled(_, signal, core_dumped)) => {
-                        let status = ExitStatus::Signaled {
-                            signal: signal as i32,
-                            core_dumped,
-                        };
+                    Ok(WaitStatus::Signaled(_, signal, _)) => {
+                        let status = ExitStatus::Signaled(signal as i32);
                         batch.extend(self.probes.on_exit(pid, &status, now).expect("ours"));
                     }
                     _ => {}

@@ -1,15 +1,22 @@
-//! What runs between fork and exec. Everything here was allocated by the
-//! parent ([`Prepared`]); only raw system calls are made, no allocation,
-//! no locks, no panics (iterators instead of indexing). A failure writes a
-//! fixed-size [`Report`] to the close-on-exec pipe and exits 127.
+//! What runs between fork and exec: cgroup, namespaces, mounts, root
+//! filesystem, session and terminal, credentials (capabilities,
+//! no_new_privs), stdio, then the exec itself with its PATH search.
+//! Seccomp would be applied here: last in `setup`, after no_new_privs (which an unprivileged filter needs).
+//!
+//! Everything here was allocated by the parent ([`Prepared`]); only raw
+//! system calls are made, no allocation, no locks, no panics (iterators
+//! instead of indexing). A failure writes a fixed-size [`Report`] to the
+//! close-on-exec pipe and exits 127. It does not decide anything: what to
+//! do, and every check of the options, is the parent's (`spawn`).
 
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
+use super::{Session, Terminal};
 use crate::error::SpawnStep;
 use crate::mount::{self, PreparedMount};
 use crate::rootfs::Rootfs;
-use crate::sys::{self, CLONE_INTO_CGROUP, CloneArgs, Errno, Forked};
+use crate::sys::{self, CLONE_INTO_CGROUP, CloneArgs, Errno};
 
 /// A message from a child to the parent over the report pipe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,6 +27,8 @@ pub(crate) enum Report {
     /// The intermediate process of a pid-namespace join started the final
     /// process with this pid (as seen by the parent).
     Started { pid: i32 },
+    /// A best-effort step failed with `errno`; the process goes on.
+    Skipped { step: u32, errno: i32 },
 }
 
 pub(crate) const REPORT_LEN: usize = 16;
@@ -29,6 +38,7 @@ impl Report {
         let (kind, a, b, c) = match self {
             Report::Failed { step, errno, index } => (1u32, step, errno as u32, index),
             Report::Started { pid } => (2u32, pid as u32, 0, 0),
+            Report::Skipped { step, errno } => (3u32, step, errno as u32, 0),
         };
         let mut out = [0u8; REPORT_LEN];
         out[0..4].copy_from_slice(&kind.to_ne_bytes());
@@ -49,6 +59,10 @@ impl Report {
             2 => Some(Report::Started {
                 pid: word(4) as i32,
             }),
+            3 => Some(Report::Skipped {
+                step: word(4),
+                errno: word(8) as i32,
+            }),
             _ => None,
         }
     }
@@ -61,17 +75,12 @@ pub(crate) enum StdioPlan {
     Fd(RawFd),
 }
 
-/// Session handling.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum SessionPlan {
-    Keep,
-    NewSession,
-    NewProcessGroup,
-}
-
 /// Everything the child needs, built before fork.
 pub(crate) struct Prepared {
     pub exec_candidates: Vec<CString>,
+    /// Per candidate, the argv that runs it with `/bin/sh` when the kernel
+    /// cannot execute it (ENOEXEC); empty unless [`super::ProgramLookup::Execvp`].
+    pub script_argv_ptrs: Vec<Vec<*const libc::c_char>>,
     /// Owns the strings `argv_ptrs` points into.
     #[expect(dead_code, reason = "kept alive for argv_ptrs")]
     pub argv: Vec<CString>,
@@ -86,6 +95,8 @@ pub(crate) struct Prepared {
     /// /proc/PID/ns files, for kernels where setns(pidfd) says EINVAL.
     pub join_files: Vec<(OwnedFd, i32)>,
     pub unshare_flags: i32,
+    /// The process has a mount namespace of its own (made private).
+    pub own_mount_namespace: bool,
     pub new_pid: bool,
     pub hostname: Option<Vec<u8>>,
     pub loopback: bool,
@@ -99,7 +110,10 @@ pub(crate) struct Prepared {
     pub stdio: [StdioPlan; 3],
     pub pdeathsig: i32,
     pub parent_pid: i32,
-    pub session: SessionPlan,
+    pub session: Session,
+    pub terminal: Terminal,
+    /// Mark every fd above 2 close-on-exec.
+    pub close_inherited_fds: bool,
     pub uid: Option<u32>,
     pub gid: Option<u32>,
     pub groups: Option<Vec<libc::gid_t>>,
@@ -175,25 +189,39 @@ pub(crate) fn run(p: &Prepared, report_fd: RawFd, in_unified: bool, joined: bool
     if let Err(e) = setup(p, report_fd, in_unified, joined) {
         fail(report_fd, e);
     }
-    // exec: try each candidate (PATH search); ENOENT-like errors move on.
+    let (errno, index) = exec(p);
+    fail(report_fd, (SpawnStep::Exec, errno, index))
+}
+
+/// Exec the first candidate that runs, as execvp(3) searches: errors that
+/// mean "not here" (ENOENT, ENOTDIR, ESTALE, ENODEV, ETIMEDOUT) and EACCES
+/// move on to the next one, anything else stops. A file the kernel cannot
+/// execute (ENOEXEC) is run with `/bin/sh` when a script argv was prepared.
+/// Returns only on failure: the errno (EACCES when a candidate was found
+/// but refused and none ran) and which candidate it is about.
+fn exec(p: &Prepared) -> (Errno, u32) {
     let mut last = (libc::ENOENT, 0u32);
-    let mut saw_eacces = None;
-    for (i, path) in p.exec_candidates.iter().enumerate() {
-        let errno = sys::execve(path, &p.argv_ptrs, &p.envp_ptrs);
-        last = (errno, i as u32);
-        match errno {
-            libc::ENOENT | libc::ENOTDIR => continue,
-            libc::EACCES => {
-                saw_eacces.get_or_insert(i as u32);
-                continue;
-            }
-            _ => break,
+    let mut eacces = None;
+    for (i, path) in (0u32..).zip(p.exec_candidates.iter()) {
+        let mut errno = sys::execve(path, &p.argv_ptrs, &p.envp_ptrs);
+        if errno == libc::ENOEXEC
+            && let Some(script_argv) = p.script_argv_ptrs.get(i as usize)
+        {
+            errno = sys::execve(c"/bin/sh", script_argv, &p.envp_ptrs);
         }
+        match errno {
+            libc::EACCES => {
+                eacces.get_or_insert(i);
+            }
+            libc::ENOENT | libc::ENOTDIR | libc::ESTALE | libc::ENODEV | libc::ETIMEDOUT => {}
+            _ => return (errno, i),
+        }
+        last = (errno, i);
     }
-    if let (libc::ENOENT | libc::ENOTDIR, Some(i)) = (last.0, saw_eacces) {
-        last = (libc::EACCES, i);
+    match eacces {
+        Some(i) => (libc::EACCES, i),
+        None => last,
     }
-    fail(report_fd, (SpawnStep::Exec, last.0, last.1))
 }
 
 fn setup(p: &Prepared, report_fd: RawFd, in_unified: bool, joined: bool) -> StepResult {
@@ -222,14 +250,18 @@ fn setup(p: &Prepared, report_fd: RawFd, in_unified: bool, joined: bool) -> Step
         wait_for_go(p, report_fd);
         join(p)?;
     }
-    step(SpawnStep::CreateNamespaces, sys::unshare(p.unshare_flags))?;
+    if p.unshare_flags != 0 {
+        step(SpawnStep::CreateNamespaces, sys::unshare(p.unshare_flags))?;
+    }
     if p.loopback {
         step(SpawnStep::Loopback, sys::loopback_up())?;
     }
     if let Some(name) = &p.hostname {
         step(SpawnStep::Hostname, sys::sethostname(name))?;
     }
-    step(SpawnStep::MountPrivate, mount::make_private())?;
+    if p.own_mount_namespace {
+        step(SpawnStep::MountPrivate, mount::make_private())?;
+    }
     for (i, m) in p.mounts.iter().enumerate() {
         m.create_target()
             .map_err(|e| (SpawnStep::MountTarget, e, i as u32))?;
@@ -243,16 +275,41 @@ fn setup(p: &Prepared, report_fd: RawFd, in_unified: bool, joined: bool) -> Step
             .map_err(|f| (SpawnStep::Rootfs, f.errno, f.step as u32))?;
     }
     match p.session {
-        SessionPlan::Keep => {}
-        SessionPlan::NewSession => step(SpawnStep::Session, sys::setsid())?,
-        SessionPlan::NewProcessGroup => step(SpawnStep::Session, sys::setpgid_self())?,
+        Session::Inherit => {}
+        Session::NewSession => step(SpawnStep::Session, sys::setsid())?,
+        Session::NewProcessGroup => step(SpawnStep::Session, sys::setpgid_self())?,
     }
     credentials(p)?;
     if let Some(cwd) = &p.cwd {
         step(SpawnStep::Chdir, sys::chdir(cwd))?;
     }
     stdio(p)?;
-    step(SpawnStep::CloseFds, sys::cloexec_from(3))
+    terminal(p, report_fd);
+    if p.close_inherited_fds {
+        step(SpawnStep::CloseFds, sys::cloexec_from(3))?;
+    }
+    Ok(())
+}
+
+/// Take the terminal on stdin (fd 0, after the stdio set-up) as
+/// [`Prepared::terminal`] says. Best effort, as in tini and dumb-init: a
+/// failure is reported as skipped and the process goes on without it.
+fn terminal(p: &Prepared, report_fd: RawFd) {
+    let (step, result) = match p.terminal {
+        Terminal::Inherit => return,
+        Terminal::Foreground => (SpawnStep::ForegroundTerminal, sys::set_foreground_group(0)),
+        Terminal::Controlling => (
+            SpawnStep::ControllingTerminal,
+            sys::take_controlling_terminal(0),
+        ),
+    };
+    if let Err(errno) = result {
+        let msg = Report::Skipped {
+            step: step.code(),
+            errno,
+        };
+        let _ = sys::write_all(report_fd, &msg.encode());
+    }
 }
 
 /// A parked process: close every fd but the ones it needs (it must not
@@ -444,12 +501,17 @@ pub(crate) fn run_intermediate(p: &Prepared, report_fd: RawFd) -> ! {
             args.flags |= CLONE_INTO_CGROUP;
             args.cgroup = fd as u64;
         }
-        // SAFETY: the final process only runs `run`, which makes raw
-        // system calls on memory prepared before the first fork.
-        match unsafe { sys::clone3(&mut args) } {
-            Ok(Forked::Child) if p.reaper => run_waiter(p, report_fd, into),
-            Ok(Forked::Child) => run(p, report_fd, into, true),
-            Ok(Forked::Parent { pid, .. }) => {
+        // The final process only runs `run` (or the waiter), which makes
+        // raw system calls on memory prepared before the first fork.
+        let final_process = || {
+            if p.reaper {
+                run_waiter(p, report_fd, into)
+            } else {
+                run(p, report_fd, into, true)
+            }
+        };
+        match sys::clone3_then(&mut args, final_process) {
+            Ok(sys::Forked { pid, .. }) => {
                 let msg = Report::Started { pid };
                 let _ = sys::write_all(report_fd, &msg.encode());
                 sys::exit_now(0)
@@ -477,11 +539,10 @@ fn run_waiter(p: &Prepared, report_fd: RawFd, in_unified: bool) -> ! {
         exit_signal: libc::SIGCHLD as u64,
         ..CloneArgs::default()
     };
-    // SAFETY: the program only runs `run`, which makes raw system calls on
-    // memory prepared before the first fork.
-    let program = match unsafe { sys::clone3(&mut args) } {
-        Ok(Forked::Child) => run(p, report_fd, in_unified, true),
-        Ok(Forked::Parent { pid, .. }) => pid,
+    // The program only runs `run`, which makes raw system calls on memory
+    // prepared before the first fork.
+    let program = match sys::clone3_then(&mut args, || run(p, report_fd, in_unified, true)) {
+        Ok(sys::Forked { pid, .. }) => pid,
         Err(e) => fail(report_fd, (SpawnStep::ForkInNamespace, e, 0)),
     };
     // Nothing of the caller's stays open here (the report pipe must reach
@@ -518,6 +579,10 @@ mod tests {
                 index: 3,
             },
             Report::Started { pid: 4242 },
+            Report::Skipped {
+                step: SpawnStep::ForegroundTerminal.code(),
+                errno: libc::ENOTTY,
+            },
         ] {
             assert_eq!(Report::decode(&r.encode()), Some(r));
         }

@@ -15,6 +15,13 @@
 //! workload with `CLONE_PARENT`. Either way the returned pid is the
 //! workload's pid as seen by the caller, and the workload is the caller's
 //! child, so [`PidFd::wait`] works.
+//!
+//! The same engine starts a plain program that is no container, as the
+//! child of `supervisor init`: it stays in the caller's mount namespace
+//! ([`Command::own_mount_namespace`]), keeps the caller's fds
+//! ([`Command::inherit_fds`]), is found as execvp(3) finds it
+//! ([`ProgramLookup::Execvp`]), takes the terminal ([`Terminal`]) and needs
+//! no pidfd ([`Command::spawn_without_pidfd`]).
 
 mod child;
 
@@ -29,14 +36,14 @@ use nix::sys::signal::Signal;
 
 use crate::caps::CapSet;
 use crate::cgroup::Cgroup;
-use crate::error::{SpawnError, SpawnStep, os};
+use crate::error::{SkippedStep, SpawnError, SpawnStep, os};
 use crate::mount::{Mount, PreparedMount};
 use crate::namespace::{Namespace, NamespaceSet};
 use crate::pidfd::{ExitStatus, PidFd};
 use crate::rootfs::Rootfs;
 use crate::sandbox::Sandbox;
-use crate::sys::{self, CLONE_INTO_CGROUP, CLONE_PIDFD, CloneArgs, Forked};
-use child::{Prepared, REPORT_LEN, Report, SessionPlan, StdioPlan};
+use crate::sys::{self, CLONE_INTO_CGROUP, CLONE_PIDFD, CloneArgs};
+use child::{Prepared, REPORT_LEN, Report, StdioPlan};
 
 /// The PATH used to find a program without a slash when the environment
 /// has none (the Docker / Kubernetes default).
@@ -74,6 +81,45 @@ pub enum Session {
     NewProcessGroup,
 }
 
+/// What the process does with the terminal on its stdin (fd 0 as the
+/// stdio settings leave it), right after the stdio set-up. Best effort, as
+/// in tini and dumb-init: a failure (stdin is no terminal, or the terminal
+/// belongs to another session) is returned in [`Child::skipped`] and the
+/// process goes on to exec.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Terminal {
+    /// Leave it alone.
+    #[default]
+    Inherit,
+    /// Make the process's new group the terminal's foreground group
+    /// (tcsetpgrp), also from a background group (SIGTTOU is held off for
+    /// the call). Needs [`Session::NewProcessGroup`].
+    Foreground,
+    /// Make it the controlling terminal of the process's new session
+    /// (TIOCSCTTY; a terminal held by another session is not stolen): the
+    /// session's group is then its foreground. Needs [`Session::NewSession`].
+    Controlling,
+}
+
+/// How the program is found and run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ProgramLookup {
+    /// As container runtimes do: a name without a slash is searched in the
+    /// non-empty entries of the command's PATH ([`DEFAULT_PATH`] when it has
+    /// none), and the file must be one the kernel executes.
+    #[default]
+    Runtime,
+    /// As execvp(3) does, and with it tini and dumb-init: an empty PATH
+    /// entry is the working directory, no PATH means `/bin:/usr/bin`, an
+    /// empty program is not found, and a file the kernel refuses as not
+    /// executable (ENOEXEC: a script without `#!`) is run by `/bin/sh`.
+    Execvp,
+}
+
+/// The PATH of [`ProgramLookup::Execvp`] when the environment has none
+/// (glibc's `_CS_PATH`).
+const EXECVP_DEFAULT_PATH: &str = "/bin:/usr/bin";
+
 /// A started process. It is the caller's child: wait for it through
 /// `pidfd` (or put `pidfd` in epoll: it becomes readable on exit).
 #[derive(Debug)]
@@ -88,6 +134,18 @@ pub struct Child {
     pub stdout: Option<File>,
     /// The caller's end of stderr when [`Stdio::Piped`].
     pub stderr: Option<File>,
+    /// Best-effort steps that failed (see [`Terminal`]).
+    pub skipped: Vec<SkippedStep>,
+}
+
+/// A process started by [`Command::spawn_without_pidfd`]: the caller's
+/// child, known by its pid only, to be reaped with `waitpid`.
+#[derive(Debug)]
+pub struct ChildPid {
+    /// Its pid as seen from the caller's pid namespace.
+    pub pid: i32,
+    /// Best-effort steps that failed (see [`Terminal`]).
+    pub skipped: Vec<SkippedStep>,
 }
 
 impl Child {
@@ -112,6 +170,7 @@ pub struct Command {
     no_new_privs: bool,
     join: Option<(Result<PidFd, crate::error::PidFdError>, NamespaceSet)>,
     create: NamespaceSet,
+    own_mount_namespace: bool,
     hostname: Option<String>,
     loopback: bool,
     mounts: Vec<Mount>,
@@ -120,6 +179,9 @@ pub struct Command {
     stdio: [Stdio; 3],
     pdeathsig: Option<Signal>,
     session: Session,
+    terminal: Terminal,
+    inherit_fds: bool,
+    lookup: ProgramLookup,
     reaper: bool,
 }
 
@@ -141,6 +203,7 @@ impl Command {
             no_new_privs: false,
             join: None,
             create: NamespaceSet::EMPTY.with(Namespace::Mount),
+            own_mount_namespace: true,
             hostname: None,
             loopback: false,
             mounts: Vec::new(),
@@ -149,6 +212,9 @@ impl Command {
             stdio: [Stdio::Inherit, Stdio::Inherit, Stdio::Inherit],
             pdeathsig: None,
             session: Session::Inherit,
+            terminal: Terminal::Inherit,
+            inherit_fds: false,
+            lookup: ProgramLookup::Runtime,
             reaper: false,
         }
     }
@@ -181,6 +247,19 @@ impl Command {
         let key = key.as_ref().to_owned();
         self.env.retain(|(k, _)| *k != key);
         self.env.push((key, value.as_ref().to_owned()));
+        self
+    }
+
+    /// Set environment variables, as [`Command::env`] does for each.
+    pub fn envs<I, K, V>(&mut self, vars: I) -> &mut Command
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<OsStr>,
+        V: AsRef<OsStr>,
+    {
+        for (key, value) in vars {
+            self.env(key, value);
+        }
         self
     }
 
@@ -253,6 +332,15 @@ impl Command {
         self
     }
 
+    /// Whether the process gets a mount namespace of its own (the default;
+    /// its mounts are made private). Off, it stays in the caller's, for a
+    /// program that is no container (the child of `supervisor init`);
+    /// [`Command::mount`] and [`Command::rootfs`] are then refused.
+    pub fn own_mount_namespace(&mut self, on: bool) -> &mut Command {
+        self.own_mount_namespace = on;
+        self
+    }
+
     /// Set the hostname (needs a new UTS namespace).
     pub fn hostname(&mut self, name: impl Into<String>) -> &mut Command {
         self.hostname = Some(name.into());
@@ -315,6 +403,27 @@ impl Command {
         self
     }
 
+    /// What the process does with the terminal on its stdin (it needs its
+    /// own session or process group, see [`Terminal`]).
+    pub fn terminal(&mut self, terminal: Terminal) -> &mut Command {
+        self.terminal = terminal;
+        self
+    }
+
+    /// Pass the caller's fds beyond stdio that are not close-on-exec on to
+    /// the program, as an init must. Off by default: they are marked
+    /// close-on-exec, so a container gets its stdio only.
+    pub fn inherit_fds(&mut self, on: bool) -> &mut Command {
+        self.inherit_fds = on;
+        self
+    }
+
+    /// How the program is found and run (see [`ProgramLookup`]).
+    pub fn program_lookup(&mut self, lookup: ProgramLookup) -> &mut Command {
+        self.lookup = lookup;
+        self
+    }
+
     /// With a pid namespace joined: run the program under a waiter in that
     /// namespace, which is the returned process. The waiter is a child
     /// subreaper: every orphan of the program's tree is reaped there
@@ -330,7 +439,33 @@ impl Command {
     /// Start the process. The stdio settings are consumed (a second spawn
     /// inherits stdio).
     pub fn spawn(&mut self) -> Result<Child, SpawnError> {
-        self.launch(false)?.finish()
+        self.launch(false, true)?.finish()
+    }
+
+    /// Start the process as [`Command::spawn`] does, without a pidfd: for a
+    /// caller that reaps every child with `waitpid(-1)` (a PID 1), which
+    /// must also run where pidfds are missing (kernels before 5.3, seccomp
+    /// filters that refuse clone3). Without a cgroup v2 to be born into it
+    /// forks with the plain clone system call. Refuses [`Stdio::Piped`]
+    /// (the caller's ends would be lost) and joining a pid namespace (the
+    /// intermediate process is waited for through a pidfd).
+    pub fn spawn_without_pidfd(&mut self) -> Result<ChildPid, SpawnError> {
+        if self.stdio.iter().any(|s| matches!(s, Stdio::Piped)) {
+            return Err(Self::invalid(
+                "piped stdio needs spawn(), not spawn_without_pidfd()",
+            ));
+        }
+        if self.joins_pid_namespace() {
+            return Err(Self::invalid(
+                "joining a pid namespace needs spawn(), not spawn_without_pidfd()",
+            ));
+        }
+        let mut launch = self.launch(false, false)?;
+        let started = launch.finish_reports()?;
+        Ok(ChildPid {
+            pid: started.pid,
+            skipped: started.skipped,
+        })
     }
 
     /// Fork the process now and stop it as soon as it is in its cgroup,
@@ -342,12 +477,19 @@ impl Command {
     /// Dropping the [`Parked`] kills and reaps it.
     pub fn park(&mut self) -> Result<Parked, SpawnError> {
         Ok(Parked {
-            launch: Some(self.launch(true)?),
+            launch: Some(self.launch(true, true)?),
         })
     }
 
-    /// Fork (parked or not); the rest is [`Launch::finish`].
-    fn launch(&mut self, park: bool) -> Result<Launch, SpawnError> {
+    fn joins_pid_namespace(&self) -> bool {
+        self.join
+            .as_ref()
+            .is_some_and(|(_, k)| k.contains(Namespace::Pid))
+    }
+
+    /// Fork (parked or not, asking for a pidfd or not); the rest is
+    /// [`Launch::finish`].
+    fn launch(&mut self, park: bool, pidfd: bool) -> Result<Launch, SpawnError> {
         let mut parent_ends: [Option<File>; 3] = [None, None, None];
         // Fds that must stay open until the child has forked.
         let mut keep: Vec<OwnedFd> = Vec::new();
@@ -408,14 +550,10 @@ impl Command {
         } else {
             None
         };
-        let join_pid = self
-            .join
-            .as_ref()
-            .is_some_and(|(_, k)| k.contains(Namespace::Pid));
-        let (direct_pid, pidfd, intermediate) = if join_pid {
+        let (direct_pid, pidfd, intermediate) = if self.joins_pid_namespace() {
             self.fork_via_intermediate(&prepared, &write_end)?
         } else {
-            self.fork_direct(&prepared, &write_end)?
+            self.fork_direct(&prepared, &write_end, pidfd)?
         };
         drop(write_end);
         drop(keep);
@@ -467,6 +605,20 @@ impl Command {
                 .chain(std::iter::once(std::ptr::null()))
                 .collect::<Vec<_>>()
         };
+        // execvp's fallback for a file without `#!`: `/bin/sh FILE ARGS...`.
+        let script_argv_ptrs = match self.lookup {
+            ProgramLookup::Runtime => Vec::new(),
+            ProgramLookup::Execvp => exec_candidates
+                .iter()
+                .map(|file| {
+                    [c"/bin/sh".as_ptr(), file.as_ptr()]
+                        .into_iter()
+                        .chain(argv.iter().skip(1).map(|a| a.as_ptr()))
+                        .chain(std::iter::once(std::ptr::null()))
+                        .collect()
+                })
+                .collect(),
+        };
         let new_pid = self.create.contains(Namespace::Pid);
         let (join_pidfd, join_kinds) = match self.join.take() {
             Some((pidfd, kinds)) => {
@@ -496,6 +648,24 @@ impl Command {
         }
         if self.loopback && !self.create.contains(Namespace::Net) {
             return Err(Self::invalid("loopback_up needs a new network namespace"));
+        }
+        if !self.own_mount_namespace && (!self.mounts.is_empty() || self.rootfs.is_some()) {
+            return Err(Self::invalid(
+                "mounts and a rootfs need a mount namespace of its own",
+            ));
+        }
+        match (self.terminal, self.session) {
+            (Terminal::Inherit, _)
+            | (Terminal::Foreground, Session::NewProcessGroup)
+            | (Terminal::Controlling, Session::NewSession) => {}
+            (Terminal::Foreground, _) => {
+                return Err(Self::invalid(
+                    "the terminal's foreground needs a new process group",
+                ));
+            }
+            (Terminal::Controlling, _) => {
+                return Err(Self::invalid("a controlling terminal needs a new session"));
+            }
         }
         // Namespace files as a fallback for kernels without setns(pidfd);
         // opened before checking the pidfd is alive so they are the
@@ -555,22 +725,31 @@ impl Command {
         };
         let hostname = self.hostname.as_ref().map(|h| h.as_bytes().to_vec());
         let groups = self.groups.clone();
-        let last_cap = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
-            .unwrap_or(40);
-        let unshare_flags = self.create.without(Namespace::Pid).clone_flags();
+        // Only capabilities need it: a spawn without reads no file.
+        let last_cap = match self.caps {
+            Some(_) => std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+                .unwrap_or(40),
+            None => 0,
+        };
+        let mut created = self.create.without(Namespace::Pid);
+        if !self.own_mount_namespace {
+            created = created.without(Namespace::Mount);
+        }
         let p = Prepared {
             argv_ptrs: ptrs(&argv),
             envp_ptrs: ptrs(&envp),
             exec_candidates,
+            script_argv_ptrs,
             argv,
             envp,
             cwd,
             join_pidfd: join_pidfd.as_ref().map(|p| p.as_raw_fd()),
             join_flags: join_kinds.clone_flags(),
             join_files,
-            unshare_flags,
+            unshare_flags: created.clone_flags(),
+            own_mount_namespace: self.own_mount_namespace,
             new_pid,
             hostname,
             loopback: self.loopback,
@@ -582,11 +761,9 @@ impl Command {
             stdio,
             pdeathsig: self.pdeathsig.map_or(0, |s| s as i32),
             parent_pid: sys::getpid(),
-            session: match self.session {
-                Session::Inherit => SessionPlan::Keep,
-                Session::NewSession => SessionPlan::NewSession,
-                Session::NewProcessGroup => SessionPlan::NewProcessGroup,
-            },
+            session: self.session,
+            terminal: self.terminal,
+            close_inherited_fds: !self.inherit_fds,
             uid: self.uid,
             gid: self.gid,
             groups,
@@ -604,11 +781,18 @@ impl Command {
     }
 
     /// The paths execve tries: the program itself when it has a slash,
-    /// else each PATH entry (the command's PATH, or [`DEFAULT_PATH`]).
+    /// else each PATH entry (the command's PATH, or the default of the
+    /// [`ProgramLookup`]).
     fn exec_candidates(&self) -> Result<Vec<CString>, SpawnError> {
         let bytes = self.program.as_os_str().as_bytes();
+        let execvp = self.lookup == ProgramLookup::Execvp;
         if bytes.is_empty() {
-            return Err(Self::invalid("empty program"));
+            // execvp(3) says ENOENT: nothing to try.
+            return if execvp {
+                Ok(Vec::new())
+            } else {
+                Err(Self::invalid("empty program"))
+            };
         }
         let to_c = |p: &Path| {
             CString::new(p.as_os_str().as_bytes())
@@ -617,69 +801,82 @@ impl Command {
         if bytes.contains(&b'/') {
             return Ok(vec![to_c(&self.program)?]);
         }
+        let default_path = if execvp {
+            EXECVP_DEFAULT_PATH
+        } else {
+            DEFAULT_PATH
+        };
         let path = self
             .env
             .iter()
             .find(|(k, _)| k == "PATH")
-            .map_or_else(|| OsString::from(DEFAULT_PATH), |(_, v)| v.clone());
+            .map_or_else(|| OsString::from(default_path), |(_, v)| v.clone());
+        // An empty entry joins to the bare name: the working directory.
         std::env::split_paths(&path)
-            .filter(|d| !d.as_os_str().is_empty())
+            .filter(|d| execvp || !d.as_os_str().is_empty())
             .map(|d| to_c(&d.join(&self.program)))
             .collect()
     }
 
-    fn fork_direct(&self, p: &Prepared, report: &OwnedFd) -> Result<Forked3, SpawnError> {
+    /// Fork the process itself: with clone3 when it is to be born in its
+    /// cgroup v2 or a pidfd is wanted, else (and on kernels without clone3)
+    /// with the plain clone system call.
+    fn fork_direct(
+        &self,
+        p: &Prepared,
+        report: &OwnedFd,
+        pidfd: bool,
+    ) -> Result<Forked3, SpawnError> {
+        let report = report.as_raw_fd();
         let cgroup_fd = p.cgroup_v2_fd.as_ref().map(|fd| fd.as_raw_fd());
         let mut into = cgroup_fd.is_some();
-        loop {
+        let new_pid = if p.new_pid { libc::CLONE_NEWPID } else { 0 };
+        while pidfd || into {
             let mut args = CloneArgs {
-                flags: CLONE_PIDFD,
+                flags: new_pid as u64,
                 exit_signal: libc::SIGCHLD as u64,
                 ..CloneArgs::default()
             };
-            if p.new_pid {
-                args.flags |= libc::CLONE_NEWPID as u64;
+            if pidfd {
+                args.flags |= CLONE_PIDFD;
             }
             if let (true, Some(fd)) = (into, cgroup_fd) {
                 args.flags |= CLONE_INTO_CGROUP;
                 args.cgroup = fd as u64;
             }
-            // SAFETY: the child runs only `child::run`, which makes raw
-            // system calls on the memory prepared above and never returns.
-            match unsafe { sys::clone3(&mut args) } {
-                Ok(Forked::Child) => child::run(p, report.as_raw_fd(), into, false),
-                Ok(Forked::Parent { pid, pidfd }) => {
+            // The child runs only `child::run`, which makes raw system
+            // calls on the memory prepared above and never returns.
+            match sys::clone3_then(&mut args, move || child::run(p, report, into, false)) {
+                Ok(sys::Forked { pid, pidfd }) => {
                     let pidfd = pidfd.map(|fd| PidFd::from_owned(fd, pid));
                     return Ok((Some(pid), pidfd, None));
                 }
                 // Kernels before 5.7 have no CLONE_INTO_CGROUP; the child
                 // then writes cgroup.procs itself.
                 Err(libc::EINVAL | libc::E2BIG | libc::EOPNOTSUPP) if into => into = false,
-                Err(libc::ENOSYS) => {
-                    let flags = if p.new_pid { libc::CLONE_NEWPID } else { 0 };
-                    // SAFETY: as above.
-                    return match unsafe { sys::raw_fork(flags) } {
-                        Ok(Forked::Child) => child::run(p, report.as_raw_fd(), false, false),
-                        Ok(Forked::Parent { pid, .. }) => Ok((Some(pid), None, None)),
-                        Err(e) => Err(SpawnError::Fork { source: os(e) }),
-                    };
-                }
+                Err(libc::ENOSYS) => break,
                 Err(e) => return Err(SpawnError::Fork { source: os(e) }),
             }
+        }
+        // As above; it enters its cgroup by writing cgroup.procs.
+        match sys::fork_then(new_pid, move || child::run(p, report, false, false)) {
+            Ok(sys::Forked { pid, .. }) => Ok((Some(pid), None, None)),
+            Err(e) => Err(SpawnError::Fork { source: os(e) }),
         }
     }
 
     fn fork_via_intermediate(&self, p: &Prepared, report: &OwnedFd) -> Result<Forked3, SpawnError> {
+        let report = report.as_raw_fd();
         let mut args = CloneArgs {
             flags: CLONE_PIDFD,
             exit_signal: libc::SIGCHLD as u64,
             ..CloneArgs::default()
         };
-        // SAFETY: the intermediate runs only `child::run_intermediate`
-        // (raw system calls on prepared memory) and never returns.
-        match unsafe { sys::clone3(&mut args) } {
-            Ok(Forked::Child) => child::run_intermediate(p, report.as_raw_fd()),
-            Ok(Forked::Parent { pid, pidfd }) => {
+        // The intermediate runs only `child::run_intermediate` (raw system
+        // calls on prepared memory) and never returns.
+        let intermediate = move || child::run_intermediate(p, report);
+        match sys::clone3_then(&mut args, intermediate) {
+            Ok(sys::Forked { pid, pidfd }) => {
                 let pidfd = match pidfd {
                     Some(fd) => PidFd::from_owned(fd, pid),
                     // Our child, not yet waited for: the pid is its own.
@@ -687,14 +884,10 @@ impl Command {
                 };
                 Ok((None, None, Some(pidfd)))
             }
-            Err(libc::ENOSYS) => {
-                // SAFETY: as above.
-                match unsafe { sys::raw_fork(0) } {
-                    Ok(Forked::Child) => child::run_intermediate(p, report.as_raw_fd()),
-                    Ok(Forked::Parent { pid, .. }) => Ok((None, None, Some(PidFd::open(pid)?))),
-                    Err(e) => Err(SpawnError::Fork { source: os(e) }),
-                }
-            }
+            Err(libc::ENOSYS) => match sys::fork_then(0, intermediate) {
+                Ok(sys::Forked { pid, .. }) => Ok((None, None, Some(PidFd::open(pid)?))),
+                Err(e) => Err(SpawnError::Fork { source: os(e) }),
+            },
             Err(e) => Err(SpawnError::Fork { source: os(e) }),
         }
     }
@@ -718,10 +911,35 @@ struct Launch {
     cwd: Option<PathBuf>,
 }
 
+/// What the reports of a child that exec'd said.
+struct Started {
+    pid: i32,
+    skipped: Vec<SkippedStep>,
+}
+
 impl Launch {
-    /// Let a parked child go on, then read its reports until exec (or a
-    /// failure) and reap the intermediate.
+    /// [`Launch::finish_reports`], then the pidfd (opened now when the fork
+    /// gave none).
     fn finish(mut self) -> Result<Child, SpawnError> {
+        let started = self.finish_reports()?;
+        let pidfd = match self.pidfd.take() {
+            Some(p) => p,
+            // Our child, not yet waited for: the pid cannot be recycled.
+            None => PidFd::open(started.pid)?,
+        };
+        Ok(Child {
+            pid: started.pid,
+            pidfd,
+            stdin: self.parent_ends[0].take(),
+            stdout: self.parent_ends[1].take(),
+            stderr: self.parent_ends[2].take(),
+            skipped: started.skipped,
+        })
+    }
+
+    /// Let a parked child go on, then read its reports until exec (or a
+    /// failure, then reap the child) and reap the intermediate.
+    fn finish_reports(&mut self) -> Result<Started, SpawnError> {
         if let Some(go) = self.go.take() {
             let parked = self.pidfd.as_ref().or(self.intermediate.as_ref());
             if parked.is_some_and(|p| !p.is_alive()) {
@@ -738,16 +956,16 @@ impl Launch {
         if let Some(intermediate) = &self.intermediate {
             let _ = intermediate.wait();
         }
-        let (final_pid, failure) = match outcome {
+        let reports = match outcome {
             Ok(v) => v,
             Err(what) => {
                 self.kill();
                 return Err(SpawnError::Protocol { what });
             }
         };
-        let pid = self.direct_pid.or(final_pid).ok_or_else(|| {
+        let pid = self.direct_pid.or(reports.started).ok_or_else(|| {
             // The intermediate failed before starting the final process.
-            match failure {
+            match reports.failure {
                 Some(f) => self.child_error(f),
                 None => SpawnError::Protocol {
                     what: "intermediate process exited without reporting".into(),
@@ -755,7 +973,7 @@ impl Launch {
             }
         });
         let pid = pid?;
-        if let Some(f) = failure {
+        if let Some(f) = reports.failure {
             // The child exited 127 after reporting; reap it.
             match &self.pidfd {
                 Some(pidfd) => drop(pidfd.wait()),
@@ -763,18 +981,15 @@ impl Launch {
             }
             return Err(self.child_error(f));
         }
-        let pidfd = match self.pidfd.take() {
-            Some(p) => p,
-            // Our child, not yet waited for: the pid cannot be recycled.
-            None => PidFd::open(pid)?,
-        };
-        Ok(Child {
-            pid,
-            pidfd,
-            stdin: self.parent_ends[0].take(),
-            stdout: self.parent_ends[1].take(),
-            stderr: self.parent_ends[2].take(),
-        })
+        let skipped = reports
+            .skipped
+            .into_iter()
+            .map(|(step, errno)| SkippedStep {
+                step,
+                source: os(errno),
+            })
+            .collect();
+        Ok(Started { pid, skipped })
     }
 
     /// SIGKILL the child (through its pidfd: its pid may have been reaped
@@ -863,14 +1078,22 @@ impl Drop for Parked {
     }
 }
 
-/// Read reports until every write end is closed (exec or exit): the final
-/// pid (intermediate mode) and the first failure.
-#[allow(clippy::type_complexity)]
-fn read_reports(
-    read_end: &OwnedFd,
-) -> Result<(Option<i32>, Option<(SpawnStep, i32, u32)>), String> {
-    let mut pid = None;
-    let mut failure = None;
+/// What a child said on the report pipe.
+#[derive(Default)]
+struct Reports {
+    /// The final process's pid (intermediate mode).
+    started: Option<i32>,
+    /// The first failure: step, errno, index.
+    failure: Option<(SpawnStep, i32, u32)>,
+    /// Best-effort steps that failed: step, errno.
+    skipped: Vec<(SpawnStep, i32)>,
+}
+
+/// Read reports until every write end is closed (exec or exit).
+fn read_reports(read_end: &OwnedFd) -> Result<Reports, String> {
+    let mut reports = Reports::default();
+    let step_of =
+        |code: u32| SpawnStep::from_code(code).ok_or_else(|| format!("unknown step code {code}"));
     loop {
         let mut buf = [0u8; REPORT_LEN];
         let mut got = 0;
@@ -883,19 +1106,104 @@ fn read_reports(
             got += n;
         }
         if got == 0 {
-            return Ok((pid, failure));
+            return Ok(reports);
         }
         if got < REPORT_LEN {
             return Err(format!("short report of {got} bytes"));
         }
         match Report::decode(&buf) {
-            Some(Report::Started { pid: p }) => pid = Some(p),
+            Some(Report::Started { pid: p }) => reports.started = Some(p),
             Some(Report::Failed { step, errno, index }) => {
-                let step = SpawnStep::from_code(step)
-                    .ok_or_else(|| format!("unknown step code {step}"))?;
-                failure.get_or_insert((step, errno, index));
+                let step = step_of(step)?;
+                reports.failure.get_or_insert((step, errno, index));
             }
+            Some(Report::Skipped { step, errno }) => reports.skipped.push((step_of(step)?, errno)),
             None => return Err("malformed report".into()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    fn candidates(command: &Command) -> Vec<String> {
+        let found = command.exec_candidates().expect("candidates");
+        found
+            .iter()
+            .map(|c| c.to_string_lossy().into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn execvp_lookup_keeps_empty_path_entries_and_has_its_own_default() {
+        let mut runtime = Command::new("prog");
+        runtime.env("PATH", "/a::/b");
+        assert_eq!(candidates(&runtime), ["/a/prog", "/b/prog"]);
+        let mut execvp = Command::new("prog");
+        execvp
+            .env("PATH", "/a::/b")
+            .program_lookup(ProgramLookup::Execvp);
+        assert_eq!(candidates(&execvp), ["/a/prog", "prog", "/b/prog"]);
+
+        let mut execvp = Command::new("prog");
+        execvp.program_lookup(ProgramLookup::Execvp);
+        assert_eq!(candidates(&execvp), ["/bin/prog", "/usr/bin/prog"]);
+        assert_eq!(candidates(&Command::new("prog")).len(), 6, "DEFAULT_PATH");
+
+        let mut empty = Command::new("");
+        assert!(empty.exec_candidates().is_err());
+        empty.program_lookup(ProgramLookup::Execvp);
+        assert_eq!(candidates(&empty), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_terminal_needs_the_matching_session() {
+        let mut command = Command::new("/bin/true");
+        command
+            .own_mount_namespace(false)
+            .terminal(Terminal::Foreground);
+        let error = command.spawn_without_pidfd().unwrap_err();
+        assert!(matches!(error, SpawnError::Invalid { .. }), "{error}");
+        command
+            .session(Session::NewProcessGroup)
+            .terminal(Terminal::Controlling);
+        let error = command.spawn_without_pidfd().unwrap_err();
+        assert!(matches!(error, SpawnError::Invalid { .. }), "{error}");
+    }
+
+    /// A plain process (no namespace, so no root needed): a script without
+    /// `#!` runs under /bin/sh with execvp's lookup only.
+    #[test]
+    fn execvp_lookup_runs_a_script_without_shebang_with_sh() {
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("script");
+        std::fs::write(&script, "exit \"$1\"\n").unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+
+        let mut command = Command::new(&script);
+        command
+            .arg("7")
+            .own_mount_namespace(false)
+            .program_lookup(ProgramLookup::Execvp);
+        let child = command.spawn().expect("spawn");
+        assert_eq!(child.wait().unwrap(), ExitStatus::Exited(7));
+
+        let mut command = Command::new(&script);
+        command.arg("7").own_mount_namespace(false);
+        let error = command.spawn().unwrap_err();
+        assert!(
+            matches!(
+                &error,
+                SpawnError::Child {
+                    step: SpawnStep::Exec,
+                    ..
+                }
+            ),
+            "{error}"
+        );
+        assert_eq!(error.errno(), Some(libc::ENOEXEC));
     }
 }

@@ -327,14 +327,7 @@ fn cancel_stops_everything_and_keeps_awaiting_killed_processes() {
     assert_eq!(f.tick(50), vec![]);
     assert_eq!(f.probes.children(), vec![NO_PID]);
     assert_eq!(
-        f.probes.on_exit(
-            NO_PID,
-            &ExitStatus::Signaled {
-                signal: 9,
-                core_dumped: false
-            },
-            f.at(51)
-        ),
+        f.probes.on_exit(NO_PID, &ExitStatus::Signaled(9), f.at(51)),
         Some(vec![])
     );
     assert_eq!(f.io.calls, 0, "no socket was involved");

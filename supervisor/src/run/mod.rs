@@ -519,7 +519,7 @@ impl PodRuntime {
     /// Reap every exited child; the containers' ones end their instance.
     fn reap(&mut self) -> anyhow::Result<()> {
         let reaped = pid1::reap()?;
-        for (pid, status) in reaped.exited {
+        for pid1::ReapedChild { pid, status, .. } in reaped.exited {
             let pid = pid.as_raw();
             if let Some(index) = self
                 .containers
@@ -547,20 +547,16 @@ impl PodRuntime {
         Ok(())
     }
 
-    fn on_exit(&mut self, index: usize, status: pid1::ExitStatus) {
+    fn on_exit(&mut self, index: usize, status: container::ExitStatus) {
         let now = Stamp::now();
         let c = &mut self.containers[index];
         if let Some(state) = self.lifecycle.get(c.slot()) {
             self.trace
                 .record(&c.spec().name, state.restart_count(), Step::Reaped);
         }
-        let exit = match status {
-            pid1::ExitStatus::Exited(code) => container::ExitStatus::Exited(code),
-            pid1::ExitStatus::Signaled { signal, .. } => container::ExitStatus::Signaled(signal),
-        };
         let event_loop = self.event_loop.as_ref().expect("started");
         let termination = c.end_instance(
-            exit,
+            status,
             now.wall,
             &mut self.echo,
             &mut ContainerFds::new(event_loop, index),
@@ -586,7 +582,7 @@ impl PodRuntime {
 
     /// pause died: the sandbox is gone. Kill every container, start a new
     /// sandbox; the containers come back under their restart policy.
-    fn on_sandbox_death(&mut self, status: pid1::ExitStatus) -> anyhow::Result<()> {
+    fn on_sandbox_death(&mut self, status: container::ExitStatus) -> anyhow::Result<()> {
         self.sandbox.forget_pause();
         if self.stopping.is_some() {
             return Ok(());

@@ -419,7 +419,7 @@ impl SupervisedContainer {
     pub fn on_probe_exit(
         &mut self,
         pid: i32,
-        status: &crate::pid1::ExitStatus,
+        status: &container::ExitStatus,
         now: Instant,
     ) -> Option<Vec<Outcome>> {
         self.instance.as_mut()?.probes.on_exit(pid, status, now)

@@ -4,8 +4,8 @@
 use std::ffi::OsString;
 use std::time::Duration;
 
+use container::signal;
 use supervisor::init::InitOptions;
-use supervisor::pid1;
 
 /// Run one program as PID 1 (or as a child subreaper): forward signals,
 /// reap zombies, and clean up what it leaves behind.
@@ -54,18 +54,18 @@ fn parse_rewrite(text: &str) -> Result<(i32, i32), String> {
     let (from, to) = text
         .split_once(':')
         .ok_or_else(|| format!("{text:?}: expected FROM:TO, e.g. 15:3"))?;
-    let from = pid1::parse_signal(from)
+    let from = signal::parse(from)
         .ok_or_else(|| format!("{text:?}: {from:?} is not a signal (1..=64 or a name)"))?;
     if from == libc::SIGKILL || from == libc::SIGSTOP {
         return Err(format!(
             "{text:?}: {} cannot be caught, so it cannot be rewritten",
-            pid1::signal_name(from)
+            signal::name(from)
         ));
     }
     let to = if to.trim() == "0" {
         0
     } else {
-        pid1::parse_signal(to)
+        signal::parse(to)
             .ok_or_else(|| format!("{text:?}: {to:?} is not a signal (0..=64 or a name)"))?
     };
     Ok((from, to))
