@@ -1,12 +1,21 @@
 //! The pod supervisor: runs one Kubernetes pod on a bare host, or wraps one
-//! program as a tini-grade PID 1 (`init`).
+//! program as a tini-grade PID 1 (`init`). The command line is in
+//! `src/bin/supervisor/` (one file per subcommand); this library holds no
+//! flag parsing.
 //!
 //! Data flows manifest -> spec -> sandbox -> containers -> status:
 //! [`manifest`] reads the YAML as Kubernetes writes it, [`spec`] validates it
-//! into what runs (every error names file, document, field and value),
-//! [`quantity`] parses resource quantities as Kubernetes does, [`restart`]
-//! decides restarts and back-off, [`status`] shapes the pod's status, [`logs`]
-//! stores container output ([`paths`] says where both live), and [`init`] is the PID 1 of `supervisor init`.
+//! into what runs (every error names file, document, field and value;
+//! [`quantity`] parses resource quantities as Kubernetes does); [`run`] is
+//! the pod's event loop and its sandbox (pause, [`network`] over [`cni`],
+//! volumes), [`host`] finds what the host gives it (pause, the cgroup
+//! parent); [`supervised`] owns one container across its instances (start,
+//! park, exit, stop with the grace period); [`restart`] decides restarts,
+//! back-off and the start order as a pure state machine, [`probe`] runs
+//! probes, [`notify`] speaks sd_notify; [`status`] shapes, stores and renders
+//! the pod's status and [`logs`] its containers' output ([`paths`] says
+//! where both live, [`time`] formats their times); [`init`] and [`pid1`]
+//! are the PID 1 of `supervisor init`. The only `unsafe` is in `sys`.
 
 pub mod atomic_file;
 pub mod cni;

@@ -22,6 +22,10 @@
 //!             message; the ended instance becomes lastState. Otherwise -> Terminated.
 //! ```
 //!
+//! A native sidecar's start order would be decided here, in
+//! [`PodStateMachine`]: it releases the init containers one at a time
+//! ([`Event::InitDone`]) and the containers after the last of them.
+//!
 //! It does not spawn, signal or time anything itself; see the event loop.
 
 use std::fmt;

@@ -1,7 +1,8 @@
 //! What runs between fork and exec: cgroup, namespaces, mounts, root
 //! filesystem, session and terminal, credentials (capabilities,
 //! no_new_privs), stdio, then the exec itself with its PATH search.
-//! Seccomp would be applied here: last in `setup`, after no_new_privs (which an unprivileged filter needs).
+//! Seccomp would be applied here: last in `setup`, after no_new_privs
+//! (which an unprivileged filter needs).
 //!
 //! Everything here was allocated by the parent ([`Prepared`]); only raw
 //! system calls are made, no allocation, no locks, no panics (iterators
