@@ -37,11 +37,17 @@ pub fn enable_controllers(
     // Every ancestor of the new cgroup: root, root/a, root/a/b, ... but not
     // the new cgroup itself.
     for (i, component) in parents.iter().enumerate() {
-        if !dir.exists() {
-            std::fs::create_dir(&dir).map_err(|source| CgroupError::Create {
-                path: dir.clone(),
-                source,
-            })?;
+        // Two supervisors may start at once on a fresh host: whoever comes
+        // second finds the shared parent made already, which is fine.
+        match std::fs::create_dir(&dir) {
+            Ok(()) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(source) => {
+                return Err(CgroupError::Create {
+                    path: dir.clone(),
+                    source,
+                });
+            }
         }
         let control = dir.join("cgroup.subtree_control");
         let enabled = read_file(&control)?;
