@@ -5,12 +5,16 @@
 # test binaries cargo built, run unchanged), no network card, and a writable
 # 9p share that brings the command's output and exit status back.
 #
-# Usage: tests/vm/vm.sh [--timeout SECONDS] [--out DIR] [--console] -- COMMAND [ARG...]
+# Usage: tests/vm/vm.sh [--systemd] [--timeout SECONDS] [--out DIR] [--console] -- COMMAND [ARG...]
+#   --systemd  boot systemd as PID 1 (into podvisor-vm.target, the host's
+#              enabled units masked) and run the command as a service;
+#              without it a plain init (tests/vm/stage2) runs it
 #   --timeout  host-side limit for the whole VM, boot included (default 600);
 #              a guest that hangs or panics is killed and the run fails
 #   --out      directory for command, output.log, status and console.log
 #              (default: a new directory under $TMPDIR, removed on success)
-#   --console  stream the guest's console to stderr while it runs
+#   --console  stream the guest's whole console to stderr while it runs
+#              (otherwise the command's output is streamed to stdout)
 # The command runs in the current directory, with CI, PATH, RUST_BACKTRACE,
 # RUST_TEST_THREADS, POD_BIN_DIR and ENDURANCE passed through. Exit status:
 # the command's; 124 when the VM hit the timeout; 125 when the VM ended
@@ -23,9 +27,11 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 timeout=600
 out=""
+mode=plain
 console=false
 while (($#)); do
   case $1 in
+  --systemd) mode=systemd; shift ;;
   --timeout) timeout=$2; shift 2 ;;
   --out) out=$2; shift 2 ;;
   --console) console=true; shift ;;
@@ -49,11 +55,11 @@ initramfs_modules=(
   net/9p/9pnet net/9p/9pnet_virtio fs/9p/9p fs/overlayfs/overlay
 )
 
-# The initramfs: busybox-static, /init, /stage2 and the modules above. Built
-# again whenever one of its inputs changes.
+# The initramfs: busybox-static, /init, /stage2, /run-command, the systemd
+# units and the modules above. Built again whenever one of its inputs changes.
 build_initramfs() {
   local key image staging
-  key=$( (cat "$here/init" "$here/stage2" /bin/busybox; echo "$cache $kver ${initramfs_modules[*]}") \
+  key=$( (cat "$here/init" "$here/stage2" "$here/run-command" "$here"/systemd/* /bin/busybox; echo "$cache $kver ${initramfs_modules[*]}") \
     | sha256sum | cut -c1-16)
   image=$cache/initramfs-$key.cpio.gz
   if [[ ! -f $image ]]; then
@@ -65,7 +71,8 @@ build_initramfs() {
       exit 2
     fi
     install -m 0755 "$here/init" "$staging/init"
-    install -m 0755 "$here/stage2" "$staging/stage2"
+    install -m 0755 "$here/stage2" "$here/run-command" "$staging/"
+    cp -r "$here/systemd" "$staging/systemd"
     echo "$cache" >"$staging/cache-dir"
     for module in "${initramfs_modules[@]}"; do
       cp "$modules/kernel/$module.ko" "$staging/modules/"
@@ -116,7 +123,7 @@ if [[ -z $out ]]; then
 fi
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
-rm -f "$out/status" "$out/status.tmp" "$out/output.log" "$out/console.log"
+rm -f "$out/status" "$out/status.tmp"
 
 # The command file the guest runs with bash.
 {
@@ -131,7 +138,11 @@ rm -f "$out/status" "$out/status.tmp" "$out/output.log" "$out/console.log"
 } >"$out/command"
 
 cmdline="console=ttyS0 panic=-1 oops=panic loglevel=4 mitigations=off"
-cmdline+=" systemd.unified_cgroup_hierarchy=1 cgroup_no_v1=all vm.mode=plain"
+cmdline+=" systemd.unified_cgroup_hierarchy=1 cgroup_no_v1=all vm.mode=$mode"
+if [[ $mode == systemd ]]; then
+  # A crashed systemd reboots, which ends qemu (-no-reboot).
+  cmdline+=" systemd.unit=podvisor-vm.target systemd.crash_reboot=1 systemd.show_status=error"
+fi
 
 qemu_args=(
   -nodefaults -no-reboot -display none -monitor none -nic none
@@ -146,23 +157,23 @@ qemu_args=(
 )
 
 started=$(date +%s)
-touch "$out/console.log"
-tail_pid=""
+: >"$out/console.log"
+: >"$out/output.log"
+# Stream the command's output (or the whole console) while the VM runs.
 if $console; then
   tail -n +1 -f "$out/console.log" >&2 &
-  tail_pid=$!
+else
+  tail -n +1 -f "$out/output.log" &
 fi
+tail_pid=$!
 vm_rc=0
 env "${qemu_env[@]}" timeout --kill-after=10 "$timeout" \
   nice -n "${PODVISOR_VM_NICE:-5}" "$qemu" "${qemu_args[@]}" </dev/null || vm_rc=$?
-if [[ -n $tail_pid ]]; then
-  sleep 0.2
-  kill "$tail_pid" 2>/dev/null || true
-  wait "$tail_pid" 2>/dev/null || true
-fi
+sleep 0.5
+kill "$tail_pid" 2>/dev/null || true
+wait "$tail_pid" 2>/dev/null || true
 elapsed=$(($(date +%s) - started))
 
-[[ -f $out/output.log ]] && ! $console && cat "$out/output.log"
 if [[ -f $out/status ]]; then
   status=$(cat "$out/status")
   echo "tests/vm/vm.sh: guest command exited $status ($accel, kernel $kver, ${elapsed}s)" >&2
