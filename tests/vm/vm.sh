@@ -42,7 +42,7 @@ done
 (($#)) || { echo "tests/vm/vm.sh: no command given" >&2; exit 2; }
 [[ $(id -u) == 0 ]] || { echo "tests/vm/vm.sh: run as root" >&2; exit 2; }
 
-cache=$("$here/fetch.sh")
+cache=$("$here/fetch.sh") || { echo "tests/vm/vm.sh: cannot fetch qemu and the kernel" >&2; exit 125; }
 kver=$(cat "$cache/kernel-version")
 kernel=$cache/root/boot/vmlinuz-$kver
 modules=$cache/root/lib/modules/$kver
