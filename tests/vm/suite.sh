@@ -6,7 +6,8 @@
 # test executables.
 #
 # Usage: tests/vm/suite.sh [--timeout SECONDS] [TEST...] [-- LIBTEST_ARG...]
-#   TEST: names of tests/tests/*.rs (default: the cgroup and network ones)
+#   TEST: names of tests/tests/*.rs (default: container, cgroup_v2, run and
+#   network)
 set -euo pipefail
 
 cd "$(dirname "$0")/../.."
@@ -20,7 +21,8 @@ while (($#)) && [[ $1 != -- ]]; do
   tests+=("$1")
   shift
 done
-((${#tests[@]})) || tests=(container run network)
+[[ ${1:-} == -- ]] && shift
+((${#tests[@]})) || tests=(container cgroup_v2 run network)
 
 cargo build --release --workspace --quiet
 # cargo names each test executable in its JSON messages; take those of the
@@ -43,4 +45,27 @@ if ((${#binaries[@]} != ${#tests[@]})); then
   exit 2
 fi
 
-exec tests/vm/vm.sh --timeout "$timeout" -- tests/vm/guest-suite.sh "${binaries[@]}" "$@"
+# Tests skipped in the VM, each for a reason that is not the kernel's cgroup
+# v2 (what they check on v2 is checked elsewhere, or they pass on v1):
+skips=(
+  # They read the v1 files memory.limit_in_bytes, cpu.cfs_quota_us and
+  # cpu.shares; cgroup_v2.rs checks memory.max, cpu.max, cpu.weight and
+  # OOMKilled on v2 instead.
+  seed_scenario_sidecar_reads_the_server_on_localhost_through_shared_volumes
+  over_its_memory_limit_a_container_is_oom_killed_and_the_pod_keeps_running
+  # Timing under TCG (qemu without KVM, ~20x slower): a restart takes 0.3 to
+  # 0.9 s there, more than the back-off tolerance; the portmap plugin's
+  # iptables calls take ~25 s, more than the 20 s the test waits for the pod;
+  # the second SIGINT, 300 ms after the first, can merge with it.
+  back_off_doubles_and_caps
+  a_host_port_reaches_the_pod_on_loopback
+  a_second_sigint_kills_at_once
+)
+skip_args=()
+for name in "${skips[@]}"; do
+  skip_args+=(--skip "$name")
+done
+echo "tests/vm/suite.sh: skipped in the VM (see suite.sh for why): ${skips[*]}" >&2
+
+exec tests/vm/vm.sh --timeout "$timeout" -- tests/vm/guest-suite.sh "${binaries[@]}" \
+  -- "${skip_args[@]}" "$@"
