@@ -6,8 +6,9 @@
 # shows STATUS=, Delegate=yes puts the supervisor in a leaf of the unit's own
 # cgroup and the pod's cgroups (with their limits) beside it, `journalctl -u`
 # has the containers' prefixed lines, a SIGKILLed supervisor is restarted by
-# systemd and the old pod is gone, and `systemctl stop` ends by the pod's own
-# grace period (not systemd's timeout) leaving no process and no cgroup.
+# systemd and the old pod is gone, WATCHDOG=1 pings keep it alive past
+# WatchdogSec, and `systemctl stop` ends by the pod's own grace period (not
+# systemd's timeout) leaving no process and no cgroup.
 # Prints ok:/FAIL: per check; exit 1 when any failed. Run from the workspace
 # root (the release binaries in target/release, or POD_BIN_DIR).
 set -uo pipefail
@@ -103,7 +104,15 @@ for pid in $old_pids; do
 done
 check "no process of the old pod is left (${leftover:-none})" test -z "$leftover"
 
+# WatchdogSec=30: the supervisor's WATCHDOG=1 pings keep the unit alive past
+# it (without them systemd would abort and restart it).
 main=$(prop MainPID)
+restarts=$(prop NRestarts)
+echo "WatchdogUSec=$(prop WatchdogUSec); waiting 35 s"
+sleep 35
+check "watchdog pings keep the unit alive past WatchdogSec (same pid, no restart)" \
+  test "$(prop MainPID)" = "$main" -a "$(prop NRestarts)" = "$restarts" -a "$(prop ActiveState)" = active
+
 started=$(now)
 systemctl stop "$unit"
 took=$(since "$started")
