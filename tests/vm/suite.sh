@@ -27,18 +27,20 @@ libtest_args=("${args[@]:split+1}")
 
 cargo build --release --workspace --quiet
 # cargo names each test executable in its JSON messages; take those of the
-# `it` package's integration tests asked for.
+# `it` package's integration tests asked for. --workspace, as the README's
+# test command builds them: the same features, so nothing is built again.
 test_args=()
 for t in "${tests[@]}"; do
   test_args+=(--test "$t")
 done
-mapfile -t binaries < <(cargo test -p it --no-run --quiet --message-format=json "${test_args[@]}" \
-  | python3 -c '
+mapfile -t binaries < <(cargo test --workspace --no-run --quiet --message-format=json \
+  "${test_args[@]}" | python3 -c '
 import json, sys
 for line in sys.stdin:
     msg = json.loads(line)
     if msg.get("reason") == "compiler-artifact" and msg.get("executable") \
-            and "test" in msg["target"]["kind"]:
+            and "test" in msg["target"]["kind"] \
+            and msg["manifest_path"].endswith("/tests/Cargo.toml"):
         print(msg["executable"])
 ')
 if ((${#binaries[@]} != ${#tests[@]})); then
