@@ -7,8 +7,9 @@
 # cgroup and the pod's cgroups (with their limits) beside it, `journalctl -u`
 # has the containers' prefixed lines, a SIGKILLed supervisor is restarted by
 # systemd and the old pod is gone, WATCHDOG=1 pings keep it alive past
-# WatchdogSec, and `systemctl stop` ends by the pod's own grace period (not
-# systemd's timeout) leaving no process and no cgroup.
+# WatchdogSec and a stopped supervisor is restarted by the watchdog, and
+# `systemctl stop` ends by the pod's own grace period (not systemd's timeout)
+# leaving no process and no cgroup.
 # Prints ok:/FAIL: per check; exit 1 when any failed. Run from the workspace
 # root (the release binaries in target/release, or POD_BIN_DIR).
 set -uo pipefail
@@ -81,28 +82,34 @@ sleep 6
 check "journalctl -u shows the containers' prefixed lines" \
   bash -c "journalctl -u '$unit' --no-pager | grep -q '\[log-reader\]'"
 
+# Send $2 to the supervisor, wait (at most $3 s) until systemd has it running
+# again under a new pid, and check that no process of the old pod is left.
+restarted_after() {
+  local what=$1 signal=$2 patience=$3 main old_pids started restarted="" new_main pid leftover=""
+  main=$(prop MainPID)
+  old_pids=$(pod_pids "$main")
+  started=$(now)
+  kill "-$signal" "$main"
+  for _ in $(seq $((patience * 2))); do
+    new_main=$(prop MainPID)
+    if [[ $(prop ActiveState) == active && $new_main != 0 && $new_main != "$main" ]]; then
+      restarted=$new_main
+      break
+    fi
+    sleep 0.5
+  done
+  echo "after SIG$signal: active again with supervisor pid ${restarted:-none} after" \
+    "$(since "$started")s (NRestarts=$(prop NRestarts))"
+  check "systemd restarted the $what supervisor" test -n "$restarted"
+  for pid in $old_pids; do
+    [[ -d /proc/$pid ]] && leftover+=" $pid"
+  done
+  check "no process of the old pod is left (${leftover:-none})" test -z "$leftover"
+}
+
 # A crashed supervisor: systemd restarts it (Restart=on-failure) and the new
 # one replaces the old pod.
-old_pids=$(pod_pids "$main")
-started=$(now)
-kill -KILL "$main"
-restarted=""
-for _ in $(seq 240); do
-  new_main=$(prop MainPID)
-  if [[ $(prop ActiveState) == active && $new_main != 0 && $new_main != "$main" ]]; then
-    restarted=$new_main
-    break
-  fi
-  sleep 0.5
-done
-echo "after SIGKILL: active again with supervisor pid ${restarted:-none} after $(since "$started")s" \
-  "(NRestarts=$(prop NRestarts))"
-check "systemd restarted the SIGKILLed supervisor" test -n "$restarted"
-leftover=""
-for pid in $old_pids; do
-  [[ -d /proc/$pid ]] && leftover+=" $pid"
-done
-check "no process of the old pod is left (${leftover:-none})" test -z "$leftover"
+restarted_after SIGKILLed KILL 120
 
 # WatchdogSec=30: the supervisor's WATCHDOG=1 pings keep the unit alive past
 # it (without them systemd would abort and restart it).
@@ -112,6 +119,13 @@ echo "WatchdogUSec=$(prop WatchdogUSec); waiting 35 s"
 sleep 35
 check "watchdog pings keep the unit alive past WatchdogSec (same pid, no restart)" \
   test "$(prop MainPID)" = "$main" -a "$(prop NRestarts)" = "$restarts" -a "$(prop ActiveState)" = active
+
+# A stopped loop pings no more: after WatchdogSec systemd sends SIGABRT (held
+# while stopped), SIGKILL after TimeoutAbortSec (TimeoutStopSec, 45 s), and
+# restarts the unit.
+restarted_after stopped STOP 150
+check "journalctl -u reports the watchdog timeout" \
+  bash -c "journalctl -u '$unit' --no-pager | grep -qi 'watchdog timeout'"
 
 started=$(now)
 systemctl stop "$unit"

@@ -80,6 +80,7 @@ build_initramfs() {
     done
     (cd "$staging" && find . | busybox cpio -o -H newc 2>/dev/null | gzip -1) >"$image.tmp"
     mv "$image.tmp" "$image"
+    find "$cache" -maxdepth 1 -name 'initramfs-*.cpio.gz' ! -name "${image##*/}" -delete
     rm -rf "$staging"
   fi
   echo "$image"
