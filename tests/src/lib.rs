@@ -79,6 +79,12 @@ pub fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
 }
 
+/// Whether /sys/fs/cgroup is the unified hierarchy alone (a pure cgroup v2
+/// host, such as the test VM of `tests/vm/`), not v1 or hybrid.
+pub fn pure_cgroup_v2() -> bool {
+    std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
+}
+
 /// Whether an executable named `name` is on PATH.
 pub fn have_command(name: &str) -> bool {
     std::env::var_os("PATH")

@@ -180,10 +180,16 @@ impl RunningPod {
             .unwrap_or_else(|| panic!("no container {name} in {status:#}"))
     }
 
-    /// The pod's cgroup directory in a v1 hierarchy (e.g. "memory").
+    /// The pod's cgroup directory in the v1 hierarchy of `controller` (e.g.
+    /// "memory"), or in the unified one on a pure cgroup v2 host.
     pub fn cgroup_dir(&self, controller: &str) -> PathBuf {
-        Path::new("/sys/fs/cgroup")
-            .join(controller)
+        let root = Path::new("/sys/fs/cgroup");
+        let hierarchy = if crate::pure_cgroup_v2() {
+            root.to_path_buf()
+        } else {
+            root.join(controller)
+        };
+        hierarchy
             .join(CGROUP_PARENT)
             .join(format!("default_{}", self.name))
     }
@@ -301,12 +307,12 @@ impl Drop for RunningPod {
 }
 
 /// Whether nothing of the pod is left on the host: no cgroup in any v1
-/// hierarchy, no netns file, no mount below its state dir.
+/// hierarchy or the unified one, no netns file, no mount below its state dir.
 pub fn leftovers(name: &str, state_dir: &Path) -> Vec<String> {
     let mut left = Vec::new();
-    for controller in ["memory", "cpu", "pids", "freezer", "unified"] {
+    for hierarchy in ["memory", "cpu", "pids", "freezer", "unified", ""] {
         let dir = Path::new("/sys/fs/cgroup")
-            .join(controller)
+            .join(hierarchy)
             .join(CGROUP_PARENT)
             .join(format!("default_{name}"));
         if dir.exists() {
