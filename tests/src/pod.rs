@@ -194,6 +194,25 @@ impl RunningPod {
             .join(format!("default_{}", self.name))
     }
 
+    /// The trimmed content of a limit file of container `name`: `v1_file`
+    /// in the `controller` hierarchy, or `v2_file` on a pure cgroup v2 host.
+    pub fn limit_file(&self, name: &str, controller: &str, v1_file: &str, v2_file: &str) -> String {
+        let file = if crate::pure_cgroup_v2() {
+            v2_file
+        } else {
+            v1_file
+        };
+        let path = self
+            .cgroup_dir(controller)
+            .join("containers")
+            .join(name)
+            .join(file);
+        std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+            .trim()
+            .to_owned()
+    }
+
     /// The host pid of container `name`'s main process: the process of its
     /// cgroup that is PID 1 of its own PID namespace (or, with a shared
     /// one, the oldest), a parked next instance aside.

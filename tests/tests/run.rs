@@ -116,26 +116,19 @@ fn seed_scenario_sidecar_reads_the_server_on_localhost_through_shared_volumes() 
         pod.output()
             .contains("[sidecar] page: hello from the configmap")
     );
-    // Limits as kubelet converts them.
-    let web = pod.cgroup_dir("memory").join("containers/web");
+    // Limits as kubelet converts them (v1, or pure v2 in the test VM).
+    let v2 = it::pure_cgroup_v2();
     assert_eq!(
-        std::fs::read_to_string(web.join("memory.limit_in_bytes"))
-            .unwrap()
-            .trim(),
+        pod.limit_file("web", "memory", "memory.limit_in_bytes", "memory.max"),
         "104857600"
     );
-    let cpu = pod.cgroup_dir("cpu").join("containers/web");
     assert_eq!(
-        std::fs::read_to_string(cpu.join("cpu.cfs_quota_us"))
-            .unwrap()
-            .trim(),
-        "50000"
+        pod.limit_file("web", "cpu", "cpu.cfs_quota_us", "cpu.max"),
+        if v2 { "50000 100000" } else { "50000" }
     );
     assert_eq!(
-        std::fs::read_to_string(cpu.join("cpu.shares"))
-            .unwrap()
-            .trim(),
-        "102"
+        pod.limit_file("web", "cpu", "cpu.shares", "cpu.weight"),
+        if v2 { "4" } else { "102" }
     );
     let state_dir = pod.state_dir();
     let (status, _, output) = pod.stop(Signal::SIGTERM, Duration::from_secs(15));
@@ -191,10 +184,10 @@ fn over_its_memory_limit_a_container_is_oom_killed_and_the_pod_keeps_running() {
         },
     );
     pod.wait_running(Duration::from_secs(20));
-    let limit = pod
-        .cgroup_dir("memory")
-        .join("containers/hog/memory.limit_in_bytes");
-    assert_eq!(std::fs::read_to_string(limit).unwrap().trim(), "104857600");
+    assert_eq!(
+        pod.limit_file("hog", "memory", "memory.limit_in_bytes", "memory.max"),
+        "104857600"
+    );
     let status = pod.wait_status(Duration::from_secs(60), "hog OOM-killed", |s| {
         RunningPod::container(s, "hog")["lastState"]["terminated"]["reason"] == "OOMKilled"
     });

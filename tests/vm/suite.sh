@@ -53,11 +53,6 @@ fi
 skips=(
   # A v1 freezer hierarchy is its prerequisite: there is none on pure v2.
   v1_freezer_kills_every_process_without_cgroup_kill
-  # They read the v1 files memory.limit_in_bytes, cpu.cfs_quota_us and
-  # cpu.shares; cgroup_v2.rs checks memory.max, cpu.max, cpu.weight and
-  # OOMKilled on v2 instead.
-  seed_scenario_sidecar_reads_the_server_on_localhost_through_shared_volumes
-  over_its_memory_limit_a_container_is_oom_killed_and_the_pod_keeps_running
   # Timing under TCG (qemu without KVM, ~20x slower): a restart takes 0.3 to
   # 0.9 s there, more than the back-off tolerance; the portmap plugin's
   # iptables calls take ~25 s, more than the 20 s the test waits for the pod;
