@@ -1,0 +1,469 @@
+//! The parent side of a spawn: forking the child of a prepared
+//! [`Command`] (directly, or through an intermediate that joins a pid
+//! namespace), letting a [`Parked`] one go on, and reading the report pipe
+//! until exec into a [`Child`] or a typed [`SpawnError`]. What the options
+//! turn into is the `prepare` module; what the child runs after fork is
+//! the `child` module.
+
+use std::ffi::OsStr;
+use std::fs::File;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use nix::sys::signal::Signal;
+
+use super::child::{self, Prepared, REPORT_LEN, Report};
+use super::prepare::PreparedStdio;
+use super::{Child, ChildPid, Command, Stdio};
+use crate::error::{SkippedStep, SpawnError, SpawnStep, os};
+use crate::mount::PreparedMount;
+use crate::pidfd::PidFd;
+use crate::sys::{self, CLONE_INTO_CGROUP, CLONE_PIDFD, CloneArgs};
+
+impl Command {
+    /// Start the process. The stdio settings are consumed (a second spawn
+    /// inherits stdio).
+    pub fn spawn(&mut self) -> Result<Child, SpawnError> {
+        self.launch(false, true)?.finish()
+    }
+
+    /// Start the process as [`Command::spawn`] does, without a pidfd: for a
+    /// caller that reaps every child with `waitpid(-1)` (a PID 1), which
+    /// must also run where pidfds are missing (kernels before 5.3, seccomp
+    /// filters that refuse clone3). Without a cgroup v2 to be born into it
+    /// forks with the plain clone system call. Refuses [`Stdio::Piped`]
+    /// (the caller's ends would be lost) and joining a pid namespace (the
+    /// intermediate process is waited for through a pidfd).
+    pub fn spawn_without_pidfd(&mut self) -> Result<ChildPid, SpawnError> {
+        if self.stdio.iter().any(|s| matches!(s, Stdio::Piped)) {
+            return Err(Self::invalid(
+                "piped stdio needs spawn(), not spawn_without_pidfd()",
+            ));
+        }
+        if self.joins_pid_namespace() {
+            return Err(Self::invalid(
+                "joining a pid namespace needs spawn(), not spawn_without_pidfd()",
+            ));
+        }
+        let mut launch = self.launch(false, false)?;
+        let started = launch.finish_reports()?;
+        Ok(ChildPid {
+            pid: started.pid,
+            skipped: started.skipped,
+        })
+    }
+
+    /// Fork the process now and stop it as soon as it is in its cgroup,
+    /// before it joins or creates namespaces: [`Parked::start`] lets it go
+    /// on to exec later. Moving a process into a cgroup v1 hierarchy waits
+    /// for an RCU grace period (milliseconds, up to tens of them); a
+    /// process parked ahead of time has paid that when it is needed. While
+    /// parked it holds only the fds it needs (stdio, namespaces, cgroup).
+    /// Dropping the [`Parked`] kills and reaps it.
+    pub fn park(&mut self) -> Result<Parked, SpawnError> {
+        Ok(Parked {
+            launch: Some(self.launch(true, true)?),
+        })
+    }
+
+    /// Fork (parked or not, asking for a pidfd or not); the rest is
+    /// [`Launch::finish`].
+    fn launch(&mut self, park: bool, pidfd: bool) -> Result<Launch, SpawnError> {
+        let PreparedStdio {
+            plans,
+            keep,
+            parent_ends,
+        } = self.prepare_stdio()?;
+        let mut prepared = self.prepare(plans)?;
+        let pipe = |what: &str| {
+            sys::pipe_cloexec().map_err(|e| SpawnError::Prepare {
+                what: what.into(),
+                source: os(e),
+            })
+        };
+        let (read_end, write_end) = pipe("report pipe")?;
+        let go = if park {
+            let (go_read, go_write) = pipe("go pipe")?;
+            let kept = prepared.fds_in_use();
+            if kept.len() + 2 > child::MAX_PARK_FDS {
+                return Err(Self::invalid(format!(
+                    "{} fds to keep open: too many to park",
+                    kept.len()
+                )));
+            }
+            prepared.park = Some(child::Park {
+                go_read: go_read.as_raw_fd(),
+                keep: kept,
+            });
+            Some((go_read, go_write))
+        } else {
+            None
+        };
+        let (direct_pid, pidfd, intermediate) = if self.joins_pid_namespace() {
+            self.fork_via_intermediate(&prepared, &write_end)?
+        } else {
+            self.fork_direct(&prepared, &write_end, pidfd)?
+        };
+        drop(write_end);
+        drop(keep);
+        Ok(Launch {
+            prepared,
+            report: read_end,
+            direct_pid,
+            pidfd,
+            intermediate,
+            // The child has its own copy of the read end.
+            go: go.map(|(_, go_write)| go_write),
+            parent_ends,
+            program: self.program.clone(),
+            cwd: self.cwd.clone(),
+        })
+    }
+
+    /// Fork the process itself: with clone3 when it is to be born in its
+    /// cgroup v2 or a pidfd is wanted, else (and on kernels without clone3)
+    /// with the plain clone system call.
+    fn fork_direct(
+        &self,
+        p: &Prepared,
+        report: &OwnedFd,
+        pidfd: bool,
+    ) -> Result<Forked3, SpawnError> {
+        let report = report.as_raw_fd();
+        let cgroup_fd = p.cgroup_v2_fd.as_ref().map(|fd| fd.as_raw_fd());
+        let mut into = cgroup_fd.is_some();
+        let new_pid = if p.new_pid { libc::CLONE_NEWPID } else { 0 };
+        while pidfd || into {
+            let mut args = CloneArgs {
+                flags: new_pid as u64,
+                exit_signal: libc::SIGCHLD as u64,
+                ..CloneArgs::default()
+            };
+            if pidfd {
+                args.flags |= CLONE_PIDFD;
+            }
+            if let (true, Some(fd)) = (into, cgroup_fd) {
+                args.flags |= CLONE_INTO_CGROUP;
+                args.cgroup = fd as u64;
+            }
+            // The child runs only `child::run`, which makes raw system
+            // calls on the memory prepared above and never returns.
+            match sys::clone3_then(&mut args, move || child::run(p, report, into, false)) {
+                Ok(sys::Forked { pid, pidfd }) => {
+                    let pidfd = pidfd.map(|fd| PidFd::from_owned(fd, pid));
+                    return Ok((Some(pid), pidfd, None));
+                }
+                // Kernels before 5.7 have no CLONE_INTO_CGROUP; the child
+                // then writes cgroup.procs itself.
+                Err(libc::EINVAL | libc::E2BIG | libc::EOPNOTSUPP) if into => into = false,
+                Err(libc::ENOSYS) => break,
+                Err(e) => return Err(SpawnError::Fork { source: os(e) }),
+            }
+        }
+        // As above; it enters its cgroup by writing cgroup.procs.
+        match sys::fork_then(new_pid, move || child::run(p, report, false, false)) {
+            Ok(sys::Forked { pid, .. }) => Ok((Some(pid), None, None)),
+            Err(e) => Err(SpawnError::Fork { source: os(e) }),
+        }
+    }
+
+    fn fork_via_intermediate(&self, p: &Prepared, report: &OwnedFd) -> Result<Forked3, SpawnError> {
+        let report = report.as_raw_fd();
+        let mut args = CloneArgs {
+            flags: CLONE_PIDFD,
+            exit_signal: libc::SIGCHLD as u64,
+            ..CloneArgs::default()
+        };
+        // The intermediate runs only `child::run_intermediate` (raw system
+        // calls on prepared memory) and never returns.
+        let intermediate = move || child::run_intermediate(p, report);
+        match sys::clone3_then(&mut args, intermediate) {
+            Ok(sys::Forked { pid, pidfd }) => {
+                let pidfd = match pidfd {
+                    Some(fd) => PidFd::from_owned(fd, pid),
+                    // Our child, not yet waited for: the pid is its own.
+                    None => PidFd::open(pid)?,
+                };
+                Ok((None, None, Some(pidfd)))
+            }
+            Err(libc::ENOSYS) => match sys::fork_then(0, intermediate) {
+                Ok(sys::Forked { pid, .. }) => Ok((None, None, Some(PidFd::open(pid)?))),
+                Err(e) => Err(SpawnError::Fork { source: os(e) }),
+            },
+            Err(e) => Err(SpawnError::Fork { source: os(e) }),
+        }
+    }
+}
+
+/// What a fork returned to the parent: the workload's pid and pidfd when
+/// it is the direct child, the intermediate's pidfd when there is one.
+type Forked3 = (Option<i32>, Option<PidFd>, Option<PidFd>);
+
+/// A forked child whose reports are still to be read.
+struct Launch {
+    prepared: Prepared,
+    report: OwnedFd,
+    direct_pid: Option<i32>,
+    pidfd: Option<PidFd>,
+    intermediate: Option<PidFd>,
+    /// Parked: the write end of the go pipe.
+    go: Option<OwnedFd>,
+    parent_ends: [Option<File>; 3],
+    program: PathBuf,
+    cwd: Option<PathBuf>,
+}
+
+/// What the reports of a child that exec'd said.
+struct Started {
+    pid: i32,
+    skipped: Vec<SkippedStep>,
+}
+
+impl Launch {
+    /// [`Launch::finish_reports`], then the pidfd (opened now when the fork
+    /// gave none).
+    fn finish(mut self) -> Result<Child, SpawnError> {
+        let started = self.finish_reports()?;
+        let pidfd = match self.pidfd.take() {
+            Some(p) => p,
+            // Our child, not yet waited for: the pid cannot be recycled.
+            None => PidFd::open(started.pid)?,
+        };
+        Ok(Child {
+            pid: started.pid,
+            pidfd,
+            stdin: self.parent_ends[0].take(),
+            stdout: self.parent_ends[1].take(),
+            stderr: self.parent_ends[2].take(),
+            skipped: started.skipped,
+        })
+    }
+
+    /// Let a parked child go on, then read its reports until exec (or a
+    /// failure, then reap the child) and reap the intermediate.
+    fn finish_reports(&mut self) -> Result<Started, SpawnError> {
+        if let Some(go) = self.go.take() {
+            let parked = self.pidfd.as_ref().or(self.intermediate.as_ref());
+            if parked.is_some_and(|p| !p.is_alive()) {
+                self.kill();
+                return Err(SpawnError::Protocol {
+                    what: "the parked process exited before it was started".into(),
+                });
+            }
+            // EPIPE would mean it died just now: its reports say the rest.
+            let _ = sys::write_all(go.as_raw_fd(), b"g");
+        }
+        let outcome = read_reports(&self.report);
+        // Reap the intermediate (it exits right after reporting).
+        if let Some(intermediate) = &self.intermediate {
+            let _ = intermediate.wait();
+        }
+        let reports = match outcome {
+            Ok(v) => v,
+            Err(what) => {
+                self.kill();
+                return Err(SpawnError::Protocol { what });
+            }
+        };
+        let pid = self.direct_pid.or(reports.started).ok_or_else(|| {
+            // The intermediate failed before starting the final process.
+            match reports.failure {
+                Some(f) => self.child_error(f),
+                None => SpawnError::Protocol {
+                    what: "intermediate process exited without reporting".into(),
+                },
+            }
+        });
+        let pid = pid?;
+        if let Some(f) = reports.failure {
+            // The child exited 127 after reporting; reap it.
+            match &self.pidfd {
+                Some(pidfd) => drop(pidfd.wait()),
+                None => drop(sys::waitpid(pid)),
+            }
+            return Err(self.child_error(f));
+        }
+        let skipped = reports
+            .skipped
+            .into_iter()
+            .map(|(step, errno)| SkippedStep {
+                step,
+                source: os(errno),
+            })
+            .collect();
+        Ok(Started { pid, skipped })
+    }
+
+    /// SIGKILL the child (through its pidfd: its pid may have been reaped
+    /// and reused) and reap it.
+    fn kill(&mut self) {
+        for pidfd in [self.pidfd.as_ref(), self.intermediate.as_ref()]
+            .into_iter()
+            .flatten()
+        {
+            let _ = pidfd.send_signal(Signal::SIGKILL);
+            let _ = pidfd.wait();
+        }
+        if let (Some(pid), None) = (self.direct_pid, &self.pidfd) {
+            let _ = sys::kill(pid, libc::SIGKILL);
+            let _ = sys::waitpid(pid);
+        }
+    }
+
+    fn child_error(&self, (step, errno, index): (SpawnStep, i32, u32)) -> SpawnError {
+        let p = &self.prepared;
+        let index = index as usize;
+        let path = match step {
+            SpawnStep::Exec => p
+                .exec_candidates
+                .get(index)
+                .map(|c| PathBuf::from(OsStr::from_bytes(c.as_bytes()))),
+            SpawnStep::Mount | SpawnStep::MountTarget => {
+                p.mounts.get(index).map(PreparedMount::target_path)
+            }
+            SpawnStep::Cgroup => p
+                .cgroup_procs
+                .get(index)
+                .map(|c| PathBuf::from(OsStr::from_bytes(c.as_bytes()))),
+            SpawnStep::Rootfs => p
+                .rootfs
+                .as_ref()
+                .and_then(|r| r.step_path(index))
+                .map(Path::to_path_buf),
+            SpawnStep::Chdir => self.cwd.clone(),
+            _ => None,
+        };
+        SpawnError::Child {
+            step,
+            path,
+            program: self.program.clone(),
+            source: os(errno),
+        }
+    }
+}
+
+/// A process forked ahead of time by [`Command::park`], waiting in its
+/// cgroup. Dropping it kills and reaps it.
+pub struct Parked {
+    launch: Option<Launch>,
+}
+
+impl std::fmt::Debug for Parked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Parked").field("pid", &self.pid()).finish()
+    }
+}
+
+impl Parked {
+    /// The parked process's pid (the intermediate's when a pid namespace
+    /// is joined).
+    pub fn pid(&self) -> Option<i32> {
+        let launch = self.launch.as_ref()?;
+        launch
+            .direct_pid
+            .or_else(|| launch.intermediate.as_ref().map(PidFd::pid))
+    }
+
+    /// Let it go on to exec, as [`Command::spawn`] would have. Fails (and
+    /// reaps it) when it has exited meanwhile (killed with its cgroup, say):
+    /// spawn a new one then.
+    pub fn start(mut self) -> Result<Child, SpawnError> {
+        self.launch.take().expect("not started yet").finish()
+    }
+}
+
+impl Drop for Parked {
+    fn drop(&mut self) {
+        if let Some(mut launch) = self.launch.take() {
+            launch.kill();
+        }
+    }
+}
+
+/// What a child said on the report pipe.
+#[derive(Default)]
+struct Reports {
+    /// The final process's pid (intermediate mode).
+    started: Option<i32>,
+    /// The first failure: step, errno, index.
+    failure: Option<(SpawnStep, i32, u32)>,
+    /// Best-effort steps that failed: step, errno.
+    skipped: Vec<(SpawnStep, i32)>,
+}
+
+/// Read reports until every write end is closed (exec or exit).
+fn read_reports(read_end: &OwnedFd) -> Result<Reports, String> {
+    let mut reports = Reports::default();
+    let step_of =
+        |code: u32| SpawnStep::from_code(code).ok_or_else(|| format!("unknown step code {code}"));
+    loop {
+        let mut buf = [0u8; REPORT_LEN];
+        let mut got = 0;
+        while got < REPORT_LEN {
+            let n = sys::read(read_end.as_raw_fd(), &mut buf[got..])
+                .map_err(|e| format!("read report pipe: {}", os(e)))?;
+            if n == 0 {
+                break;
+            }
+            got += n;
+        }
+        if got == 0 {
+            return Ok(reports);
+        }
+        if got < REPORT_LEN {
+            return Err(format!("short report of {got} bytes"));
+        }
+        match Report::decode(&buf) {
+            Some(Report::Started { pid: p }) => reports.started = Some(p),
+            Some(Report::Failed { step, errno, index }) => {
+                let step = step_of(step)?;
+                reports.failure.get_or_insert((step, errno, index));
+            }
+            Some(Report::Skipped { step, errno }) => reports.skipped.push((step_of(step)?, errno)),
+            None => return Err("malformed report".into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+    use crate::pidfd::ExitStatus;
+    use crate::spawn::ProgramLookup;
+
+    /// A plain process (no namespace, so no root needed): a script without
+    /// `#!` runs under /bin/sh with execvp's lookup only.
+    #[test]
+    fn execvp_lookup_runs_a_script_without_shebang_with_sh() {
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("script");
+        std::fs::write(&script, "exit \"$1\"\n").unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+
+        let mut command = Command::new(&script);
+        command
+            .arg("7")
+            .own_mount_namespace(false)
+            .program_lookup(ProgramLookup::Execvp);
+        let child = command.spawn().expect("spawn");
+        assert_eq!(child.wait().unwrap(), ExitStatus::Exited(7));
+
+        let mut command = Command::new(&script);
+        command.arg("7").own_mount_namespace(false);
+        let error = command.spawn().unwrap_err();
+        assert!(
+            matches!(
+                &error,
+                SpawnError::Child {
+                    step: SpawnStep::Exec,
+                    ..
+                }
+            ),
+            "{error}"
+        );
+        assert_eq!(error.errno(), Some(libc::ENOEXEC));
+    }
+}
