@@ -39,10 +39,9 @@ fn is_version_flag(arg: sys::Arg) -> bool {
     arg.is(b"-v") || arg.is(b"-V") || arg.is(b"--version")
 }
 
-/// Called by `_start` with the initial stack pointer.
-extern "C" fn main(stack: *const usize) -> ! {
-    // SAFETY: `_start` passes the stack pointer exactly as the kernel set it.
-    let mut args = unsafe { sys::Args::from_initial_stack(stack) };
+/// Called by `sys::start` with the command-line arguments after argv[0].
+#[inline(always)]
+fn main(mut args: sys::Args) -> ! {
     if args.any(is_version_flag) {
         sys::write_all(STDOUT, VERSION.as_bytes());
         sys::exit(0);

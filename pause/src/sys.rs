@@ -169,7 +169,7 @@ pub fn set_child_subreaper() -> isize {
 }
 
 /// The process entry point. The kernel leaves `argc` at the stack pointer,
-/// followed by the argv pointers; hand that address to `crate::main`.
+/// followed by the argv pointers; hand that address to `start`.
 #[unsafe(naked)]
 #[unsafe(no_mangle)]
 pub extern "C" fn _start() -> ! {
@@ -177,10 +177,18 @@ pub extern "C" fn _start() -> ! {
         "xor ebp, ebp",
         "mov rdi, rsp",
         "and rsp, -16",
-        "call {main}",
+        "call {start}",
         "ud2",
-        main = sym crate::main,
+        start = sym start,
     )
+}
+
+/// Called by `_start` with the initial stack pointer: reads the arguments
+/// off it and runs `crate::main`.
+extern "C" fn start(stack: *const usize) -> ! {
+    // SAFETY: `_start` passes the stack pointer exactly as the kernel set it.
+    let args = unsafe { Args::from_initial_stack(stack) };
+    crate::main(args)
 }
 
 /// The command-line arguments after argv[0], read off the initial stack.
