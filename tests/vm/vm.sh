@@ -126,6 +126,9 @@ mkdir -p "$out"
 out=$(cd "$out" && pwd)
 rm -f "$out/status" "$out/status.tmp"
 
+# The guest mounts a fresh /tmp: where the workspace lives, so that it can
+# keep a workspace under /tmp (a CI clone) visible.
+printf '%s\n' "$PWD" >"$out/workdir"
 # The command file the guest runs with bash.
 {
   echo "cd $(printf %q "$PWD") || exit 125"
