@@ -8,6 +8,7 @@
 pub mod compression;
 pub mod digest;
 pub mod reference;
+pub mod store;
 pub mod unpack;
 
 #[cfg(test)]
