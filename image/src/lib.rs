@@ -5,8 +5,10 @@
 //! file systems into it. Mounting the layers and applying the image config
 //! to a container are the supervisor's, not this crate's.
 
+pub mod archive;
 pub mod compression;
 pub mod digest;
+pub mod import;
 pub mod reference;
 pub mod store;
 pub mod unpack;

@@ -126,3 +126,107 @@ pub fn gzip(data: &[u8]) -> Vec<u8> {
     encoder.write_all(data).unwrap();
     encoder.finish().unwrap()
 }
+
+/// An OCI image layout written into a directory, blob by blob.
+pub struct OciLayout {
+    pub dir: std::path::PathBuf,
+    pub index: Vec<serde_json::Value>,
+}
+
+/// An image's manifest as written: its digest and its config's.
+pub struct WrittenImage {
+    pub manifest: crate::digest::Digest,
+    pub config: crate::digest::Digest,
+    pub manifest_size: usize,
+}
+
+impl OciLayout {
+    pub fn new(dir: &std::path::Path) -> OciLayout {
+        std::fs::create_dir_all(dir.join("blobs/sha256")).unwrap();
+        std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+        OciLayout {
+            dir: dir.to_path_buf(),
+            index: Vec::new(),
+        }
+    }
+
+    pub fn blob(&self, data: &[u8]) -> crate::digest::Digest {
+        let digest = crate::digest::Digest::of(data);
+        std::fs::write(self.dir.join("blobs/sha256").join(digest.hex()), data).unwrap();
+        digest
+    }
+
+    /// Writes layers (gzip-compressed when `gzip_layers`), a config with
+    /// `config` as its `config` object, and a manifest.
+    pub fn image(
+        &self,
+        layers: &[Vec<u8>],
+        config: serde_json::Value,
+        gzip_layers: bool,
+    ) -> WrittenImage {
+        let diff_ids: Vec<String> = layers
+            .iter()
+            .map(|l| crate::digest::Digest::of(l).to_string())
+            .collect();
+        let layer_descriptors: Vec<serde_json::Value> = layers
+            .iter()
+            .map(|layer| {
+                let (data, media_type) = if gzip_layers {
+                    (gzip(layer), "application/vnd.oci.image.layer.v1.tar+gzip")
+                } else {
+                    (layer.clone(), "application/vnd.oci.image.layer.v1.tar")
+                };
+                serde_json::json!({"mediaType": media_type, "digest": self.blob(&data).to_string(), "size": data.len()})
+            })
+            .collect();
+        let config = serde_json::json!({
+            "created": "2026-01-01T00:00:00Z", "architecture": "amd64", "os": "linux",
+            "config": config, "rootfs": {"type": "layers", "diff_ids": diff_ids},
+        });
+        let config = serde_json::to_vec(&config).unwrap();
+        let config_digest = self.blob(&config);
+        let manifest = serde_json::json!({
+            "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest.to_string(), "size": config.len()},
+            "layers": layer_descriptors,
+        });
+        let manifest = serde_json::to_vec(&manifest).unwrap();
+        WrittenImage {
+            manifest: self.blob(&manifest),
+            config: config_digest,
+            manifest_size: manifest.len(),
+        }
+    }
+
+    /// Lists `image` in index.json under the `ref.name` annotation `name`.
+    pub fn list(&mut self, image: &WrittenImage, name: Option<&str>) -> &mut Self {
+        let mut descriptor = serde_json::json!({
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": image.manifest.to_string(), "size": image.manifest_size,
+        });
+        if let Some(name) = name {
+            descriptor["annotations"] =
+                serde_json::json!({"org.opencontainers.image.ref.name": name});
+        }
+        self.index.push(descriptor);
+        self
+    }
+
+    /// Writes index.json.
+    pub fn finish(&self) {
+        let index = serde_json::json!({"schemaVersion": 2, "manifests": self.index});
+        std::fs::write(
+            self.dir.join("index.json"),
+            serde_json::to_vec(&index).unwrap(),
+        )
+        .unwrap();
+    }
+}
+
+/// A tar of the directory `dir`'s contents.
+pub fn tar_of_dir(dir: &std::path::Path) -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    builder.follow_symlinks(false);
+    builder.append_dir_all(".", dir).unwrap();
+    builder.into_inner().unwrap()
+}
