@@ -230,3 +230,18 @@ pub fn tar_of_dir(dir: &std::path::Path) -> Vec<u8> {
     builder.append_dir_all(".", dir).unwrap();
     builder.into_inner().unwrap()
 }
+
+/// True when the command `tool` is on PATH; false (after saying so)
+/// otherwise, and under `CI=true` a missing tool fails the test instead.
+pub fn have_tool(tool: &str) -> bool {
+    let found = std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(tool).is_file()));
+    if !found {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "this test needs {tool} (see .ci/install) and CI=true"
+        );
+        eprintln!("skipped: needs {tool}");
+    }
+    found
+}

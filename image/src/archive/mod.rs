@@ -9,6 +9,8 @@
 
 mod docker;
 mod oci;
+#[cfg(test)]
+mod reference_tools;
 mod source;
 
 use crate::digest::Digest;
