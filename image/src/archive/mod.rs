@@ -119,7 +119,11 @@ pub fn load(
     let copy = store.temp_path("archive");
     let (shown, source) = match input {
         Input::Path(path) => (path.to_path_buf(), Source::open(path, &copy)),
-        Input::Stream(reader) => (PathBuf::from("-"), Source::spool(reader, &copy)),
+        Input::Stream(reader) => {
+            let shown = PathBuf::from("standard input");
+            let source = Source::spool(reader, &copy, &shown);
+            (shown, source)
+        }
     };
     let result = source.and_then(|source| load_from(store, &source, &shown, name));
     let _ = std::fs::remove_file(&copy);

@@ -56,8 +56,13 @@ impl Source {
         Source::index_tar(path, file)
     }
 
-    /// Copies `reader` (standard input) to `copy`, decompressing it, and opens that.
-    pub(super) fn spool(reader: &mut dyn Read, copy: &Path) -> Result<Source, ArchiveError> {
+    /// Copies `reader` (standard input, called `shown` in errors) to
+    /// `copy`, decompressing it, and opens that.
+    pub(super) fn spool(
+        reader: &mut dyn Read,
+        copy: &Path,
+        shown: &Path,
+    ) -> Result<Source, ArchiveError> {
         let io_error = |source| ArchiveError::Io {
             path: copy.to_path_buf(),
             source,
@@ -65,7 +70,7 @@ impl Source {
         let (_, mut plain) = decompress(reader).map_err(io_error)?;
         let mut file = File::create(copy).map_err(io_error)?;
         io::copy(&mut plain, &mut file).map_err(io_error)?;
-        Source::index_tar(copy, File::open(copy).map_err(io_error)?)
+        Source::index_tar(shown, File::open(copy).map_err(io_error)?)
     }
 
     fn index_tar(path: &Path, file: File) -> Result<Source, ArchiveError> {

@@ -33,6 +33,18 @@ pub const DEFAULT_ROOT: &str = "/var/lib/supervisor/images";
 /// The environment variable that names the store's root.
 pub const ROOT_ENV: &str = "SUPERVISOR_IMAGE_DIR";
 
+/// The store's root: `flag` (`--image-dir`), else `$SUPERVISOR_IMAGE_DIR`,
+/// else /var/lib/supervisor/images.
+pub fn resolve_root(flag: Option<&Path>) -> PathBuf {
+    flag.map(Path::to_path_buf)
+        .or_else(|| {
+            std::env::var_os(ROOT_ENV)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        })
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_ROOT))
+}
+
 /// What went wrong in the store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
