@@ -9,6 +9,8 @@ pub mod archive;
 pub mod compression;
 pub mod digest;
 pub mod import;
+mod manifest;
+pub mod pull;
 pub mod reference;
 pub mod store;
 pub mod unpack;

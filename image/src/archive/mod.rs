@@ -14,6 +14,7 @@ mod reference_tools;
 mod source;
 
 use crate::digest::Digest;
+use crate::manifest::ConfigSummary;
 use crate::reference::{ImageReference, InvalidImageName};
 use crate::store::{ImageRecord, NewImage, Store, StoreError};
 use source::Source;
@@ -174,18 +175,6 @@ fn load_from(
         .into_iter()
         .map(|image| store_found(store, source, path, image))
         .collect()
-}
-
-/// The diffIDs and `created` of an image config.
-#[derive(serde::Deserialize)]
-struct ConfigSummary {
-    rootfs: RootFs,
-    created: Option<String>,
-}
-
-#[derive(serde::Deserialize)]
-struct RootFs {
-    diff_ids: Vec<Digest>,
 }
 
 static LOAD_LEASES: AtomicU64 = AtomicU64::new(0);

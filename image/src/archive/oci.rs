@@ -6,6 +6,7 @@
 
 use super::{ArchiveError, FoundImage, blob_member, source::Source};
 use crate::digest::Digest;
+use crate::manifest::is_linux_amd64;
 use crate::reference::ImageReference;
 use oci_spec::image::{Descriptor, ImageIndex, ImageManifest};
 use std::path::Path;
@@ -162,18 +163,4 @@ fn follow(
         names: Vec::new(),
         unnamed_because: String::new(),
     }))
-}
-
-/// An index entry for linux/amd64 that is not an attestation manifest.
-fn is_linux_amd64(descriptor: &Descriptor) -> bool {
-    let attestation = descriptor
-        .annotations()
-        .as_ref()
-        .and_then(|a| a.get("vnd.docker.reference.type"))
-        .is_some_and(|t| t == "attestation-manifest");
-    let platform = descriptor.platform().as_ref();
-    !attestation
-        && platform.is_some_and(|p| {
-            p.os().to_string() == "linux" && p.architecture().to_string() == "amd64"
-        })
 }

@@ -1,4 +1,4 @@
-//! `supervisor image load|import|ls|rm|prune`: the flags, the store they
+//! `supervisor image pull|load|import|ls|rm|prune`: the flags, the store they
 //! open (`--image-dir`, else $SUPERVISOR_IMAGE_DIR, else
 //! /var/lib/supervisor/images), and how results are printed. Everything
 //! else is the `image` crate's.
@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use image::archive::{self, Input};
 use image::import::import_rootfs;
+use image::pull::{self, Credentials};
 use image::reference::ImageReference;
 use image::store::{self, Collected, ImageRecord, Store};
 
@@ -33,6 +34,14 @@ pub enum Output {
 /// The image subcommands.
 #[derive(Debug, clap::Subcommand)]
 pub enum ImageCommand {
+    /// Pull an image from a registry (plain HTTP for loopback registries only).
+    Pull {
+        /// The image reference (`busybox`, `127.0.0.1:5000/app:1`, `x@sha256:...`).
+        reference: String,
+        /// Registry credentials, basic or for a token service.
+        #[arg(long, value_name = "USER:PASSWORD")]
+        creds: Option<String>,
+    },
     /// Load images from a `docker save` archive or an OCI layout (dir or tar; `-` = stdin).
     Load {
         /// The archive; standard input when `-` or omitted.
@@ -69,6 +78,21 @@ pub fn main(args: ImageArgs) -> anyhow::Result<i32> {
     let store = Store::open(&store::resolve_root(args.image_dir.as_deref()))?;
     let mut out = io::stdout().lock();
     match args.command {
+        ImageCommand::Pull { reference, creds } => {
+            let reference = ImageReference::parse(&reference)?;
+            let basic = match creds {
+                Some(creds) => {
+                    let (user, password) = creds
+                        .split_once(':')
+                        .ok_or_else(|| anyhow::anyhow!("--creds: expected USER:PASSWORD"))?;
+                    Some((user.to_string(), password.to_string()))
+                }
+                None => None,
+            };
+            let image = pull::pull(&store, &reference, &Credentials { basic })?;
+            writeln!(out, "Pulled {reference}")?;
+            writeln!(out, "Digest: {}", image.image_ref())?;
+        }
         ImageCommand::Load { file, reference } => {
             let name = reference
                 .as_deref()
