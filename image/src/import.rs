@@ -69,30 +69,24 @@ pub fn import_rootfs(
         });
         let manifest = serde_json::to_vec(&manifest).expect("a manifest serialises");
         let manifest_digest = Digest::of(&manifest);
-        let lease_name = format!("import-{}-{}", std::process::id(), diff_id.hex());
         let _lease = store
-            .lease(&lease_name, &[diff_id], &[config_digest, manifest_digest])
-            .map_err(stored)?;
-        store
-            .write_blob(&mut &config[..], Some(config_digest), "config")
-            .map_err(stored)?;
-        store
-            .write_blob(&mut &manifest[..], Some(manifest_digest), "manifest")
+            .temporary_lease("import", &[diff_id], &[config_digest, manifest_digest])
             .map_err(stored)?;
         let mut layer = File::open(layer_file).map_err(io_error)?;
-        let info = store
+        store
             .add_layer(None, diff_id, &mut layer, None)
             .map_err(stored)?;
         store
-            .commit_image(NewImage {
-                config: config_digest,
-                manifest: manifest_digest,
-                names: name.cloned().into_iter().collect(),
-                repo_digest: None,
-                diff_ids: vec![diff_id],
-                size: info.tar_bytes,
-                created: Some(created),
-            })
+            .commit_image_with_blobs(
+                &config,
+                &manifest,
+                NewImage {
+                    names: name.cloned().into_iter().collect(),
+                    repo_digest: None,
+                    diff_ids: vec![diff_id],
+                    created: Some(created),
+                },
+            )
             .map_err(stored)
     })();
     let _ = std::fs::remove_file(&tar_copy);

@@ -5,7 +5,7 @@
 //! container (Entrypoint, Env, User) is not here.
 
 use crate::digest::Digest;
-use oci_spec::image::Descriptor;
+use oci_spec::image::{Descriptor, ImageIndex};
 
 /// The diffIDs and `created` of an image config.
 #[derive(serde::Deserialize)]
@@ -20,8 +20,26 @@ pub(crate) struct RootFs {
     pub(crate) diff_ids: Vec<Digest>,
 }
 
+/// When `bytes` is an image index (or manifest list), the entry to follow:
+/// linux/amd64, not an attestation; `None` when it is no index.
+pub(crate) fn chosen_from_index(bytes: &[u8]) -> Result<Option<Descriptor>, String> {
+    let value: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|e| format!("not JSON: {e}"))?;
+    if value.get("manifests").is_none() {
+        return Ok(None);
+    }
+    let index = ImageIndex::from_reader(bytes).map_err(|e| format!("not an image index: {e}"))?;
+    index
+        .manifests()
+        .iter()
+        .find(|d| is_linux_amd64(d))
+        .cloned()
+        .map(Some)
+        .ok_or_else(|| "the index has no linux/amd64 image".to_string())
+}
+
 /// An index entry for linux/amd64 that is not an attestation manifest.
-pub(crate) fn is_linux_amd64(descriptor: &Descriptor) -> bool {
+fn is_linux_amd64(descriptor: &Descriptor) -> bool {
     let attestation = descriptor
         .annotations()
         .as_ref()

@@ -8,7 +8,7 @@
 //! from the caller; finding them (pull secrets, auth files) is not here.
 
 use crate::digest::Digest;
-use crate::manifest::{ConfigSummary, is_linux_amd64};
+use crate::manifest::{ConfigSummary, chosen_from_index};
 use crate::reference::ImageReference;
 use crate::store::{ImageRecord, NewImage, Store, StoreError};
 use futures_util::{StreamExt, TryStreamExt};
@@ -19,9 +19,8 @@ use oci_client::manifest::{
 };
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
-use oci_spec::image::{ImageIndex, ImageManifest};
+use oci_spec::image::ImageManifest;
 use std::io::{self, Read};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Layers downloaded at once.
 const PARALLEL_LAYERS: usize = 3;
@@ -95,8 +94,6 @@ pub fn is_loopback_registry(registry: &str) -> bool {
             .parse::<std::net::IpAddr>()
             .is_ok_and(|ip| ip.is_loopback())
 }
-
-static PULL_LEASES: AtomicU64 = AtomicU64::new(0);
 
 /// Pulls `reference` into `store` and records it under that name.
 /// Blocks until done; the protocol runs in a thread of its own.
@@ -196,18 +193,7 @@ async fn pull_async<'scope, 'env>(
     };
     let (mut manifest_bytes, mut manifest_digest) = fetch_manifest(remote.clone()).await?;
     let top_digest = manifest_digest;
-    let is_index = serde_json::from_slice::<serde_json::Value>(&manifest_bytes)
-        .map_err(|e| invalid(format!("manifest is not JSON: {e}")))?
-        .get("manifests")
-        .is_some();
-    if is_index {
-        let index = ImageIndex::from_reader(&manifest_bytes[..])
-            .map_err(|e| invalid(format!("not an image index: {e}")))?;
-        let chosen = index
-            .manifests()
-            .iter()
-            .find(|d| is_linux_amd64(d))
-            .ok_or_else(|| invalid("the index has no linux/amd64 image".into()))?;
+    if let Some(chosen) = chosen_from_index(&manifest_bytes).map_err(invalid)? {
         (manifest_bytes, manifest_digest) =
             fetch_manifest(remote.clone_with_digest(chosen.digest().to_string())).await?;
     }
@@ -240,13 +226,8 @@ async fn pull_async<'scope, 'env>(
         .map(|l| Digest::parse(l.digest().as_ref()).map_err(|e| invalid(e.to_string())))
         .collect::<Result<Vec<_>, _>>()?;
     let chain_ids = Digest::chain_ids(&diff_ids);
-    let lease_name = format!(
-        "pull-{}-{}",
-        std::process::id(),
-        PULL_LEASES.fetch_add(1, Ordering::Relaxed)
-    );
     let _lease = store
-        .lease(&lease_name, &chain_ids, &[config_digest, manifest_digest])
+        .temporary_lease("pull", &chain_ids, &[config_digest, manifest_digest])
         .map_err(stored)?;
 
     let mut missing = Vec::new();
@@ -278,36 +259,17 @@ async fn pull_async<'scope, 'env>(
         },
     })?;
 
-    let mut size = 0;
-    for chain_id in &chain_ids {
-        let info = store
-            .layer(chain_id)
-            .map_err(stored)?
-            .ok_or(PullError::Store {
-                image: image.clone(),
-                source: StoreError::Missing {
-                    what: "layer",
-                    digest: *chain_id,
-                },
-            })?;
-        size += info.tar_bytes;
-    }
     store
-        .write_blob(&mut &config_bytes[..], Some(config_digest), "config")
-        .map_err(stored)?;
-    store
-        .write_blob(&mut &manifest_bytes[..], Some(manifest_digest), "manifest")
-        .map_err(stored)?;
-    store
-        .commit_image(NewImage {
-            config: config_digest,
-            manifest: manifest_digest,
-            names: vec![reference.clone()],
-            repo_digest: Some(reference.repo_digest(&top_digest.to_string())),
-            diff_ids,
-            size,
-            created: config.created,
-        })
+        .commit_image_with_blobs(
+            &config_bytes,
+            &manifest_bytes,
+            NewImage {
+                names: vec![reference.clone()],
+                repo_digest: Some(reference.repo_digest(&top_digest.to_string())),
+                diff_ids,
+                created: config.created,
+            },
+        )
         .map_err(stored)
 }
 

@@ -20,7 +20,6 @@ use crate::store::{ImageRecord, NewImage, Store, StoreError};
 use source::Source;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 /// What went wrong loading an archive.
 #[derive(Debug, thiserror::Error)]
@@ -177,8 +176,6 @@ fn load_from(
         .collect()
 }
 
-static LOAD_LEASES: AtomicU64 = AtomicU64::new(0);
-
 /// Stores one image: config and manifest blobs, then each layer not yet
 /// stored, all under a lease, then the record.
 fn store_found(
@@ -230,52 +227,36 @@ fn store_found(
     };
     let manifest_digest = Digest::of(&manifest_bytes);
     let chain_ids = Digest::chain_ids(&config.rootfs.diff_ids);
-    let lease_name = format!(
-        "load-{}-{}",
-        std::process::id(),
-        LOAD_LEASES.fetch_add(1, Ordering::Relaxed)
-    );
     let _lease = store
-        .lease(&lease_name, &chain_ids, &[config_digest, manifest_digest])
+        .temporary_lease("load", &chain_ids, &[config_digest, manifest_digest])
         .map_err(stored)?;
     let mut parent = None;
-    let mut size = 0;
     for ((member, blob_digest), diff_id) in image.layers.iter().zip(&config.rootfs.diff_ids) {
         let chain_id = Digest::chain(parent, *diff_id);
-        let info = match store.layer(&chain_id).map_err(stored)? {
-            Some(info) => info,
-            None => {
-                let mut reader = source.reader(member, path)?;
-                store
-                    .add_layer(parent, *diff_id, &mut reader, *blob_digest)
-                    .map_err(|e| match e {
-                        StoreError::Unpack { .. } | StoreError::DigestMismatch { .. } => {
-                            invalid(member, e.to_string())
-                        }
-                        other => stored(other),
-                    })?
-            }
-        };
-        size += info.tar_bytes;
+        if store.layer(&chain_id).map_err(stored)?.is_none() {
+            let mut reader = source.reader(member, path)?;
+            store
+                .add_layer(parent, *diff_id, &mut reader, *blob_digest)
+                .map_err(|e| match e {
+                    StoreError::Unpack { .. } | StoreError::DigestMismatch { .. } => {
+                        invalid(member, e.to_string())
+                    }
+                    other => stored(other),
+                })?;
+        }
         parent = Some(chain_id);
     }
-    // The blobs last: a layer refused leaves nothing behind.
     store
-        .write_blob(&mut &config_bytes[..], Some(config_digest), "config")
-        .map_err(stored)?;
-    store
-        .write_blob(&mut &manifest_bytes[..], Some(manifest_digest), "manifest")
-        .map_err(stored)?;
-    store
-        .commit_image(NewImage {
-            config: config_digest,
-            manifest: manifest_digest,
-            names: image.names,
-            repo_digest: None,
-            diff_ids: config.rootfs.diff_ids,
-            size,
-            created: config.created,
-        })
+        .commit_image_with_blobs(
+            &config_bytes,
+            &manifest_bytes,
+            NewImage {
+                names: image.names,
+                repo_digest: None,
+                diff_ids: config.rootfs.diff_ids,
+                created: config.created,
+            },
+        )
         .map_err(stored)
 }
 

@@ -6,7 +6,7 @@
 
 use super::{ArchiveError, FoundImage, blob_member, source::Source};
 use crate::digest::Digest;
-use crate::manifest::is_linux_amd64;
+use crate::manifest::chosen_from_index;
 use crate::reference::ImageReference;
 use oci_spec::image::{Descriptor, ImageIndex, ImageManifest};
 use std::path::Path;
@@ -129,21 +129,14 @@ fn follow(
         reason,
     };
     let bytes = read_blob(source, path, digest)?;
-    let value: serde_json::Value =
-        serde_json::from_slice(&bytes).map_err(|e| invalid(format!("not JSON: {e}")))?;
-    if value.get("manifests").is_some() {
+    if let Some(chosen) = chosen_from_index(&bytes).map_err(&invalid)? {
         if depth >= MAX_NESTING {
             return Err(invalid("indexes nest too deep".into()));
         }
-        let index = ImageIndex::from_reader(&bytes[..])
-            .map_err(|e| invalid(format!("not an image index: {e}")))?;
-        let chosen = index
-            .manifests()
-            .iter()
-            .find(|d| is_linux_amd64(d))
-            .ok_or_else(|| invalid("the index has no linux/amd64 image".into()))?;
-        return follow(source, path, chosen, depth + 1);
+        return follow(source, path, &chosen, depth + 1);
     }
+    let value: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|e| invalid(format!("not JSON: {e}")))?;
     if value.get("config").is_none() {
         return Ok(None);
     }

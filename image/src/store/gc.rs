@@ -122,18 +122,19 @@ mod tests {
             .write_blob(&mut manifest.as_bytes(), None, "manifest")
             .unwrap();
         store
-            .commit_image(NewImage {
+            .commit_image(
                 config,
                 manifest,
-                names: name
-                    .map(|n| ImageReference::parse(n).unwrap())
-                    .into_iter()
-                    .collect(),
-                repo_digest: None,
-                diff_ids,
-                size: layers.iter().map(|l| l.len() as u64).sum(),
-                created: None,
-            })
+                NewImage {
+                    names: name
+                        .map(|n| ImageReference::parse(n).unwrap())
+                        .into_iter()
+                        .collect(),
+                    repo_digest: None,
+                    diff_ids,
+                    created: None,
+                },
+            )
             .unwrap()
     }
 

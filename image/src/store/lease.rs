@@ -64,6 +64,24 @@ impl Store {
         Ok(Lease { path, _file: file })
     }
 
+    /// A lease under a fresh name (`<what>-<pid>-<n>`) for content a load,
+    /// import or pull is adding, until its image is recorded.
+    pub fn temporary_lease(
+        &self,
+        what: &str,
+        chain_ids: &[Digest],
+        blobs: &[Digest],
+    ) -> Result<Lease, StoreError> {
+        let n = self
+            .next_temp
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.lease(
+            &format!("{what}-{}-{n}", std::process::id()),
+            chain_ids,
+            blobs,
+        )
+    }
+
     /// The content of every live lease; stale lease files are removed.
     /// Called with the store lock held.
     pub(super) fn live_leases(&self) -> Result<Vec<LeaseContent>, StoreError> {

@@ -59,21 +59,15 @@ impl ImageRecord {
     }
 }
 
-/// An image to record (its blobs and layers already stored).
+/// An image to record (its layers already stored).
 #[derive(Debug, Clone)]
 pub struct NewImage {
-    /// The config's digest.
-    pub config: Digest,
-    /// The manifest's digest.
-    pub manifest: Digest,
     /// Names to point at it.
     pub names: Vec<ImageReference>,
     /// The repo digest when pulled.
     pub repo_digest: Option<String>,
     /// The layers' diffIDs, bottom first.
     pub diff_ids: Vec<Digest>,
-    /// The sum of the layers' uncompressed sizes.
-    pub size: u64,
     /// The config's `created` time.
     pub created: Option<String>,
 }
@@ -121,9 +115,14 @@ impl Store {
         Ok(self.read_records()?.images)
     }
 
-    /// Records `image`, moving its names off any other image. Its config
-    /// and manifest blobs and its layers must be stored.
-    pub fn commit_image(&self, image: NewImage) -> Result<ImageRecord, StoreError> {
+    /// Records `image` with the config `config` and the manifest `manifest`,
+    /// moving its names off any other image. Its blobs and layers must be stored.
+    pub fn commit_image(
+        &self,
+        config: Digest,
+        manifest: Digest,
+        image: NewImage,
+    ) -> Result<ImageRecord, StoreError> {
         let chain_ids = Digest::chain_ids(&image.diff_ids);
         let layers: Vec<ImageLayer> = image
             .diff_ids
@@ -135,7 +134,7 @@ impl Store {
             })
             .collect();
         let _lock = self.lock()?;
-        for digest in [image.config, image.manifest] {
+        for digest in [config, manifest] {
             if !self.has_blob(&digest) {
                 return Err(StoreError::Missing {
                     what: "blob",
@@ -143,36 +142,38 @@ impl Store {
                 });
             }
         }
+        let mut size = 0;
         for layer in &layers {
-            if self.layer(&layer.chain_id)?.is_none() {
+            let Some(info) = self.layer(&layer.chain_id)? else {
                 return Err(StoreError::Missing {
                     what: "layer",
                     digest: layer.chain_id,
                 });
-            }
+            };
+            size += info.tar_bytes;
         }
         let names: Vec<String> = image.names.iter().map(|n| n.to_string()).collect();
         let mut records = self.read_records()?;
         for other in &mut records.images {
             other.names.retain(|n| !names.contains(n));
         }
-        let position = records.images.iter().position(|r| r.id == image.config);
+        let position = records.images.iter().position(|r| r.id == config);
         let record = match position {
             Some(i) => &mut records.images[i],
             None => {
                 records.images.push(ImageRecord {
-                    id: image.config,
-                    manifest: image.manifest,
+                    id: config,
+                    manifest,
                     names: Vec::new(),
                     repo_digests: Vec::new(),
                     layers: layers.clone(),
-                    size: image.size,
+                    size,
                     created: image.created.clone(),
                 });
                 records.images.last_mut().expect("just pushed")
             }
         };
-        record.manifest = image.manifest;
+        record.manifest = manifest;
         record.layers = layers;
         record.names.extend(names);
         if let Some(repo_digest) = image.repo_digest
@@ -183,6 +184,19 @@ impl Store {
         let record = record.clone();
         self.write_records(&records)?;
         Ok(record)
+    }
+
+    /// Stores the image's config and manifest blobs, then records it: the
+    /// blobs come last, so content refused earlier leaves nothing behind.
+    pub fn commit_image_with_blobs(
+        &self,
+        config: &[u8],
+        manifest: &[u8],
+        image: NewImage,
+    ) -> Result<ImageRecord, StoreError> {
+        let config = self.write_blob(&mut &config[..], None, "config")?;
+        let manifest = self.write_blob(&mut &manifest[..], None, "manifest")?;
+        self.commit_image(config, manifest, image)
     }
 
     /// The image `value` names: a reference (`busybox`, `x@sha256:...`),
