@@ -49,6 +49,11 @@ impl ImageReference {
             return Err(invalid("leading or trailing white space".into()));
         }
         let parsed = Reference::from_str(value).map_err(|e| invalid(e.to_string()))?;
+        // oci-spec's pattern lets an upper-case first part through as a
+        // registry and then files it under the repository.
+        if parsed.repository().bytes().any(|c| c.is_ascii_uppercase()) {
+            return Err(invalid("repository name must be lowercase".into()));
+        }
         let before_digest = value.split('@').next().unwrap_or(value);
         let last_part = before_digest.rsplit('/').next().unwrap_or(before_digest);
         Ok(ImageReference {
