@@ -362,19 +362,15 @@ impl Layer {
 /// the way is an escape, anything else an I/O error.
 fn parent_error(error: io::Error, part: &[u8], entry: &str) -> UnpackError {
     let part = String::from_utf8_lossy(part);
-    match error.raw_os_error() {
-        Some(libc_eloop) if libc_eloop == rustix::io::Errno::LOOP.raw_os_error() => {
-            UnpackError::Escapes {
-                entry: entry.to_string(),
-                reason: format!("its path goes through the symlink {part:?}"),
-            }
-        }
-        Some(enotdir) if enotdir == rustix::io::Errno::NOTDIR.raw_os_error() => {
-            UnpackError::Escapes {
-                entry: entry.to_string(),
-                reason: format!("its path goes through {part:?}, which is not a directory"),
-            }
-        }
+    match rustix::io::Errno::from_io_error(&error) {
+        Some(rustix::io::Errno::LOOP) => UnpackError::Escapes {
+            entry: entry.to_string(),
+            reason: format!("its path goes through the symlink {part:?}"),
+        },
+        Some(rustix::io::Errno::NOTDIR) => UnpackError::Escapes {
+            entry: entry.to_string(),
+            reason: format!("its path goes through {part:?}, which is not a directory"),
+        },
         _ => UnpackError::Io {
             entry: entry.to_string(),
             action: "opening a parent directory",

@@ -104,13 +104,6 @@ impl Store {
     }
 }
 
-impl Lease {
-    /// The lease file.
-    pub fn path(&self) -> &std::path::Path {
-        &self.path
-    }
-}
-
 impl Drop for Lease {
     fn drop(&mut self) {
         // Removing first, then closing (dropping the lock): a prune that
