@@ -73,9 +73,23 @@ pub struct Unavailable {
 #[derive(Debug)]
 pub enum Availability {
     Ready(Rc<ResolvedImage>),
-    /// A pull runs; the container is due again when it ends.
-    Pulling,
+    /// A pull runs (`started`: this call started it); the container is
+    /// due again when it ends.
+    Pulling {
+        started: bool,
+    },
     Unavailable(Unavailable),
+}
+
+/// A pull that ended.
+#[derive(Debug)]
+pub struct PullEnded {
+    /// The normalised reference.
+    pub image: String,
+    /// The containers (by index) that waited for it.
+    pub waiting: Vec<usize>,
+    pub took: Duration,
+    pub succeeded: bool,
 }
 
 /// One image of the pod (by normalised reference).
@@ -244,7 +258,7 @@ impl PodImages {
             if !entry.waiting.contains(&index) {
                 entry.waiting.push(index);
             }
-            return Availability::Pulling;
+            return Availability::Pulling { started: false };
         }
         if let Some((until, _)) = entry.backoff
             && until > now
@@ -286,7 +300,7 @@ impl PodImages {
                 let entry = self.images.get_mut(&key).expect("inserted above");
                 entry.pull = Some(process);
                 entry.waiting = vec![index];
-                Availability::Pulling
+                Availability::Pulling { started: true }
             }
             Err(failure) => self.failed_pull(&key, failure.message, now),
         }
@@ -381,7 +395,7 @@ impl PodImages {
         pid: i32,
         status: &container::ExitStatus,
         now: Instant,
-    ) -> Option<Vec<usize>> {
+    ) -> Option<PullEnded> {
         let (key, entry) = self
             .images
             .iter_mut()
@@ -390,9 +404,10 @@ impl PodImages {
         let process = entry.pull.take().expect("matched above");
         let waiting = std::mem::take(&mut entry.waiting);
         let outcome = process.outcome(&key, status);
+        let took = now.saturating_duration_since(process.started);
         match &outcome {
             Ok(()) => {
-                eprintln!("supervisor: pulled image {key}");
+                eprintln!("supervisor: pulled image {key} in {took:.1?}");
                 let entry = self.images.get_mut(&key).expect("found above");
                 entry.backoff = None;
             }
@@ -407,7 +422,12 @@ impl PodImages {
                 .outcomes
                 .insert(*index, outcome.clone().map_err(|f| f.message));
         }
-        Some(waiting)
+        Some(PullEnded {
+            image: key,
+            waiting,
+            took,
+            succeeded: outcome.is_ok(),
+        })
     }
 
     /// Whether any pull is running.
