@@ -10,8 +10,11 @@ pub mod compression;
 pub mod digest;
 pub mod import;
 mod manifest;
+pub mod progress;
 pub mod pull;
 pub mod reference;
+pub mod registry_auth;
+pub mod registry_hosts;
 pub mod store;
 pub mod unpack;
 

@@ -1,18 +1,24 @@
 //! Pulling an image over the OCI distribution API with oci-client: the
-//! manifest (Docker v2 schema 2 or OCI; an index or manifest list resolved
-//! to linux/amd64, attestations skipped), the config, then up to three
-//! layers at once, each blob streamed into its own unpacking thread, its
-//! digest and diffID checked by the store. oci-client is async: it runs on a
-//! current-thread tokio runtime in a thread of its own, so the caller only
-//! blocks. Plain HTTP is used for loopback registries only. Credentials come
-//! from the caller; finding them (pull secrets, auth files) is not here.
+//! tag resolved to a digest with a HEAD (an image stored under that repo
+//! digest is only named, nothing downloaded), the manifest (Docker v2
+//! schema 2 or OCI; an index or manifest list resolved to linux/amd64,
+//! attestations skipped), the config, then up to three layers at once, each
+//! blob streamed into its own unpacking thread, its digest and diffID
+//! checked by the store. Endpoints (mirrors, then the server) and matching
+//! credentials are tried in turn; finding them is `registry_hosts`' and
+//! `registry_auth`'s. oci-client is async: it runs on a current-thread tokio
+//! runtime in a thread of its own, so the caller only blocks.
 
 use crate::digest::Digest;
 use crate::manifest::{ConfigSummary, chosen_from_index};
-use crate::reference::ImageReference;
+use crate::progress::{LayerState, NoProgress, PullProgress};
+use crate::reference::{ImageReference, PullPolicy};
+use crate::registry_auth::RegistryAuths;
+use crate::registry_hosts::Endpoint;
 use crate::store::{ImageRecord, NewImage, Store, StoreError};
 use futures_util::{StreamExt, TryStreamExt};
-use oci_client::client::{ClientConfig, ClientProtocol};
+use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
+use oci_client::errors::{OciDistributionError, OciErrorCode};
 use oci_client::manifest::{
     IMAGE_MANIFEST_LIST_MEDIA_TYPE, IMAGE_MANIFEST_MEDIA_TYPE, OCI_IMAGE_INDEX_MEDIA_TYPE,
     OCI_IMAGE_MEDIA_TYPE,
@@ -21,6 +27,7 @@ use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
 use oci_spec::image::ImageManifest;
 use std::io::{self, Read};
+use std::time::Duration;
 
 /// Layers downloaded at once.
 const PARALLEL_LAYERS: usize = 3;
@@ -28,55 +35,103 @@ const PARALLEL_LAYERS: usize = 3;
 const CHUNKS_IN_FLIGHT: usize = 16;
 /// Largest manifest or config accepted.
 const MAX_JSON_BYTES: usize = 16 << 20;
+/// Longest wait for a connection, and for the next bytes of a response.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+const READ_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// What went wrong pulling an image; each names the image.
+/// A pull that failed; the message names the image and the cause.
 #[derive(Debug, thiserror::Error)]
-pub enum PullError {
-    /// The registry refused or failed (unknown image or tag, auth, network).
-    #[error("pulling {image}: {source}")]
+#[error("pulling {image}: {cause}")]
+pub struct PullError {
+    /// The reference.
+    pub image: String,
+    /// Why.
+    pub cause: PullCause,
+}
+
+/// Why a pull failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PullCause {
+    /// An endpoint refused or failed (unknown image or tag, network).
+    #[error("{endpoint}: {source}")]
     Registry {
-        /// The reference.
-        image: String,
+        /// The endpoint's `host[:port]`.
+        endpoint: String,
         /// oci-client's error.
-        source: oci_client::errors::OciDistributionError,
+        source: OciDistributionError,
+    },
+    /// The endpoint wants credentials that work.
+    #[error("{}", unauthorized_message(endpoint, users))]
+    Unauthorized {
+        /// The endpoint's `host[:port]`.
+        endpoint: String,
+        /// The users whose credentials were refused (none: anonymous only).
+        users: Vec<String>,
     },
     /// What the registry sent is not a usable image.
-    #[error("pulling {image}: {reason}")]
-    Invalid {
-        /// The reference.
-        image: String,
-        /// What is wrong.
-        reason: String,
-    },
+    #[error("{0}")]
+    Invalid(String),
     /// Storing failed (digest or diffID mismatch, a refused layer entry, I/O).
-    #[error("pulling {image}: {source}")]
-    Store {
-        /// The reference.
-        image: String,
-        /// The store's error.
-        source: StoreError,
-    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
     /// The runtime or a thread could not be started.
-    #[error("pulling {image}: {source}")]
-    Runtime {
-        /// The reference.
-        image: String,
-        /// The error.
-        source: io::Error,
-    },
+    #[error("{0}")]
+    Runtime(io::Error),
+    /// Every endpoint failed (mirrors, then the server), each for its reason.
+    #[error("{}", .0.iter().map(|c| c.to_string()).collect::<Vec<_>>().join("; "))]
+    Endpoints(Vec<PullCause>),
+    /// No endpoint may resolve a tag (every one lacks the `resolve` capability).
+    #[error("no configured host may resolve a tag (capability \"resolve\"); pull by digest")]
+    NoResolver,
+    /// `imagePullPolicy: Never` and no such image is stored.
+    #[error("the image is not present and the pull policy is Never")]
+    NeverPull,
 }
 
-/// Credentials for the registry.
-#[derive(Clone, Default)]
-pub struct Credentials {
-    /// `(username, password)`; anonymous when `None`.
-    pub basic: Option<(String, String)>,
+fn unauthorized_message(endpoint: &str, users: &[String]) -> String {
+    if users.is_empty() {
+        format!(
+            "{endpoint}: authentication required, and no credentials match (--registry-auth-file or an imagePullSecret)"
+        )
+    } else {
+        format!(
+            "{endpoint}: credentials refused (user {})",
+            users
+                .iter()
+                .map(|u| format!("{u:?}"))
+                .collect::<Vec<_>>()
+                .join(", user ")
+        )
+    }
 }
 
-impl std::fmt::Debug for Credentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let user = self.basic.as_ref().map(|(u, _)| u.as_str());
-        f.debug_struct("Credentials").field("user", &user).finish()
+/// Where and as whom to pull, and whom to tell.
+pub struct PullOptions<'a> {
+    /// Tried in order; empty: the registry itself ([`Endpoint::registry`]).
+    pub endpoints: Vec<Endpoint>,
+    /// Credentials, matched per endpoint.
+    pub auths: RegistryAuths,
+    /// Told of each layer's progress.
+    pub progress: &'a dyn PullProgress,
+}
+
+impl Default for PullOptions<'_> {
+    fn default() -> Self {
+        PullOptions {
+            endpoints: Vec::new(),
+            auths: RegistryAuths::default(),
+            progress: &NoProgress,
+        }
+    }
+}
+
+impl PullOptions<'_> {
+    fn endpoints_for(&self, reference: &ImageReference) -> Vec<Endpoint> {
+        if self.endpoints.is_empty() {
+            vec![Endpoint::registry(reference.registry())]
+        } else {
+            self.endpoints.clone()
+        }
     }
 }
 
@@ -95,17 +150,62 @@ pub fn is_loopback_registry(registry: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
-/// Pulls `reference` into `store` and records it under that name.
-/// Blocks until done; the protocol runs in a thread of its own.
+/// What a pull did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pulled {
+    /// The image, recorded under the reference.
+    pub record: ImageRecord,
+    /// False when a stored image was used (nothing downloaded).
+    pub downloaded: bool,
+}
+
+/// Makes `reference` present as `policy` says: `IfNotPresent` uses a
+/// stored image of that name, `Never` only that (else [`PullCause::NeverPull`]),
+/// `Always` pulls (see [`pull`]).
+pub fn pull_with_policy(
+    store: &Store,
+    reference: &ImageReference,
+    policy: PullPolicy,
+    options: &PullOptions<'_>,
+) -> Result<Pulled, PullError> {
+    if policy != PullPolicy::Always {
+        match store.find(&reference.to_string()) {
+            Ok(record) => {
+                return Ok(Pulled {
+                    record,
+                    downloaded: false,
+                });
+            }
+            Err(StoreError::NotFound(_)) if policy == PullPolicy::Never => {
+                return Err(PullError {
+                    image: reference.to_string(),
+                    cause: PullCause::NeverPull,
+                });
+            }
+            Err(StoreError::NotFound(_)) => {}
+            Err(error) => {
+                return Err(PullError {
+                    image: reference.to_string(),
+                    cause: PullCause::Store(error),
+                });
+            }
+        }
+    }
+    pull(store, reference, options)
+}
+
+/// Pulls `reference` into `store` and records it under that name: the tag
+/// is resolved with a HEAD; when an image of that repo digest is stored it
+/// is only named, else it is downloaded. Blocks until done; the protocol
+/// runs in a thread of its own.
 pub fn pull(
     store: &Store,
     reference: &ImageReference,
-    credentials: &Credentials,
-) -> Result<ImageRecord, PullError> {
-    let image = reference.to_string();
-    let runtime_error = |source| PullError::Runtime {
-        image: image.clone(),
-        source,
+    options: &PullOptions<'_>,
+) -> Result<Pulled, PullError> {
+    let failed = |cause| PullError {
+        image: reference.to_string(),
+        cause,
     };
     // rustls needs a process-wide crypto provider; a second install is refused, harmlessly.
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -116,236 +216,400 @@ pub fn pull(
                 let runtime = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()
-                    .map_err(runtime_error)?;
-                runtime.block_on(pull_async(store, scope, reference, credentials))
+                    .map_err(PullCause::Runtime)?;
+                runtime.block_on(pull_from_endpoints(store, scope, reference, options))
             })
-            .map_err(runtime_error)?;
+            .map_err(|e| failed(PullCause::Runtime(e)))?;
         puller
             .join()
-            .unwrap_or_else(|_| Err(runtime_error(io::Error::other("the pull thread panicked"))))
+            .unwrap_or_else(|_| {
+                Err(PullCause::Runtime(io::Error::other(
+                    "the pull thread panicked",
+                )))
+            })
+            .map_err(failed)
     })
 }
 
-async fn pull_async<'scope, 'env>(
+async fn pull_from_endpoints<'scope, 'env>(
     store: &'env Store,
     scope: &'scope std::thread::Scope<'scope, 'env>,
     reference: &ImageReference,
-    credentials: &Credentials,
-) -> Result<ImageRecord, PullError> {
-    let image = reference.to_string();
-    let invalid = |reason: String| PullError::Invalid {
-        image: image.clone(),
-        reason,
-    };
-    let registry_error = |source| PullError::Registry {
-        image: image.clone(),
-        source,
-    };
-    let stored = |source| PullError::Store {
-        image: image.clone(),
-        source,
-    };
-    let protocol = if is_loopback_registry(reference.registry()) {
-        ClientProtocol::Http
-    } else {
-        ClientProtocol::Https
-    };
-    let client = Client::new(ClientConfig {
-        protocol,
-        platform_resolver: None,
-        ..ClientConfig::default()
-    });
-    let auth = match &credentials.basic {
-        Some((user, password)) => RegistryAuth::Basic(user.clone(), password.clone()),
-        None => RegistryAuth::Anonymous,
-    };
-    let remote: Reference = image
+    options: &PullOptions<'env>,
+) -> Result<Pulled, PullCause> {
+    let remote: Reference = reference
+        .to_string()
         .parse()
-        .map_err(|e: oci_client::ParseError| invalid(e.to_string()))?;
-    let accepted = [
-        OCI_IMAGE_MEDIA_TYPE,
-        IMAGE_MANIFEST_MEDIA_TYPE,
-        OCI_IMAGE_INDEX_MEDIA_TYPE,
-        IMAGE_MANIFEST_LIST_MEDIA_TYPE,
-    ];
-    let fetch_manifest = |target: Reference| {
-        let (client, auth) = (&client, &auth);
-        async move {
-            let (bytes, _) = client
-                .pull_manifest_raw(&target, auth, &accepted)
+        .map_err(|e: oci_client::ParseError| PullCause::Invalid(e.to_string()))?;
+    let mut failures = Vec::new();
+    for endpoint in options.endpoints_for(reference) {
+        if reference.digest().is_none() && !endpoint.resolve {
+            continue;
+        }
+        let attempt = async {
+            let session = Session::connect(reference, &remote, &endpoint, &options.auths).await?;
+            session
+                .pull(store, scope, reference, options.progress)
                 .await
-                .map_err(registry_error)?;
-            if bytes.len() > MAX_JSON_BYTES {
-                return Err(invalid(format!(
-                    "manifest larger than {MAX_JSON_BYTES} bytes"
-                )));
-            }
-            let digest = Digest::of(&bytes);
-            if let Some(expected) = target.digest()
-                && expected != digest.to_string()
-            {
-                return Err(invalid(format!(
-                    "manifest digest mismatch: expected {expected}, got {digest}"
-                )));
-            }
-            Ok::<_, PullError>((bytes.to_vec(), digest))
+        };
+        match attempt.await {
+            Ok(pulled) => return Ok(pulled),
+            Err(cause) => failures.push(cause),
         }
-    };
-    let (mut manifest_bytes, mut manifest_digest) = fetch_manifest(remote.clone()).await?;
-    let top_digest = manifest_digest;
-    if let Some(chosen) = chosen_from_index(&manifest_bytes).map_err(invalid)? {
-        (manifest_bytes, manifest_digest) =
-            fetch_manifest(remote.clone_with_digest(chosen.digest().to_string())).await?;
     }
-    let manifest = ImageManifest::from_reader(&manifest_bytes[..])
-        .map_err(|e| invalid(format!("not an image manifest: {e}")))?;
-    let config_digest =
-        Digest::parse(manifest.config().digest().as_ref()).map_err(|e| invalid(e.to_string()))?;
-    let config_bytes = fetch_blob(&client, &remote, &config_digest)
-        .await
-        .map_err(registry_error)?;
-    if Digest::of(&config_bytes) != config_digest {
-        return Err(invalid(format!(
-            "config digest mismatch: expected {config_digest}, got {}",
-            Digest::of(&config_bytes)
-        )));
+    match failures.len() {
+        0 => Err(PullCause::NoResolver),
+        1 => Err(failures.remove(0)),
+        _ => Err(PullCause::Endpoints(failures)),
     }
-    let config: ConfigSummary = serde_json::from_slice(&config_bytes)
-        .map_err(|e| invalid(format!("not an image config: {e}")))?;
-    let diff_ids = config.rootfs.diff_ids;
-    if diff_ids.len() != manifest.layers().len() {
-        return Err(invalid(format!(
-            "the config lists {} layers, the manifest {}",
-            diff_ids.len(),
-            manifest.layers().len()
-        )));
-    }
-    let layer_digests = manifest
-        .layers()
-        .iter()
-        .map(|l| Digest::parse(l.digest().as_ref()).map_err(|e| invalid(e.to_string())))
-        .collect::<Result<Vec<_>, _>>()?;
-    let chain_ids = Digest::chain_ids(&diff_ids);
-    let _lease = store
-        .temporary_lease("pull", &chain_ids, &[config_digest, manifest_digest])
-        .map_err(stored)?;
+}
 
-    let mut missing = Vec::new();
-    for (i, chain_id) in chain_ids.iter().enumerate() {
-        if store.layer(chain_id).map_err(stored)?.is_none() {
-            missing.push(i);
+/// One endpoint, with the credentials it took, and the digest the
+/// reference resolved to there.
+struct Session {
+    client: Client,
+    auth: RegistryAuth,
+    remote: Reference,
+    endpoint: String,
+    top_digest: Digest,
+}
+
+impl Session {
+    /// Resolves the reference at `endpoint` with a HEAD, trying each
+    /// matching credential in turn (anonymous when none matches).
+    async fn connect(
+        reference: &ImageReference,
+        remote: &Reference,
+        endpoint: &Endpoint,
+        auths: &RegistryAuths,
+    ) -> Result<Session, PullCause> {
+        let mut remote = remote.clone();
+        if endpoint.host != remote.resolve_registry() {
+            remote.set_mirror_registry(endpoint.host.clone());
         }
+        let credential_host = if endpoint.mirror {
+            endpoint.host.as_str()
+        } else {
+            reference.registry()
+        };
+        let mut tries: Vec<RegistryAuth> = auths
+            .lookup(credential_host, reference.repository())
+            .into_iter()
+            .filter_map(|c| c.basic)
+            .map(|(user, password)| RegistryAuth::Basic(user, password))
+            .collect();
+        if tries.is_empty() {
+            tries.push(RegistryAuth::Anonymous);
+        }
+        let mut refused = Vec::new();
+        for auth in tries {
+            let registry_error = |source| PullCause::Registry {
+                endpoint: endpoint.host.clone(),
+                source,
+            };
+            let client = client_for(endpoint);
+            match client.fetch_manifest_digest(&remote, &auth).await {
+                Ok(digest) => {
+                    let top_digest = Digest::parse(&digest)
+                        .map_err(|e| PullCause::Invalid(format!("{}: {e}", endpoint.host)))?;
+                    return Ok(Session {
+                        client,
+                        auth,
+                        remote,
+                        endpoint: endpoint.host.clone(),
+                        top_digest,
+                    });
+                }
+                Err(error) if is_unauthorized(&error) => {
+                    if let RegistryAuth::Basic(user, _) = &auth {
+                        refused.push(user.clone());
+                    }
+                }
+                Err(error) => return Err(registry_error(error)),
+            }
+        }
+        Err(PullCause::Unauthorized {
+            endpoint: endpoint.host.clone(),
+            users: refused,
+        })
     }
-    let downloads = futures_util::stream::iter(missing.into_iter().map(|i| {
-        let parent = i.checked_sub(1).map(|p| chain_ids[p]);
-        fetch_layer(
-            store,
-            scope,
-            &client,
-            &remote,
-            parent,
-            diff_ids[i],
-            layer_digests[i],
-        )
-    }))
-    .buffer_unordered(PARALLEL_LAYERS)
-    .try_collect::<Vec<()>>();
-    downloads.await.map_err(|e| match e {
-        LayerError::Registry(source) => registry_error(source),
-        LayerError::Store(source) => stored(source),
-        LayerError::Thread(source) => PullError::Runtime {
-            image: image.clone(),
+
+    fn registry_error(&self, source: OciDistributionError) -> PullCause {
+        PullCause::Registry {
+            endpoint: self.endpoint.clone(),
             source,
-        },
-    })?;
+        }
+    }
 
-    store
-        .commit_image_with_blobs(
+    /// Names a stored image of the resolved digest, or downloads it.
+    async fn pull<'scope, 'env>(
+        &self,
+        store: &'env Store,
+        scope: &'scope std::thread::Scope<'scope, 'env>,
+        reference: &ImageReference,
+        progress: &'env dyn PullProgress,
+    ) -> Result<Pulled, PullCause> {
+        let repo_digest = reference.repo_digest(&self.top_digest.to_string());
+        if let Ok(stored) = store.find(&repo_digest)
+            && stored.repo_digests.contains(&repo_digest)
+        {
+            let record = store.commit_image(
+                stored.id,
+                stored.manifest,
+                NewImage {
+                    names: vec![reference.clone()],
+                    repo_digest: Some(repo_digest),
+                    diff_ids: stored.layers.iter().map(|l| l.diff_id).collect(),
+                    created: stored.created.clone(),
+                },
+            )?;
+            return Ok(Pulled {
+                record,
+                downloaded: false,
+            });
+        }
+        let pinned = self.remote.clone_with_digest(self.top_digest.to_string());
+        let (mut manifest_bytes, mut manifest_digest) = self.fetch_manifest(&pinned).await?;
+        if let Some(chosen) = chosen_from_index(&manifest_bytes).map_err(PullCause::Invalid)? {
+            (manifest_bytes, manifest_digest) = self
+                .fetch_manifest(&self.remote.clone_with_digest(chosen.digest().to_string()))
+                .await?;
+        }
+        let invalid = |reason: String| PullCause::Invalid(reason);
+        let manifest = ImageManifest::from_reader(&manifest_bytes[..])
+            .map_err(|e| invalid(format!("not an image manifest: {e}")))?;
+        let config_digest = Digest::parse(manifest.config().digest().as_ref())
+            .map_err(|e| invalid(e.to_string()))?;
+        let config_bytes = self.fetch_blob(&config_digest).await?;
+        if Digest::of(&config_bytes) != config_digest {
+            return Err(invalid(format!(
+                "config digest mismatch: expected {config_digest}, got {}",
+                Digest::of(&config_bytes)
+            )));
+        }
+        let config: ConfigSummary = serde_json::from_slice(&config_bytes)
+            .map_err(|e| invalid(format!("not an image config: {e}")))?;
+        let diff_ids = config.rootfs.diff_ids;
+        if diff_ids.len() != manifest.layers().len() {
+            return Err(invalid(format!(
+                "the config lists {} layers, the manifest {}",
+                diff_ids.len(),
+                manifest.layers().len()
+            )));
+        }
+        let layers = manifest
+            .layers()
+            .iter()
+            .map(|l| {
+                Digest::parse(l.digest().as_ref())
+                    .map(|d| (d, l.size()))
+                    .map_err(|e| invalid(e.to_string()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let chain_ids = Digest::chain_ids(&diff_ids);
+        let _lease =
+            store.temporary_lease("pull", &chain_ids, &[config_digest, manifest_digest])?;
+
+        let mut missing = Vec::new();
+        for (i, chain_id) in chain_ids.iter().enumerate() {
+            if store.layer(chain_id)?.is_none() {
+                progress.layer(&layers[i].0, LayerState::Waiting { total: layers[i].1 });
+                missing.push(i);
+            } else {
+                progress.layer(&layers[i].0, LayerState::Exists);
+            }
+        }
+        let downloads = futures_util::stream::iter(missing.into_iter().map(|i| {
+            self.fetch_layer(
+                store,
+                scope,
+                progress,
+                LayerToFetch {
+                    parent: i.checked_sub(1).map(|p| chain_ids[p]),
+                    diff_id: diff_ids[i],
+                    blob: layers[i].0,
+                    size: layers[i].1,
+                },
+            )
+        }))
+        .buffer_unordered(PARALLEL_LAYERS)
+        .try_collect::<Vec<()>>();
+        downloads.await?;
+
+        let record = store.commit_image_with_blobs(
             &config_bytes,
             &manifest_bytes,
             NewImage {
                 names: vec![reference.clone()],
-                repo_digest: Some(reference.repo_digest(&top_digest.to_string())),
+                repo_digest: Some(repo_digest),
                 diff_ids,
                 created: config.created,
             },
-        )
-        .map_err(stored)
-}
+        )?;
+        Ok(Pulled {
+            record,
+            downloaded: true,
+        })
+    }
 
-/// A blob read whole (a config).
-async fn fetch_blob(
-    client: &Client,
-    remote: &Reference,
-    digest: &Digest,
-) -> Result<Vec<u8>, oci_client::errors::OciDistributionError> {
-    let digest = digest.to_string();
-    let mut stream = client
-        .pull_blob_stream(remote, digest.as_str())
-        .await?
-        .stream;
-    let mut data = Vec::new();
-    while let Some(chunk) = stream.next().await {
-        data.extend_from_slice(&chunk?);
-        if data.len() > MAX_JSON_BYTES {
-            return Err(oci_client::errors::OciDistributionError::GenericError(
-                Some(format!("blob {digest} larger than {MAX_JSON_BYTES} bytes")),
-            ));
+    /// A manifest by digest, checked against it.
+    async fn fetch_manifest(&self, target: &Reference) -> Result<(Vec<u8>, Digest), PullCause> {
+        let accepted = [
+            OCI_IMAGE_MEDIA_TYPE,
+            IMAGE_MANIFEST_MEDIA_TYPE,
+            OCI_IMAGE_INDEX_MEDIA_TYPE,
+            IMAGE_MANIFEST_LIST_MEDIA_TYPE,
+        ];
+        let (bytes, _) = self
+            .client
+            .pull_manifest_raw(target, &self.auth, &accepted)
+            .await
+            .map_err(|e| self.registry_error(e))?;
+        if bytes.len() > MAX_JSON_BYTES {
+            return Err(PullCause::Invalid(format!(
+                "manifest larger than {MAX_JSON_BYTES} bytes"
+            )));
+        }
+        let digest = Digest::of(&bytes);
+        if let Some(expected) = target.digest()
+            && expected != digest.to_string()
+        {
+            return Err(PullCause::Invalid(format!(
+                "manifest digest mismatch: expected {expected}, got {digest}"
+            )));
+        }
+        Ok((bytes.to_vec(), digest))
+    }
+
+    /// A blob read whole (a config).
+    async fn fetch_blob(&self, digest: &Digest) -> Result<Vec<u8>, PullCause> {
+        let digest = digest.to_string();
+        let mut stream = self
+            .client
+            .pull_blob_stream(&self.remote, digest.as_str())
+            .await
+            .map_err(|e| self.registry_error(e))?
+            .stream;
+        let mut data = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            data.extend_from_slice(&chunk.map_err(|e| self.registry_error(e.into()))?);
+            if data.len() > MAX_JSON_BYTES {
+                return Err(PullCause::Invalid(format!(
+                    "blob {digest} larger than {MAX_JSON_BYTES} bytes"
+                )));
+            }
+        }
+        Ok(data)
+    }
+
+    /// Downloads one layer blob and unpacks it as it arrives, in a thread.
+    async fn fetch_layer<'scope, 'env>(
+        &self,
+        store: &'env Store,
+        scope: &'scope std::thread::Scope<'scope, 'env>,
+        progress: &'env dyn PullProgress,
+        layer: LayerToFetch,
+    ) -> Result<(), PullCause> {
+        let digest = layer.blob.to_string();
+        let mut stream = self
+            .client
+            .pull_blob_stream(&self.remote, digest.as_str())
+            .await
+            .map_err(|e| self.registry_error(e))?
+            .stream;
+        let (sender, receiver) =
+            tokio::sync::mpsc::channel::<io::Result<Vec<u8>>>(CHUNKS_IN_FLIGHT);
+        let (done_sender, done) = tokio::sync::oneshot::channel();
+        std::thread::Builder::new()
+            .name("image-unpack".into())
+            .spawn_scoped(scope, move || {
+                let mut reader = ChannelReader {
+                    receiver,
+                    chunk: Vec::new(),
+                    at: 0,
+                };
+                let result =
+                    store.add_layer(layer.parent, layer.diff_id, &mut reader, Some(layer.blob));
+                let _ = done_sender.send(result);
+            })
+            .map_err(PullCause::Runtime)?;
+        let mut received = 0u64;
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map(|c| {
+                received += c.len() as u64;
+                c.to_vec()
+            });
+            let failed = chunk.is_err();
+            progress.layer(
+                &layer.blob,
+                LayerState::Downloading {
+                    done: received,
+                    total: layer.size,
+                },
+            );
+            // The unpacking thread has stopped (it failed): its result says why.
+            if sender.send(chunk).await.is_err() || failed {
+                break;
+            }
+        }
+        drop(sender);
+        progress.layer(&layer.blob, LayerState::Extracting);
+        match done.await {
+            Ok(result) => {
+                result?;
+                progress.layer(&layer.blob, LayerState::Complete);
+                Ok(())
+            }
+            Err(_) => Err(PullCause::Runtime(io::Error::other(
+                "the unpacking thread panicked",
+            ))),
         }
     }
-    Ok(data)
 }
 
-/// Why one layer failed.
-enum LayerError {
-    Registry(oci_client::errors::OciDistributionError),
-    Store(StoreError),
-    Thread(io::Error),
-}
-
-/// Downloads one layer blob and unpacks it as it arrives, in a thread.
-async fn fetch_layer<'scope, 'env>(
-    store: &'env Store,
-    scope: &'scope std::thread::Scope<'scope, 'env>,
-    client: &Client,
-    remote: &Reference,
+/// A layer to download: its place in the stack and its blob.
+struct LayerToFetch {
     parent: Option<Digest>,
     diff_id: Digest,
-    blob_digest: Digest,
-) -> Result<(), LayerError> {
-    let digest = blob_digest.to_string();
-    let mut stream = client
-        .pull_blob_stream(remote, digest.as_str())
-        .await
-        .map_err(LayerError::Registry)?
-        .stream;
-    let (sender, receiver) = tokio::sync::mpsc::channel::<io::Result<Vec<u8>>>(CHUNKS_IN_FLIGHT);
-    let (done_sender, done) = tokio::sync::oneshot::channel();
-    std::thread::Builder::new()
-        .name("image-unpack".into())
-        .spawn_scoped(scope, move || {
-            let mut reader = ChannelReader {
-                receiver,
-                chunk: Vec::new(),
-                at: 0,
-            };
-            let result = store.add_layer(parent, diff_id, &mut reader, Some(blob_digest));
-            let _ = done_sender.send(result);
-        })
-        .map_err(LayerError::Thread)?;
-    while let Some(chunk) = stream.next().await {
-        let failed = chunk.is_err();
-        // The unpacking thread has stopped (it failed): its result says why.
-        if sender.send(chunk.map(|c| c.to_vec())).await.is_err() || failed {
-            break;
-        }
-    }
-    drop(sender);
-    match done.await {
-        Ok(result) => result.map(drop).map_err(LayerError::Store),
-        Err(_) => Err(LayerError::Thread(io::Error::other(
-            "the unpacking thread panicked",
-        ))),
+    blob: Digest,
+    size: u64,
+}
+
+/// A client speaking to `endpoint` (plain HTTP, TLS options).
+fn client_for(endpoint: &Endpoint) -> Client {
+    Client::new(ClientConfig {
+        protocol: if endpoint.plain_http {
+            ClientProtocol::Http
+        } else {
+            ClientProtocol::Https
+        },
+        accept_invalid_certificates: endpoint.skip_verify,
+        extra_root_certificates: endpoint
+            .ca_pem
+            .iter()
+            .map(|pem| Certificate {
+                encoding: CertificateEncoding::Pem,
+                data: pem.clone(),
+            })
+            .collect(),
+        platform_resolver: None,
+        connect_timeout: Some(CONNECT_TIMEOUT),
+        read_timeout: Some(READ_TIMEOUT),
+        ..ClientConfig::default()
+    })
+}
+
+/// Whether the registry refused the credentials (or wants some).
+fn is_unauthorized(error: &OciDistributionError) -> bool {
+    match error {
+        OciDistributionError::UnauthorizedError { .. }
+        | OciDistributionError::AuthenticationFailure(_) => true,
+        OciDistributionError::ServerError { code, .. } => matches!(code, 401 | 403),
+        OciDistributionError::RegistryError { envelope, .. } => envelope
+            .errors
+            .iter()
+            .any(|e| matches!(e.code, OciErrorCode::Unauthorized | OciErrorCode::Denied)),
+        _ => false,
     }
 }
 
@@ -536,7 +800,9 @@ mod registry_tests {
 
         let reference =
             ImageReference::parse(&format!("{}/test/busybox:1", registry.address)).unwrap();
-        let record = pull(&store, &reference, &Credentials::default()).unwrap();
+        let record = pull(&store, &reference, &PullOptions::default())
+            .unwrap()
+            .record;
         assert_eq!(record.names, [reference.to_string()]);
         assert_eq!(record.id, image.config, "skopeo keeps the config");
         assert!(
@@ -549,14 +815,15 @@ mod registry_tests {
             busybox
         );
         assert!(trees[1].join("etc/motd").is_file());
-        let again = pull(&store, &reference, &Credentials::default()).unwrap();
-        assert_eq!(again, record);
+        let again = pull(&store, &reference, &PullOptions::default()).unwrap();
+        assert_eq!(again.record, record);
+        assert!(!again.downloaded, "the stored repo digest is reused");
         assert_eq!(store.find(&record.repo_digests[0]).unwrap().id, record.id);
 
         let unknown =
             ImageReference::parse(&format!("{}/test/busybox:nope", registry.address)).unwrap();
-        let error = pull(&store, &unknown, &Credentials::default()).unwrap_err();
-        assert!(matches!(error, PullError::Registry { .. }), "{error}");
+        let error = pull(&store, &unknown, &PullOptions::default()).unwrap_err();
+        assert!(matches!(error.cause, PullCause::Registry { .. }), "{error}");
         assert!(error.to_string().contains("test/busybox:nope"), "{error}");
 
         // Overwrite the tampered image's layer in the registry's storage.
@@ -573,7 +840,7 @@ mod registry_tests {
             .count();
         let tampered_ref =
             ImageReference::parse(&format!("{}/test/tampered:1", registry.address)).unwrap();
-        let error = pull(&store, &tampered_ref, &Credentials::default()).unwrap_err();
+        let error = pull(&store, &tampered_ref, &PullOptions::default()).unwrap_err();
         assert!(
             error.to_string().to_lowercase().contains("digest"),
             "{error}"
@@ -592,9 +859,9 @@ mod registry_tests {
             0
         );
         drop(registry);
-        let error = pull(&store, &tampered_ref, &Credentials::default()).unwrap_err();
+        let error = pull(&store, &tampered_ref, &PullOptions::default()).unwrap_err();
         assert!(
-            matches!(error, PullError::Registry { .. }),
+            matches!(error.cause, PullCause::Registry { .. }),
             "a stopped registry: {error}"
         );
     }
