@@ -5,6 +5,7 @@
 //! one per finished layer. Choosing between them is the caller's.
 
 use crate::digest::Digest;
+use crate::store::ImageRecord;
 use std::io::Write;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -105,21 +106,27 @@ impl ProgressPrinter {
         }
     }
 
-    /// Says the pull of `image` ended with `id`, `layers` layers of `bytes`.
-    pub fn finish(&self, image: &str, id: &Digest, layers: usize, bytes: u64) {
+    /// Says the pull of `image` ended with `record` (downloaded, or a stored copy named).
+    pub fn finish(&self, image: &str, record: &ImageRecord, downloaded: bool) {
         let mut state = self.lock();
         if self.style == ProgressStyle::None {
             return;
         }
-        if self.style == ProgressStyle::Tty {
+        if self.style == ProgressStyle::Tty && !state.layers.is_empty() {
             state.draw();
         }
-        let seconds = state.started.elapsed().as_secs_f64();
-        let _ = writeln!(
-            state.out,
-            "Pulled {image}: {id} ({layers} layers, {}, {seconds:.1} s)",
-            human_size(bytes)
-        );
+        let id = record.id;
+        let line = if downloaded {
+            let seconds = state.started.elapsed().as_secs_f64();
+            format!(
+                "Pulled {image}: {id} ({} layers, {}, {seconds:.1} s)",
+                record.layers.len(),
+                human_size(record.size)
+            )
+        } else {
+            format!("Image is up to date for {image}: {id}")
+        };
+        let _ = writeln!(state.out, "{line}");
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, PrinterState> {
@@ -285,7 +292,20 @@ mod tests {
         }
         printer.layer(&b, LayerState::Extracting);
         printer.layer(&b, LayerState::Complete);
-        printer.finish("docker.io/library/busybox:latest", &a, 2, 2_500_000);
+        let layer = crate::store::ImageLayer {
+            diff_id: a,
+            chain_id: a,
+        };
+        let record = ImageRecord {
+            id: a,
+            manifest: b,
+            names: Vec::new(),
+            repo_digests: Vec::new(),
+            layers: vec![layer.clone(), layer],
+            size: 2_500_000,
+            created: None,
+        };
+        printer.finish("docker.io/library/busybox:latest", &record, true);
         String::from_utf8(out.0.lock().unwrap().clone()).unwrap()
     }
 

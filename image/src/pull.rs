@@ -53,7 +53,7 @@ pub struct PullError {
 #[derive(Debug, thiserror::Error)]
 pub enum PullCause {
     /// An endpoint refused or failed (unknown image or tag, network).
-    #[error("{endpoint}: {source}")]
+    #[error("{endpoint}: {}", with_causes(source))]
     Registry {
         /// The endpoint's `host[:port]`.
         endpoint: String,
@@ -86,6 +86,22 @@ pub enum PullCause {
     /// `imagePullPolicy: Never` and no such image is stored.
     #[error("the image is not present and the pull policy is Never")]
     NeverPull,
+}
+
+/// An error and its sources, `: `-separated (reqwest's own message
+/// leaves out why a request failed, e.g. "Connection refused").
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let more = cause.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 fn unauthorized_message(endpoint: &str, users: &[String]) -> String {

@@ -1,5 +1,5 @@
 //! What `supervisor run` finds out about the host before a pod starts: the
-//! pause binary, the cgroup to put the pod under (a delegated one, or
+//! pause and supervisor-pull binaries, the cgroup to put the pod under (a delegated one, or
 //! `podvisor` at the root), and an open files limit raised for the pod's
 //! fds.
 //!
@@ -19,6 +19,10 @@ pub enum HostError {
     PauseMissing { path: PathBuf },
     #[error("no pause binary found (looked at {looked_at}); give one with --pause")]
     PauseNotFound { looked_at: String },
+    #[error(
+        "no supervisor-pull binary found (looked at {looked_at}); install it beside supervisor"
+    )]
+    PullNotFound { looked_at: String },
     #[error("read {}", path.display())]
     ReadOwnCgroup {
         path: PathBuf,
@@ -61,31 +65,43 @@ pub fn find_pause(flag: Option<&Path>) -> Result<PathBuf, HostError> {
             path: path.to_path_buf(),
         });
     }
+    find_program("pause").map_err(|looked_at| HostError::PauseNotFound { looked_at })
+}
+
+/// The `supervisor-pull` binary (the registry client, a process of its
+/// own): beside this binary, then /usr/local/bin, then PATH.
+pub fn find_supervisor_pull() -> Result<PathBuf, HostError> {
+    find_program("supervisor-pull").map_err(|looked_at| HostError::PullNotFound { looked_at })
+}
+
+/// `name` beside this binary, then in /usr/local/bin, then on PATH; else
+/// the places looked at.
+fn find_program(name: &str) -> Result<PathBuf, String> {
     let beside = std::env::current_exe()
         .ok()
-        .and_then(|exe| exe.parent().map(|dir| dir.join("pause")));
+        .and_then(|exe| exe.parent().map(|dir| dir.join(name)));
     let on_path = std::env::var_os("PATH")
         .map(|paths| {
             std::env::split_paths(&paths)
-                .map(|dir| dir.join("pause"))
+                .map(|dir| dir.join(name))
                 .collect::<Vec<_>>()
         })
         .unwrap_or_default();
     let candidates: Vec<PathBuf> = beside
         .into_iter()
-        .chain([PathBuf::from("/usr/local/bin/pause")])
+        .chain([Path::new("/usr/local/bin").join(name)])
         .chain(on_path)
         .collect();
     candidates
         .iter()
         .find(|p| p.is_file())
         .cloned()
-        .ok_or_else(|| HostError::PauseNotFound {
-            looked_at: candidates
+        .ok_or_else(|| {
+            candidates
                 .iter()
                 .map(|p| p.display().to_string())
                 .collect::<Vec<_>>()
-                .join(", "),
+                .join(", ")
         })
 }
 

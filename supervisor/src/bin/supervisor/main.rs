@@ -3,6 +3,7 @@
 //! and an exit code here, at the edge; everything else lives in the
 //! library.
 
+mod image;
 mod init;
 mod logs;
 mod run;
@@ -28,6 +29,8 @@ enum Command {
     Status(status::StatusArgs),
     /// Print a container's log (`-p` the previous instance, `-f` follow).
     Logs(logs::LogsArgs),
+    /// Container images: pull, load, import, ls, rm, prune.
+    Image(image::ImageArgs),
 }
 
 fn main() {
@@ -37,6 +40,7 @@ fn main() {
         Command::Init(args) => init::main(args),
         Command::Status(args) => status::main(args),
         Command::Logs(args) => logs::main(args),
+        Command::Image(args) => image::main(args),
     };
     match result {
         Ok(code) => std::process::exit(code),
