@@ -688,84 +688,8 @@ mod registry_tests {
 
     use super::*;
     use crate::store::tests::temp_store;
+    use crate::testing::registry::{Registry, push};
     use crate::testing::{LayerTar, OciLayout, gzip, have_root, have_tool};
-    use std::path::Path;
-    use std::process::{Child, Command};
-
-    /// A running registry; killed (by its PID) when dropped.
-    struct Registry {
-        child: Child,
-        address: String,
-        storage: std::path::PathBuf,
-    }
-
-    impl Drop for Registry {
-        fn drop(&mut self) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-
-    fn start_registry(dir: &Path) -> Registry {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let address = format!("127.0.0.1:{port}");
-        let storage = dir.join("registry");
-        let config = dir.join("registry.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {address}\n",
-                storage.display()
-            ),
-        )
-        .unwrap();
-        let child = Command::new("docker-registry")
-            .arg("serve")
-            .arg(&config)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        let registry = Registry {
-            child,
-            address,
-            storage,
-        };
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(&registry.address).is_ok() {
-                return registry;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-        panic!("docker-registry did not listen on {}", registry.address);
-    }
-
-    fn push(layout: &Path, tag: &str, destination: &str, all: bool) {
-        let mut command = Command::new("skopeo");
-        command.args([
-            "--insecure-policy",
-            "copy",
-            "--quiet",
-            "--dest-tls-verify=false",
-        ]);
-        if all {
-            command.arg("--all");
-        }
-        let output = command
-            .arg(format!("oci:{}:{tag}", layout.display()))
-            .arg(format!("docker://{destination}"))
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "skopeo: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
 
     fn layer(name: &str, data: &[u8]) -> Vec<u8> {
         LayerTar::new()
@@ -780,7 +704,7 @@ mod registry_tests {
             return;
         }
         let (dir, store) = temp_store();
-        let registry = start_registry(dir.path());
+        let mut registry = Registry::start(dir.path(), None);
         let busybox = std::fs::read("/bin/busybox").expect("/bin/busybox (busybox-static)");
         let mut layout = OciLayout::new(&dir.path().join("layout"));
         let image = layout.image(
@@ -806,12 +730,14 @@ mod registry_tests {
             "latest",
             &format!("{}/test/busybox:1", registry.address),
             false,
+            None,
         );
         push(
             &layout.dir,
             "tampered",
             &format!("{}/test/tampered:1", registry.address),
             false,
+            None,
         );
 
         let reference =
@@ -844,12 +770,7 @@ mod registry_tests {
 
         // Overwrite the tampered image's layer in the registry's storage.
         let blob = Digest::of(&gzip(&layer("bin/tampered", b"original")));
-        let data = registry
-            .storage
-            .join("docker/registry/v2/blobs/sha256")
-            .join(&blob.hex()[..2])
-            .join(blob.hex())
-            .join("data");
+        let data = registry.blob_data(&blob);
         std::fs::write(&data, gzip(&layer("bin/tampered", b"TAMPERED"))).unwrap();
         let layers_before = std::fs::read_dir(store.root().join("layers"))
             .unwrap()
@@ -874,11 +795,252 @@ mod registry_tests {
                 .count(),
             0
         );
-        drop(registry);
+        registry.stop();
         let error = pull(&store, &tampered_ref, &PullOptions::default()).unwrap_err();
         assert!(
             matches!(error.cause, PullCause::Registry { .. }),
             "a stopped registry: {error}"
         );
+    }
+}
+
+#[cfg(test)]
+mod auth_mirror_tests {
+    //! Pulls against a real loopback registry: credentials (none, wrong,
+    //! right) against htpasswd auth, `docker.io` through a hosts.toml
+    //! mirror, a stored digest reused without a download, and a registry
+    //! stopped in the middle of a layer.
+
+    use super::*;
+    use crate::registry_auth::RegistryAuths;
+    use crate::registry_hosts;
+    use crate::store::tests::temp_store;
+    use crate::testing::registry::{Registry, push};
+    use crate::testing::{LayerTar, OciLayout, have_root, have_tool};
+    use std::path::Path;
+    use std::sync::Mutex;
+
+    fn can_run() -> bool {
+        have_root() && have_tool("docker-registry") && have_tool("skopeo")
+    }
+
+    /// An OCI layout at `dir/layout` with one small image tagged `1`.
+    fn small_layout(dir: &Path) -> std::path::PathBuf {
+        let mut layout = OciLayout::new(&dir.join("layout"));
+        let image = layout.image(
+            &[
+                LayerTar::new().file("etc/one", 0o644, b"1").finish(),
+                LayerTar::new().file("etc/two", 0o644, b"2").finish(),
+            ],
+            serde_json::json!({"Cmd": ["sh"]}),
+            true,
+        );
+        layout.list(&image, Some("1")).finish();
+        layout.dir
+    }
+
+    fn auth_file(dir: &Path, name: &str, json: serde_json::Value) -> std::path::PathBuf {
+        let path = dir.join(name);
+        std::fs::write(&path, json.to_string()).unwrap();
+        path
+    }
+
+    #[test]
+    fn credentials_none_wrong_and_right() {
+        if !can_run() {
+            return;
+        }
+        let (dir, store) = temp_store();
+        let registry = Registry::start(dir.path(), Some(("alice", "secret")));
+        push(
+            &small_layout(dir.path()),
+            "1",
+            &format!("{}/team/app:1", registry.address),
+            false,
+            Some("alice:secret"),
+        );
+        let reference = ImageReference::parse(&format!("{}/team/app:1", registry.address)).unwrap();
+
+        let error = pull(&store, &reference, &PullOptions::default()).unwrap_err();
+        assert!(
+            matches!(&error.cause, PullCause::Unauthorized { users, .. } if users.is_empty()),
+            "{error}"
+        );
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "pulling {reference}: {}: authentication required, and no credentials match (--registry-auth-file or an imagePullSecret)",
+                registry.address
+            )
+        );
+
+        let wrong = auth_file(
+            dir.path(),
+            "wrong.json",
+            serde_json::json!({"auths": {registry.address.clone(): {"username": "alice", "password": "nope"}}}),
+        );
+        let options = PullOptions {
+            auths: RegistryAuths::load(std::slice::from_ref(&wrong)).unwrap(),
+            ..PullOptions::default()
+        };
+        let error = pull(&store, &reference, &options).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .ends_with("credentials refused (user \"alice\")"),
+            "{error}"
+        );
+        assert!(store.images().unwrap().is_empty());
+
+        // The longest key matches first and is wrong; the next one works.
+        let right = auth_file(
+            dir.path(),
+            "right.json",
+            serde_json::json!({"auths": {
+                format!("{}/team/app", registry.address): {"username": "bob", "password": "x"},
+                format!("http://{}", registry.address): {"auth": "YWxpY2U6c2VjcmV0"},
+            }}),
+        );
+        let options = PullOptions {
+            auths: RegistryAuths::load(&[wrong, right]).unwrap(),
+            ..PullOptions::default()
+        };
+        let pulled = pull(&store, &reference, &options).unwrap();
+        assert!(pulled.downloaded);
+        assert_eq!(pulled.record.names, [reference.to_string()]);
+    }
+
+    #[test]
+    fn docker_io_through_a_mirror_and_a_stored_digest_reused() {
+        if !can_run() {
+            return;
+        }
+        let (dir, store) = temp_store();
+        let registry = Registry::start(dir.path(), None);
+        // The mirror is configured before any docker.io name is pulled, and
+        // the server too points at loopback: nothing leaves the machine.
+        let hosts = dir.path().join("registries.d");
+        std::fs::create_dir_all(hosts.join("docker.io")).unwrap();
+        std::fs::write(
+            hosts.join("docker.io/hosts.toml"),
+            format!(
+                "server = \"http://{0}\"\n\n[host.\"http://{0}\"]\n  capabilities = [\"pull\", \"resolve\"]\n",
+                registry.address
+            ),
+        )
+        .unwrap();
+        let endpoints = registry_hosts::endpoints(&hosts, "docker.io").unwrap();
+        assert_eq!(endpoints.len(), 2);
+        assert!(endpoints.iter().all(|e| is_loopback_registry(&e.host)));
+        push(
+            &small_layout(dir.path()),
+            "1",
+            &format!("{}/library/busybox:1", registry.address),
+            false,
+            None,
+        );
+        let reference = ImageReference::parse("busybox:1").unwrap();
+        let options = PullOptions {
+            endpoints,
+            ..PullOptions::default()
+        };
+        let pulled = pull(&store, &reference, &options).unwrap();
+        assert!(pulled.downloaded);
+        assert_eq!(pulled.record.names, ["docker.io/library/busybox:1"]);
+        assert!(pulled.record.repo_digests[0].starts_with("docker.io/library/busybox@sha256:"));
+
+        // Always with the digest stored: a HEAD only. The registry's layer
+        // blobs are gone, so any blob download would fail.
+        let manifest: serde_json::Value =
+            serde_json::from_slice(&store.read_blob(&pulled.record.manifest).unwrap()).unwrap();
+        for layer in manifest["layers"].as_array().unwrap() {
+            let digest = Digest::parse(layer["digest"].as_str().unwrap()).unwrap();
+            std::fs::remove_file(registry.blob_data(&digest)).unwrap();
+        }
+        let again = pull_with_policy(&store, &reference, PullPolicy::Always, &options).unwrap();
+        assert!(!again.downloaded);
+        assert_eq!(again.record, pulled.record);
+        let latest = ImageReference::parse("busybox:1").unwrap();
+        let kept = pull_with_policy(&store, &latest, PullPolicy::IfNotPresent, &options).unwrap();
+        assert_eq!(kept.record.id, pulled.record.id);
+
+        let missing = ImageReference::parse("busybox:nope").unwrap();
+        let error = pull_with_policy(&store, &missing, PullPolicy::Never, &options).unwrap_err();
+        assert!(matches!(error.cause, PullCause::NeverPull), "{error}");
+        // Both endpoints were tried and each says why.
+        let error = pull(&store, &missing, &options).unwrap_err();
+        assert!(
+            matches!(&error.cause, PullCause::Endpoints(c) if c.len() == 2),
+            "{error}"
+        );
+    }
+
+    /// Progress that stops the registry once a layer is under way.
+    struct StopOnDownload<'a> {
+        registry: Mutex<&'a mut Registry>,
+    }
+
+    impl PullProgress for StopOnDownload<'_> {
+        fn layer(&self, _: &Digest, state: LayerState) {
+            if matches!(state, LayerState::Downloading { .. }) {
+                self.registry.lock().unwrap().stop();
+            }
+        }
+    }
+
+    #[test]
+    fn a_registry_stopped_mid_pull_leaves_nothing() {
+        if !can_run() {
+            return;
+        }
+        let (dir, store) = temp_store();
+        let mut registry = Registry::start(dir.path(), None);
+        // 48 MB that does not compress, uncompressed in the registry: far
+        // more than the sockets buffer.
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let big: Vec<u8> = (0..48 << 20)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state as u8
+            })
+            .collect();
+        let mut layout = OciLayout::new(&dir.path().join("layout"));
+        let image = layout.image(
+            &[LayerTar::new().file("big", 0o644, &big).finish()],
+            serde_json::json!({}),
+            false,
+        );
+        layout.list(&image, Some("1")).finish();
+        let address = registry.address.clone();
+        push(&layout.dir, "1", &format!("{address}/big:1"), false, None);
+        let reference = ImageReference::parse(&format!("{address}/big:1")).unwrap();
+        let progress = StopOnDownload {
+            registry: Mutex::new(&mut registry),
+        };
+        let options = PullOptions {
+            progress: &progress,
+            ..PullOptions::default()
+        };
+        let error = pull(&store, &reference, &options).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .starts_with(&format!("pulling {reference}: ")),
+            "{error}"
+        );
+        assert!(store.images().unwrap().is_empty());
+        let root = store.root();
+        assert_eq!(std::fs::read_dir(root.join("layers")).unwrap().count(), 0);
+        assert_eq!(std::fs::read_dir(root.join("leases")).unwrap().count(), 0);
+        // Work directories hold only their lock file.
+        for work in std::fs::read_dir(root.join("tmp")).unwrap() {
+            let names: Vec<_> = std::fs::read_dir(work.unwrap().path())
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .collect();
+            assert_eq!(names, ["lock"], "half-written files left");
+        }
     }
 }
