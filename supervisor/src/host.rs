@@ -1,5 +1,5 @@
 //! What `supervisor run` finds out about the host before a pod starts: the
-//! pause and supervisor-pull binaries, the cgroup to put the pod under (a delegated one, or
+//! pause and helper binaries (supervisor-image, supervisor-pull), the cgroup to put the pod under (a delegated one, or
 //! `podvisor` at the root), and an open files limit raised for the pod's
 //! fds.
 //!
@@ -19,10 +19,11 @@ pub enum HostError {
     PauseMissing { path: PathBuf },
     #[error("no pause binary found (looked at {looked_at}); give one with --pause")]
     PauseNotFound { looked_at: String },
-    #[error(
-        "no supervisor-pull binary found (looked at {looked_at}); install it beside supervisor"
-    )]
-    PullNotFound { looked_at: String },
+    #[error("no {name} binary found (looked at {looked_at}); install it beside supervisor")]
+    HelperNotFound {
+        name: &'static str,
+        looked_at: String,
+    },
     #[error("read {}", path.display())]
     ReadOwnCgroup {
         path: PathBuf,
@@ -68,10 +69,11 @@ pub fn find_pause(flag: Option<&Path>) -> Result<PathBuf, HostError> {
     find_program("pause").map_err(|looked_at| HostError::PauseNotFound { looked_at })
 }
 
-/// The `supervisor-pull` binary (the registry client, a process of its
-/// own): beside this binary, then /usr/local/bin, then PATH.
-pub fn find_supervisor_pull() -> Result<PathBuf, HostError> {
-    find_program("supervisor-pull").map_err(|looked_at| HostError::PullNotFound { looked_at })
+/// A helper binary of this package run as a process of its own
+/// (`supervisor-image`, `supervisor-pull`): beside this binary, then
+/// /usr/local/bin, then PATH.
+pub fn find_helper(name: &'static str) -> Result<PathBuf, HostError> {
+    find_program(name).map_err(|looked_at| HostError::HelperNotFound { name, looked_at })
 }
 
 /// `name` beside this binary, then in /usr/local/bin, then on PATH; else

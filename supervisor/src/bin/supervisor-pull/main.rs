@@ -23,7 +23,7 @@ use std::sync::Mutex;
 
 /// Pull an image into the supervisor's image store.
 #[derive(Parser)]
-#[command(name = "supervisor-pull", version, about)]
+#[command(name = "supervisor-pull", version)]
 struct Args {
     /// Image store root (default $SUPERVISOR_IMAGE_DIR, else /var/lib/supervisor/images).
     #[arg(long, value_name = "DIR")]
