@@ -497,15 +497,23 @@ impl Session {
         Ok((bytes.to_vec(), digest))
     }
 
-    /// A blob read whole (a config).
-    async fn fetch_blob(&self, digest: &Digest) -> Result<Vec<u8>, PullCause> {
-        let digest = digest.to_string();
-        let mut stream = self
+    /// A blob's content as it arrives.
+    async fn blob_stream(
+        &self,
+        digest: &Digest,
+    ) -> Result<futures_util::stream::BoxStream<'static, io::Result<Vec<u8>>>, PullCause> {
+        let stream = self
             .client
-            .pull_blob_stream(&self.remote, digest.as_str())
+            .pull_blob_stream(&self.remote, digest.to_string().as_str())
             .await
             .map_err(|e| self.registry_error(e))?
             .stream;
+        Ok(stream.map(|chunk| chunk.map(|c| c.to_vec())).boxed())
+    }
+
+    /// A blob read whole (a config).
+    async fn fetch_blob(&self, digest: &Digest) -> Result<Vec<u8>, PullCause> {
+        let mut stream = self.blob_stream(digest).await?;
         let mut data = Vec::new();
         while let Some(chunk) = stream.next().await {
             data.extend_from_slice(&chunk.map_err(|e| self.registry_error(e.into()))?);
@@ -526,13 +534,7 @@ impl Session {
         progress: &'env dyn PullProgress,
         layer: LayerToFetch,
     ) -> Result<(), PullCause> {
-        let digest = layer.blob.to_string();
-        let mut stream = self
-            .client
-            .pull_blob_stream(&self.remote, digest.as_str())
-            .await
-            .map_err(|e| self.registry_error(e))?
-            .stream;
+        let mut stream = self.blob_stream(&layer.blob).await?;
         let (sender, receiver) =
             tokio::sync::mpsc::channel::<io::Result<Vec<u8>>>(CHUNKS_IN_FLIGHT);
         let (done_sender, done) = tokio::sync::oneshot::channel();
@@ -551,10 +553,9 @@ impl Session {
             .map_err(PullCause::Runtime)?;
         let mut received = 0u64;
         while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map(|c| {
+            if let Ok(c) = &chunk {
                 received += c.len() as u64;
-                c.to_vec()
-            });
+            }
             let failed = chunk.is_err();
             progress.layer(
                 &layer.blob,
