@@ -2,7 +2,7 @@
 //! arguments (it replaces this process). The image commands live there so
 //! that their archive, layer and registry code is never loaded into a
 //! supervisor: linked here it would cost every supervisor process its
-//! relocations (about 350 kB of Pss measured with `supervisor init`).
+//! relocations (about 180 kB of Pss measured with `supervisor init`).
 
 use std::ffi::OsString;
 use std::os::unix::process::CommandExt as _;
