@@ -272,7 +272,7 @@ impl PodImages {
                 retry_at: Some(until),
             });
         }
-        let binary = match crate::host::find_companion("supervisor-pull") {
+        let binary = match crate::host::find_helper("supervisor-pull") {
             Ok(binary) => binary,
             Err(error) => return self.failed_pull(&key, error.to_string(), now),
         };
