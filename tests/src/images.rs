@@ -27,9 +27,6 @@ const HOST_BUSYBOX: &str = "/bin/busybox";
 /// The repository of the images of this workspace's binaries.
 const BINARY_REPOSITORY: &str = "localhost/podvisor-test";
 
-/// Where a binary image keeps its binary.
-const BINARY_DIR: &str = "/usr/local/bin";
-
 /// The shared store of the test run, with [`BUSYBOX`] in it (made on the
 /// first call of the run, by whichever test binary comes first).
 pub fn store_dir() -> &'static Path {
@@ -50,13 +47,17 @@ pub struct BinaryImage {
 }
 
 /// An image (in the shared store) holding the release binary `name`
-/// ([`crate::bin`]), at /usr/local/bin/NAME, with the shared libraries and
-/// the loader `ldd` names. Its tag is a hash of those files, so a rebuilt
-/// binary gets a new image; older tags of it are removed.
+/// ([`crate::bin`]) with the shared libraries and the loader `ldd` names,
+/// each at its path on the host (so a command line reads the same in the
+/// image and out of it). Its tag is a hash of those paths and files, so a
+/// rebuilt binary gets a new image; older tags of it are removed.
 pub fn binary_image(name: &str) -> BinaryImage {
     store_dir();
     let binary = crate::bin(name);
-    let path = format!("{BINARY_DIR}/{name}");
+    let path = binary
+        .to_str()
+        .unwrap_or_else(|| panic!("{} is not UTF-8", binary.display()))
+        .to_string();
     let mut files = vec![(path.clone(), binary.clone())];
     files.extend(libraries(&binary));
     let mut hashed = Vec::new();
