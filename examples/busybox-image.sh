@@ -30,7 +30,8 @@ die() {
 
 [[ -x $supervisor ]] || die "$supervisor is missing: run cargo build --release --workspace"
 [[ -x $busybox ]] || die "$busybox is missing: apt-get install busybox-static"
-ldd "$busybox" 2>&1 | grep -Eq "statically linked|not a dynamic executable" \
+# ldd fails on a static binary, saying so.
+[[ $(ldd "$busybox" 2>&1 || true) =~ "statically linked"|"not a dynamic executable" ]] \
   || die "$busybox is not static: apt-get install busybox-static"
 
 rootfs=$(mktemp -d)
