@@ -227,6 +227,7 @@ TOML
   wait_file "$dir/containerd.sock"
   timed ctr ctr -a "$dir/containerd.sock" image pull --plain-http "$image"
   hwm=$(awk '/^VmHWM:/ {print $2}' "/proc/$daemon/status")
+  echo "    ctr: client $peak_kb kB + containerd VmHWM $hwm kB" >&2
   peak_kb=$((peak_kb + hwm))
   stop "$daemon"
   disk=$(disk_mb "$dir/root")
@@ -290,9 +291,116 @@ part_pull() {
   done
 }
 
+# --- running the image: pods under $work/state, the store at $work/images.
+images=$work/images
+export SUPERVISOR_IMAGE_DIR=$images
+
+# Pull the image into $images once.
+store_image() {
+  [[ -d $images/layers ]] && return 0
+  timed store "$pull_bin" --image-dir "$images" --progress none "$image"
+}
+
+# A pod NAME of COUNT containers running the image's own command.
+image_pod() {
+  local name=$1 count=$2 i
+  printf 'apiVersion: v1\nkind: Pod\nmetadata:\n  name: %s\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n' "$name"
+  for i in $(seq "$count"); do
+    printf '  - {name: c-%d, image: "%s", imagePullPolicy: IfNotPresent}\n' "$i" "$image"
+  done
+}
+
+# Wait until pod NAME has a running container, polling status.json every
+# 10 ms, at most 30 s.
+wait_first_running() {
+  local status=$work/state/$1/status.json
+  for _ in $(seq 3000); do
+    [[ -f $status ]] && grep -q '"running"' "$status" && return 0
+    sleep 0.01
+  done
+  echo "timed out waiting for $1 to run; its output:" >&2
+  cat "$work/$1.out" >&2
+  return 1
+}
+
+part_start() {
+  local run name t0 pid
+  local -a all_s
+  need_ours start || return 0
+  store_image
+  echo
+  echo "supervisor run to Running (status.json, polled every 10 ms), the image stored, $start_runs runs"
+  for run in $(seq "$start_runs"); do
+    name=start-$run
+    image_pod "$name" 1 >"$work/$name.yaml"
+    sync
+    t0=$(now)
+    start_pod "$name" "$work/$name.yaml"
+    pid=$last_pid
+    wait_first_running "$name"
+    all_s+=("$(python3 -c "print('%.3f' % ($(now) - $t0))")")
+    stop "$pid"
+  done
+  echo "  runs: ${all_s[*]} s" >&2
+  printf '%-28s %9s\n' "" "median s"
+  printf '%-28s %9s\n' "run to Running" "$(median "${all_s[@]}")"
+}
+
+# The lowerdir= of the root overlay of process PID (its mount namespace).
+lowerdir_of() {
+  awk '$5 == "/" { for (i = 7; i <= NF; i++) if ($i == "-") break;
+    if ($(i + 1) == "overlay") { n = split($(i + 3), o, ","); for (j = 1; j <= n; j++) if (o[j] ~ /^lowerdir=/) print o[j] } }' \
+    "/proc/$1/mountinfo"
+}
+
+part_share() {
+  local i before_kb before_layers after_kb after_layers child
+  local -a supervisors
+  need_ours share || return 0
+  store_image
+  before_kb=$(du -sxk "$images" | cut -f1)
+  before_layers=$(find "$images/layers" -mindepth 1 -maxdepth 1 -type d | wc -l)
+  for i in $(seq "$share_pods"); do
+    image_pod "share-$i" 1 >"$work/share-$i.yaml"
+    start_pod "share-$i" "$work/share-$i.yaml"
+    supervisors+=("$last_pid")
+  done
+  for i in $(seq "$share_pods"); do wait_running "share-$i" 1 120; done
+  after_kb=$(du -sxk "$images" | cut -f1)
+  after_layers=$(find "$images/layers" -mindepth 1 -maxdepth 1 -type d | wc -l)
+  for i in "${supervisors[@]}"; do
+    for child in $(cat /proc/"$i"/task/*/children); do lowerdir_of "$child"; done
+  done | sort | uniq -c >"$work/lowerdirs"
+  echo
+  echo "$share_pods pods (one supervisor each) of the image, one store"
+  printf '%-28s %12s %8s\n' "" "store (MB)" layers
+  printf '%-28s %12s %8s\n' "before (image stored)" "$(mb "$before_kb")" "$before_layers"
+  printf '%-28s %12s %8s\n' "with $share_pods pods running" "$(mb "$after_kb")" "$after_layers"
+  printf '%-28s %12s\n' "state dirs (writable layers)" "$(mb "$(du -sxk "$work/state" | cut -f1)")"
+  echo "distinct overlay lower layer sets among the containers (count, lowerdir):"
+  cut -c1-160 "$work/lowerdirs"
+  for i in "${supervisors[@]}"; do stop "$i"; done
+}
+
+part_pss() {
+  local pid
+  need_ours pss || return 0
+  store_image
+  image_pod pss "$pss_containers" >"$work/pss.yaml"
+  start_pod pss "$work/pss.yaml"
+  pid=$last_pid
+  wait_running pss "$pss_containers" 300
+  sleep 11 # idle: the supervisor drops its idle pages at most every 10 s
+  echo
+  echo "the supervisor with a pod of $pss_containers containers of the image (goal: under 2048 kB)"
+  printf '%-28s %9s %5s %8s\n' "" "Pss (kB)" fds threads
+  printf '%-28s %9s %5s %8s\n' "supervisor run" "$($stats pss "$pid")" \
+    "$(ls /proc/"$pid"/fd | wc -l)" "$(ls /proc/"$pid"/task | wc -l)"
+  stop "$pid"
+}
+
+serve_image
 case $part in
-  pull | all)
-    serve_image
-    part_pull
-    ;;
+  all) for p in pull start share pss; do "part_$p"; done ;;
+  *) "part_$part" ;;
 esac
