@@ -9,10 +9,11 @@
 #          ours (supervisor-pull), containerd (`ctr image pull`, which
 #          unpacks into the overlayfs snapshotter; containerd started here
 #          with its own root, state and socket), `skopeo copy` + `umoci
-#          unpack`, and `podman pull` when podman is installed. Median wall
-#          time and peak RSS (GNU time; for ctr the client's plus the
-#          containerd daemon's VmHWM, as the daemon does the unpacking),
-#          the store's size on disk, and the ratios to ours.
+#          unpack`, and `podman pull` when podman is installed, taking
+#          turns. Median wall time, CPU time (user + system) and peak RSS
+#          (GNU time; for ctr the client's plus the containerd daemon's,
+#          as the daemon does the unpacking), the store's size on disk,
+#          and the ratios to ours.
 #   start  `supervisor run` to Running (status.json), the image already
 #          stored, median of START_RUNS.
 #   share  SHARE_PODS pods (supervisors) of the one image: the store's size
@@ -184,27 +185,32 @@ YAML
     "$(mb $((unpacked / 1024))) MB of tar; $(nproc) CPUs, $(uname -r)"
 }
 
-# timed NAME CMD...: run CMD under GNU time; sets $seconds and $peak_kb.
+# timed NAME CMD...: run CMD under GNU time; sets $seconds (wall), $cpu
+# (user + system s) and $peak_kb.
 timed() {
-  local name=$1
+  local name=$1 user system
   shift
-  if ! /usr/bin/time -f '%e %M' -o "$work/$name.time" "$@" >"$work/$name.log" 2>&1; then
+  if ! /usr/bin/time -f '%e %M %U %S' -o "$work/$name.time" "$@" >"$work/$name.log" 2>&1; then
     echo "$name failed:" >&2
     cat "$work/$name.log" >&2
     exit 1
   fi
-  read -r seconds peak_kb <"$work/$name.time"
+  read -r seconds peak_kb user system <"$work/$name.time"
+  cpu=$(python3 -c "print('%.2f' % ($user + $system))")
 }
 
+# The user + system CPU ticks process PID has used.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
 # pull_<tool> DIR: one pull + unpack into the empty DIR; sets $seconds,
-# $peak_kb and $disk (MB).
+# $cpu, $peak_kb and $disk (MB).
 pull_ours() {
   timed ours "$pull_bin" --image-dir "$1/store" --progress none "$image"
   disk=$(disk_mb "$1/store")
 }
 
 pull_ctr() {
-  local dir=$1 daemon hwm
+  local dir=$1 daemon hwm ticks
   mkdir -p "$dir/opt"
   cat >"$dir/config.toml" <<TOML
 version = 2
@@ -225,10 +231,13 @@ TOML
   start containerd containerd --config "$dir/config.toml"
   daemon=$last_pid
   wait_file "$dir/containerd.sock"
+  ticks=$(cpu_ticks "$daemon")
   timed ctr ctr -a "$dir/containerd.sock" image pull --plain-http "$image"
+  ticks=$(($(cpu_ticks "$daemon") - ticks))
   hwm=$(awk '/^VmHWM:/ {print $2}' "/proc/$daemon/status")
-  echo "    ctr: client $peak_kb kB + containerd VmHWM $hwm kB" >&2
+  echo "    ctr: client $peak_kb kB, $cpu s CPU + containerd VmHWM $hwm kB, $ticks ticks" >&2
   peak_kb=$((peak_kb + hwm))
+  cpu=$(python3 -c "print('%.2f' % ($cpu + $ticks / $(getconf CLK_TCK)))")
   stop "$daemon"
   disk=$(disk_mb "$dir/root")
 }
@@ -249,7 +258,7 @@ pull_podman() {
 
 part_pull() {
   local tool run dir
-  declare -A median_s median_kb median_disk label=(
+  declare -A all_s all_cpu all_kb all_disk label=(
     [ours]="ours (supervisor-pull)" [ctr]="containerd (ctr pull)"
     [skopeo_umoci]="skopeo copy + umoci unpack" [podman]="podman pull")
   if [[ -n ${TOOLS:-} ]]; then
@@ -264,31 +273,36 @@ part_pull() {
     if command -v podman >/dev/null; then tools+=(podman); else echo "podman not installed: skipped" >&2; fi
   fi
   echo
-  echo "pull + unpack of $image from a cold local store, $runs runs each"
-  local -a all_s all_kb all_disk
-  for tool in "${tools[@]}"; do
-    all_s=() all_kb=() all_disk=()
-    for run in $(seq "$runs"); do
+  echo "pull + unpack of $image from a cold local store, $runs runs each, the tools taking turns"
+  for run in $(seq "$runs"); do
+    for tool in "${tools[@]}"; do
       dir=$work/pull-$tool-$run
       mkdir -p "$dir"
       sync # the previous run's writes are not this one's
       "pull_$tool" "$dir"
-      all_s+=("$seconds") all_kb+=("$peak_kb") all_disk+=("$disk")
+      all_s[$tool]+=" $seconds" all_cpu[$tool]+=" $cpu" all_kb[$tool]+=" $peak_kb" all_disk[$tool]+=" $disk"
       rm -rf "$dir"
     done
-    median_s[$tool]=$(median "${all_s[@]}")
-    median_kb[$tool]=$(median "${all_kb[@]}")
-    median_disk[$tool]=$(median "${all_disk[@]}")
-    echo "  $tool: ${all_s[*]} s; ${all_kb[*]} kB" >&2
+  done
+  declare -A median_s median_cpu median_kb
+  for tool in "${tools[@]}"; do
+    # shellcheck disable=SC2086 # the lists split on purpose
+    median_s[$tool]=$(median ${all_s[$tool]}) median_cpu[$tool]=$(median ${all_cpu[$tool]}) \
+      median_kb[$tool]=$(median ${all_kb[$tool]})
+    echo "  $tool: wall${all_s[$tool]} s; CPU${all_cpu[$tool]} s; peak${all_kb[$tool]} kB" >&2
   done
   local base=${tools[0]}
   [[ -n ${median_s[ours]:-} ]] && base=ours
-  printf '%-28s %9s %9s %9s %11s %11s\n' tool "median s" "peak MB" "disk MB" "time/${base}" "peak/${base}"
+  row() { printf '%-28s %7s %7s %8s %8s %10s %10s %10s\n' "$@"; }
+  row tool "wall s" "CPU s" "peak MB" "disk MB" "wall/$base" "CPU/$base" "peak/$base"
   for tool in "${tools[@]}"; do
-    printf '%-28s %9s %9s %9s %11s %11s\n' "${label[$tool]}" "${median_s[$tool]}" \
-      "$(mb "${median_kb[$tool]}")" "${median_disk[$tool]}" \
-      "$(ratio "${median_s[$tool]}" "${median_s[$base]}")" "$(ratio "${median_kb[$tool]}" "${median_kb[$base]}")"
+    # shellcheck disable=SC2086
+    row "${label[$tool]}" "${median_s[$tool]}" "${median_cpu[$tool]}" "$(mb "${median_kb[$tool]}")" \
+      "$(median ${all_disk[$tool]})" "$(ratio "${median_s[$tool]}" "${median_s[$base]}")" \
+      "$(ratio "${median_cpu[$tool]}" "${median_cpu[$base]}")" "$(ratio "${median_kb[$tool]}" "${median_kb[$base]}")"
   done
+  echo "(medians; CPU = user + system, for ctr the client's plus containerd's; peak = max RSS,"
+  echo " for ctr the client's plus containerd's VmHWM; disk = the store after the pull)"
 }
 
 # --- running the image: pods under $work/state, the store at $work/images.
