@@ -324,15 +324,16 @@ image_pod() {
   done
 }
 
-# Wait until pod NAME has a running container, polling status.json every
-# 10 ms, at most 30 s.
+# Wait until pod NAME (its supervisor PID) has a running container, polling
+# status.json every 10 ms, at most 30 s.
 wait_first_running() {
   local status=$work/state/$1/status.json
   for _ in $(seq 3000); do
     [[ -f $status ]] && grep -q '"running"' "$status" && return 0
+    kill -0 "$2" 2>/dev/null || break
     sleep 0.01
   done
-  echo "timed out waiting for $1 to run; its output:" >&2
+  echo "$1 did not run; its output:" >&2
   cat "$work/$1.out" >&2
   return 1
 }
@@ -351,7 +352,7 @@ part_start() {
     t0=$(now)
     start_pod "$name" "$work/$name.yaml"
     pid=$last_pid
-    wait_first_running "$name"
+    wait_first_running "$name" "$pid"
     all_s+=("$(python3 -c "print('%.3f' % ($(now) - $t0))")")
     stop "$pid"
   done
