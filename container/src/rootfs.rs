@@ -1,18 +1,23 @@
-//! A container's root filesystem made from the host's own, without
-//! changing the host.
+//! A container's root filesystem: its image's unpacked layers (or, for the
+//! library's own tests, the host's root) under a fresh writable layer,
+//! without changing the layers or the host.
 //!
-//! In the container's private mount namespace the host root is overlaid with
-//! a fresh writable layer on a tmpfs (the container's writes, gone when it
-//! exits, as a container's writable layer is), so mount points for volumes
-//! can be created anywhere without touching the host. On top come a new
+//! In the container's private mount namespace the read-only lower layers
+//! are overlaid with a fresh writable layer on a tmpfs (the container's
+//! writes, gone when it exits, as a container's writable layer is; charged
+//! to the memory cgroup of the container that writes them), so mount points
+//! for volumes can be created anywhere without touching the layers. Up to
+//! [`MAX_LAYERS`] layers: as one `lowerdir=` option when it fits in a page,
+//! else one `lowerdir+` at a time through the new mount API (Linux 6.8+). On top come a new
 //! proc (of the container's PID namespace), a minimal /dev (null, zero, full,
 //! random, urandom, tty, a private devpts, /dev/shm), a read-only sysfs, and
 //! the bind mounts of the volumes (read-only where asked), deepest last. Then
-//! `pivot_root` makes the overlay `/` and detaches the old root; with
-//! `read_only` the root is remounted read-only (readOnlyRootFilesystem).
+//! `pivot_root` makes the overlay `/` and detaches the old root; the working
+//! directory is created if the image lacks it; with `read_only` the root is
+//! remounted read-only (readOnlyRootFilesystem).
 //!
-//! Only the host's root filesystem is seen through the overlay: other host
-//! mounts are not, unless bound in as volumes. [`RootfsSpec::prepare`] turns
+//! Of the host, only what is bound in (volumes, the pod's /etc files) is
+//! seen. [`RootfsSpec::prepare`] turns
 //! the description into [`Rootfs`], a list of system calls with every path
 //! already a C string, which [`Rootfs::apply`] runs in the child between
 //! fork and exec without allocating.
@@ -33,13 +38,21 @@ pub struct BindMount {
     pub read_only: bool,
 }
 
+/// The most lower layers overlayfs stacks.
+pub const MAX_LAYERS: usize = 500;
+
+/// The longest mount option string the kernel takes (one page, NUL included).
+const MAX_MOUNT_DATA: usize = 4095;
+
 /// What a container's root filesystem is made of.
 #[derive(Debug, Clone)]
 pub struct RootfsSpec {
     staging: PathBuf,
+    layers: Vec<PathBuf>,
     binds: Vec<BindMount>,
     shm: Option<PathBuf>,
     read_only: bool,
+    working_dir: Option<PathBuf>,
 }
 
 /// A rootfs description that cannot be prepared.
@@ -60,6 +73,12 @@ pub enum RootfsError {
     /// mount option needs text).
     #[error("path {0} contains a NUL byte")]
     Nul(PathBuf),
+    /// More layers than overlayfs stacks.
+    #[error("the image has {0} layers; overlayfs stacks at most {MAX_LAYERS}")]
+    TooManyLayers(usize),
+    /// A layer directory whose path overlay's options cannot carry.
+    #[error("layer directory {0}: a path with ':' or ',' cannot be an overlay layer")]
+    LayerPath(PathBuf),
 }
 
 impl RootfsSpec {
@@ -69,10 +88,28 @@ impl RootfsSpec {
     pub fn new(staging: impl Into<PathBuf>) -> RootfsSpec {
         RootfsSpec {
             staging: staging.into(),
+            layers: Vec::new(),
             binds: Vec::new(),
             shm: None,
             read_only: false,
+            working_dir: None,
         }
+    }
+
+    /// The image's unpacked layers, topmost first, as the overlay's
+    /// read-only lower layers. Without any, the host's `/` is the lower
+    /// layer (what the library's tests use; the supervisor always gives an
+    /// image).
+    pub fn layers(mut self, top_first: Vec<PathBuf>) -> RootfsSpec {
+        self.layers = top_first;
+        self
+    }
+
+    /// Create this absolute directory in the new root when the image lacks
+    /// it (the container's working directory, as runc does).
+    pub fn working_dir(mut self, dir: impl Into<PathBuf>) -> RootfsSpec {
+        self.working_dir = Some(dir.into());
+        self
     }
 
     /// Bind `mount` into the container.
@@ -123,19 +160,7 @@ impl RootfsSpec {
         for dir in [&upper, &work, &root] {
             plan.mkdir(dir, 0o755)?;
         }
-        let overlay = format!(
-            "lowerdir=/,upperdir={},workdir={}",
-            upper.display(),
-            work.display()
-        );
-        plan.mount(
-            Some("overlay"),
-            &root,
-            Some("overlay"),
-            0,
-            Some(&overlay),
-            "overlay of the host root",
-        )?;
+        self.overlay(&mut plan, &root, &upper, &work)?;
 
         // /proc of the container's PID namespace.
         plan.mkdir(&in_root(Path::new("/proc")), 0o555)?;
@@ -273,6 +298,17 @@ impl RootfsSpec {
             .push(Op::new(OpKind::DetachOldRoot, "detach the old root"));
         plan.ops
             .push(Op::new(OpKind::Chdir(CString::from(c"/")), "chdir /"));
+        if let Some(dir) = &self.working_dir {
+            if !is_clean_absolute(dir) {
+                return Err(RootfsError::Target(dir.clone()));
+            }
+            // Resolved in the new root: a symlink in the image stays in it.
+            let mut path = PathBuf::from("/");
+            for component in dir.components().skip(1) {
+                path.push(component);
+                plan.mkdir(&path, 0o755)?;
+            }
+        }
         if self.read_only {
             plan.mount(
                 None,
@@ -284,6 +320,73 @@ impl RootfsSpec {
             )?;
         }
         Ok(Rootfs { ops: plan.ops })
+    }
+}
+
+impl RootfsSpec {
+    /// The overlay at `root`: the image's layers (or the host's `/`) under
+    /// the writable `upper`.
+    fn overlay(
+        &self,
+        plan: &mut Plan,
+        root: &Path,
+        upper: &Path,
+        work: &Path,
+    ) -> Result<(), RootfsError> {
+        if self.layers.len() > MAX_LAYERS {
+            return Err(RootfsError::TooManyLayers(self.layers.len()));
+        }
+        let mut lowers = Vec::with_capacity(self.layers.len());
+        for layer in &self.layers {
+            let text = path_str(layer)?;
+            if text.contains([':', ',']) {
+                return Err(RootfsError::LayerPath(layer.clone()));
+            }
+            lowers.push(text);
+        }
+        let lowerdir = if lowers.is_empty() {
+            "/".to_string()
+        } else {
+            lowers.join(":")
+        };
+        let options = format!(
+            "lowerdir={lowerdir},upperdir={},workdir={}",
+            path_str(upper)?,
+            path_str(work)?
+        );
+        if options.len() <= MAX_MOUNT_DATA {
+            let what = if self.layers.is_empty() {
+                "overlay of the host root"
+            } else {
+                "overlay of the image's layers"
+            };
+            return plan.mount(
+                Some("overlay"),
+                root,
+                Some("overlay"),
+                0,
+                Some(&options),
+                what,
+            );
+        }
+        let kind = OpKind::OverlayLayers {
+            lowers: self
+                .layers
+                .iter()
+                .map(|l| cstring(l))
+                .collect::<Result<_, _>>()?,
+            upper: cstring(upper)?,
+            work: cstring(work)?,
+            target: cstring(root)?,
+        };
+        plan.ops.push(
+            Op::new(
+                kind,
+                "overlay of the image's layers, one lowerdir+ each (Linux 6.8+)",
+            )
+            .at(root),
+        );
+        Ok(())
     }
 }
 
@@ -367,6 +470,13 @@ enum OpKind {
         flags: libc::c_ulong,
         data: Option<CString>,
     },
+    /// An overlay whose lower layers do not fit in one option string.
+    OverlayLayers {
+        lowers: Vec<CString>,
+        upper: CString,
+        work: CString,
+        target: CString,
+    },
     Mkdir(CString, u32),
     CreateFile(CString),
     Symlink(CString, CString),
@@ -432,6 +542,12 @@ impl Rootfs {
                     *flags,
                     data.as_deref(),
                 ),
+                OpKind::OverlayLayers {
+                    lowers,
+                    upper,
+                    work,
+                    target,
+                } => sys::mount_overlay_layers(lowers, upper, work, target),
                 OpKind::Mkdir(path, mode) => sys::mkdir_exist_ok(path, *mode),
                 OpKind::CreateFile(path) => sys::create_file_exist_ok(path),
                 OpKind::Symlink(to, link) => sys::symlink(to, link),
@@ -491,6 +607,58 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn layers_go_in_one_option_string_until_it_passes_a_page() {
+        let layer =
+            |i: usize| PathBuf::from(format!("/var/lib/supervisor/images/layers/{i:064}/fs"));
+        let describe_all = |rootfs: &Rootfs| -> Vec<String> {
+            (0..rootfs.len()).map(|i| rootfs.describe(i)).collect()
+        };
+        let few = RootfsSpec::new("/run/pod/c/rootfs")
+            .layers((0..3).map(layer).collect())
+            .prepare()
+            .unwrap();
+        assert!(
+            describe_all(&few)
+                .iter()
+                .any(|d| d.starts_with("overlay of the image's layers (")),
+            "{:?}",
+            describe_all(&few)
+        );
+        let many = RootfsSpec::new("/run/pod/c/rootfs")
+            .layers((0..MAX_LAYERS).map(layer).collect())
+            .prepare()
+            .unwrap();
+        assert!(
+            describe_all(&many).iter().any(|d| d.contains("lowerdir+")),
+            "{:?}",
+            describe_all(&many)
+        );
+        let too_many = RootfsSpec::new("/run/pod/c/rootfs")
+            .layers((0..=MAX_LAYERS).map(layer).collect())
+            .prepare();
+        assert!(matches!(too_many, Err(RootfsError::TooManyLayers(501))));
+        let colon = RootfsSpec::new("/run/pod/c/rootfs")
+            .layers(vec![PathBuf::from("/a:b")])
+            .prepare();
+        assert!(matches!(colon, Err(RootfsError::LayerPath(_))));
+    }
+
+    #[test]
+    fn the_working_dir_is_made_in_the_new_root() {
+        let rootfs = RootfsSpec::new("/run/pod/c/rootfs")
+            .working_dir("/srv/app")
+            .prepare()
+            .unwrap();
+        let steps: Vec<String> = (0..rootfs.len()).map(|i| rootfs.describe(i)).collect();
+        let pivot = steps.iter().position(|d| d == "pivot_root").unwrap();
+        let made = steps
+            .iter()
+            .position(|d| d == "create a directory (/srv/app)")
+            .unwrap();
+        assert!(made > pivot, "{steps:?}");
     }
 
     #[test]

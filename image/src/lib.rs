@@ -7,6 +7,7 @@
 
 pub mod archive;
 pub mod compression;
+pub mod config;
 pub mod digest;
 pub mod import;
 mod manifest;

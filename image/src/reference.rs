@@ -10,7 +10,7 @@ use std::fmt;
 use std::str::FromStr;
 
 /// A reference that did not parse, as kubelet's `InvalidImageName`.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 #[error("InvalidImageName: {value:?}: {reason}")]
 pub struct InvalidImageName {
     /// The string as given.

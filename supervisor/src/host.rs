@@ -17,8 +17,11 @@ pub const DEFAULT_CGROUP_PARENT: &str = "podvisor";
 pub enum HostError {
     #[error("--pause {}: no such file", path.display())]
     PauseMissing { path: PathBuf },
-    #[error("no pause binary found (looked at {looked_at}); give one with --pause")]
-    PauseNotFound { looked_at: String },
+    #[error("no {name} binary found (looked at {looked_at}); install it beside supervisor")]
+    CompanionNotFound {
+        name: &'static str,
+        looked_at: String,
+    },
     #[error("read {}", path.display())]
     ReadOwnCgroup {
         path: PathBuf,
@@ -61,26 +64,38 @@ pub fn find_pause(flag: Option<&Path>) -> Result<PathBuf, HostError> {
             path: path.to_path_buf(),
         });
     }
+    find_companion("pause")
+}
+
+/// One of the project's other binaries (`pause`, `supervisor-pull`):
+/// beside this one, then in /usr/local/bin, then on PATH.
+pub fn find_companion(name: &'static str) -> Result<PathBuf, HostError> {
     let beside = std::env::current_exe()
         .ok()
-        .and_then(|exe| exe.parent().map(|dir| dir.join("pause")));
+        .and_then(|exe| exe.parent().map(|dir| dir.join(name)));
     let on_path = std::env::var_os("PATH")
         .map(|paths| {
             std::env::split_paths(&paths)
-                .map(|dir| dir.join("pause"))
+                .map(|dir| dir.join(name))
                 .collect::<Vec<_>>()
         })
         .unwrap_or_default();
-    let candidates: Vec<PathBuf> = beside
+    let mut candidates: Vec<PathBuf> = Vec::new();
+    for path in beside
         .into_iter()
-        .chain([PathBuf::from("/usr/local/bin/pause")])
+        .chain([Path::new("/usr/local/bin").join(name)])
         .chain(on_path)
-        .collect();
+    {
+        if !candidates.contains(&path) {
+            candidates.push(path);
+        }
+    }
     candidates
         .iter()
         .find(|p| p.is_file())
         .cloned()
-        .ok_or_else(|| HostError::PauseNotFound {
+        .ok_or_else(|| HostError::CompanionNotFound {
+            name,
             looked_at: candidates
                 .iter()
                 .map(|p| p.display().to_string())

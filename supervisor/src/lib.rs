@@ -21,6 +21,7 @@ pub mod atomic_file;
 pub mod cni;
 pub mod event_loop;
 pub mod host;
+pub mod images;
 pub mod init;
 pub mod logs;
 pub mod manifest;

@@ -359,11 +359,13 @@ kubernetes_types! {
         pub resources: Unsupported,
         /// Refused.
         pub hostname_override: Unsupported,
+        /// Secrets with registry credentials.
+        pub image_pull_secrets: Option<Vec<LocalObjectReference>>,
         ignored: [
             scheduling_gates, node_selector, node_name, affinity, tolerations,
             topology_spread_constraints, scheduler_name, priority_class_name, priority,
             preemption_policy, service_account_name, service_account,
-            automount_service_account_token, image_pull_secrets, dns_policy,
+            automount_service_account_token, dns_policy,
             enable_service_links, readiness_gates, runtime_class_name, overhead, os,
         ],
     }
@@ -435,9 +437,11 @@ kubernetes_types! {
     pub struct Container {
         /// DNS label, unique in the pod.
         pub name: Option<String>,
-        /// Recorded only.
+        /// The image (required).
         pub image: Option<String>,
-        /// The program and its first arguments (required here).
+        /// Always, IfNotPresent or Never.
+        pub image_pull_policy: Option<String>,
+        /// The program and its first arguments (else the image's ENTRYPOINT).
         pub command: Option<Vec<String>>,
         /// Further arguments.
         pub args: Option<Vec<String>>,
@@ -480,7 +484,7 @@ kubernetes_types! {
         /// Refused.
         pub restart_policy_rules: Unsupported,
         ignored: [
-            image_pull_policy, termination_message_path, termination_message_policy,
+            termination_message_path, termination_message_policy,
             resize_policy,
         ],
     }
@@ -550,6 +554,12 @@ kubernetes_types! {
         pub config_map_ref: Option<ObjectRef>,
         /// A Secret.
         pub secret_ref: Option<ObjectRef>,
+    }
+
+    /// `imagePullSecrets[]`: an object of the same namespace, by name.
+    pub struct LocalObjectReference {
+        /// Object name.
+        pub name: Option<String>,
     }
 
     /// `configMapRef` / `secretRef`.
@@ -1222,7 +1232,7 @@ mod tests {
     #[test]
     fn ignored_fields_are_collected() {
         let spec: PodSpec = serde_saphyr::from_str(
-            "nodeSelector: {a: b}\ntolerations: []\ncontainers:\n- name: a\n  imagePullPolicy: Always\n",
+            "nodeSelector: {a: b}\ntolerations: []\ncontainers:\n- name: a\n  image: busybox:1.36\n  terminationMessagePath: /x\n",
         )
         .unwrap();
         let mut out = Vec::new();
@@ -1233,7 +1243,7 @@ mod tests {
             [
                 "spec.nodeSelector",
                 "spec.tolerations",
-                "spec.containers[0].imagePullPolicy"
+                "spec.containers[0].terminationMessagePath"
             ]
         );
     }

@@ -211,7 +211,7 @@ mod tests {
     fn pod(yaml_spec: &str) -> PodSpec {
         crate::spec::load_str(
             "t.yaml",
-            &format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: web}}\nspec:\n{yaml_spec}  containers:\n  - name: c\n    command: [/bin/true]\n    ports: [{{containerPort: 80, hostPort: 8080}}, {{containerPort: 81}}]\n"),
+            &format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: web}}\nspec:\n{yaml_spec}  containers:\n  - name: c\n    image: busybox:1.36\n    command: [/bin/true]\n    ports: [{{containerPort: 80, hostPort: 8080}}, {{containerPort: 81}}]\n"),
         )
         .unwrap()
         .pod

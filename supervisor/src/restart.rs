@@ -9,18 +9,25 @@
 //! explicit state x event table in the manner of s6-supervise:
 //!
 //! ```text
-//!                 | Started         | SpawnFailed       | Exited            | InitDone          | Stop
-//! ----------------+-----------------+-------------------+-------------------+-------------------+-----------
-//! Waiting         | -> Running      | -> backoff(*)     | invalid           | PodInitializing   | start_at
-//!                 |                 |                   |                   | -> ContainerCreat.| := None
-//! Running         | invalid         | invalid           | -> backoff(*)     | ignored           | no restart
-//! Terminated      | invalid         | invalid           | invalid           | ignored           | ignored
+//!                 | Started         | SpawnFailed       | Exited            | InitDone          | Held              | Stop
+//! ----------------+-----------------+-------------------+-------------------+-------------------+-------------------+-----------
+//! Waiting         | -> Running      | -> backoff(*)     | invalid           | PodInitializing   | Waiting(reason,   | start_at
+//!                 |                 |                   |                   | -> ContainerCreat.| start_at := until)| := None
+//! Running         | invalid         | invalid           | -> backoff(*)     | ignored           | invalid           | no restart
+//! Terminated      | invalid         | invalid           | invalid           | ignored           | invalid           | ignored
 //!
 //! backoff(*): the policy says restart -> Waiting(start_at = exit + delay), reason
 //!             ContainerCreating when the delay is 0 (the first restart), else
 //!             CrashLoopBackOff with kubelet's "back-off 10s restarting failed ..."
 //!             message; the ended instance becomes lastState. Otherwise -> Terminated.
 //! ```
+//!
+//! `Held` is what happens before a start when the container's image is not
+//! there yet: being pulled (ContainerCreating, no deadline until the pull
+//! ends), a failed pull (ErrImagePull, then ImagePullBackOff until the
+//! image back-off ends), ErrImageNeverPull, InvalidImageName, or a config
+//! the image cannot satisfy (CreateContainerConfigError). It counts no
+//! restart and leaves lastState alone, as kubelet does.
 //!
 //! A native sidecar's start order would be decided here, in
 //! [`PodStateMachine`]: it releases the init containers one at a time
@@ -253,6 +260,19 @@ pub enum WaitingReason {
     PodInitializing,
     /// Waiting out a restart back-off.
     CrashLoopBackOff,
+    /// The image pull just failed.
+    ErrImagePull,
+    /// Waiting out the image pull back-off.
+    ImagePullBackOff,
+    /// The image is not stored and the policy is Never.
+    ErrImageNeverPull,
+    /// The image reference does not parse.
+    InvalidImageName,
+    /// The container's config cannot be made from its spec and image
+    /// (runAsNonRoot against the image's user, an unknown user name).
+    CreateContainerConfigError,
+    /// The container cannot be created (nothing to run).
+    CreateContainerError,
 }
 
 impl WaitingReason {
@@ -262,6 +282,12 @@ impl WaitingReason {
             Self::ContainerCreating => "ContainerCreating",
             Self::PodInitializing => "PodInitializing",
             Self::CrashLoopBackOff => "CrashLoopBackOff",
+            Self::ErrImagePull => "ErrImagePull",
+            Self::ImagePullBackOff => "ImagePullBackOff",
+            Self::ErrImageNeverPull => "ErrImageNeverPull",
+            Self::InvalidImageName => "InvalidImageName",
+            Self::CreateContainerConfigError => "CreateContainerConfigError",
+            Self::CreateContainerError => "CreateContainerError",
         }
     }
 }
@@ -332,6 +358,16 @@ pub enum Event {
         /// When.
         at: Stamp,
     },
+    /// It cannot start yet (its image is being pulled, or cannot be had):
+    /// wait with `reason` until `until` (None: until told again).
+    Held {
+        /// Why.
+        reason: WaitingReason,
+        /// Detail (the pull error, the back-off message).
+        message: Option<String>,
+        /// When to try again.
+        until: Option<Instant>,
+    },
     /// The pod is stopping: never start this container again.
     Stop,
 }
@@ -343,6 +379,7 @@ impl Event {
             Event::SpawnFailed { .. } => "SpawnFailed",
             Event::Exited { .. } => "Exited",
             Event::InitDone { .. } => "InitDone",
+            Event::Held { .. } => "Held",
             Event::Stop => "Stop",
         }
     }
@@ -533,6 +570,23 @@ impl ContainerStateMachine {
                     };
                 }
                 Ok(Decision::RestartAt(at.mono))
+            }
+            (
+                State::Waiting { .. },
+                Event::Held {
+                    reason,
+                    message,
+                    until,
+                },
+            ) => {
+                if !self.stopping {
+                    self.state = State::Waiting {
+                        reason,
+                        message,
+                        start_at: until,
+                    };
+                }
+                Ok(Decision::Nothing)
             }
             (State::Waiting { .. } | State::Terminated(_), Event::InitDone { .. }) => {
                 Ok(Decision::Nothing)
@@ -792,7 +846,7 @@ impl PodStateMachine {
             | Event::SpawnFailed { at, .. }
             | Event::Exited { at, .. }
             | Event::InitDone { at } => Some(*at),
-            Event::Stop => None,
+            Event::Held { .. } | Event::Stop => None,
         };
         let container = match slot {
             Slot::Init(i) => self.init.get_mut(i),

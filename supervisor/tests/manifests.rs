@@ -135,7 +135,7 @@ fn the_multi_document_file_resolves_config_and_secrets() {
         Some("hello admin at $(POD_NAME)")
     );
     assert_eq!(get("POD_IP").as_deref(), Some("10.88.0.2"));
-    let argv = pod.containers[0].argv(&env);
+    let argv = pod.containers[0].argv(&env, &[], &[]);
     assert_eq!(
         argv[3],
         "echo \"hello admin at $(POD_NAME)\"; exec sleep 3600"

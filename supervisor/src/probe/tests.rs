@@ -12,7 +12,7 @@ const NO_PID: i32 = i32::MAX - 7;
 const SEC: Duration = Duration::from_secs(1);
 
 fn container() -> spec::Container {
-    let yaml = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\nspec:\n  containers:\n  - name: c\n    command: [/bin/true]\n";
+    let yaml = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\nspec:\n  containers:\n  - name: c\n    image: busybox:1.36\n    command: [/bin/true]\n";
     match spec::load_str("t.yaml", yaml) {
         Ok(l) => l.pod.containers[0].clone(),
         Err(e) => panic!("{e}"),

@@ -11,16 +11,19 @@ mod sandbox;
 
 use crate::event_loop::{EventLoop, EventLoopError, TIMER};
 use crate::host;
+use crate::images::{Availability, ImageOptions, PodImages, RESYNC};
 use crate::logs::{Echo, LogConfig, Stream};
 use crate::network::CniPaths;
 use crate::notify::Notifier;
 use crate::paths::Layout;
 use crate::pid1::{self, Signals};
 use crate::probe::{Outcome, ProbeIo};
-use crate::restart::{self, BackoffConfig, Decision, Event, Slot, Stamp};
+use crate::restart::{self, BackoffConfig, Decision, Event, Slot, Stamp, WaitingReason};
 use crate::spec::{self, PodSpec};
 use crate::status::{self, ContainerMeta, PodMeta, StatusStore};
-use crate::supervised::{self, CGROUP_TIMEOUT, FdWatch, SupervisedContainer};
+use crate::supervised::{
+    self, CGROUP_TIMEOUT, CommandError, FdWatch, SupervisedContainer, SupervisedError,
+};
 use crate::trace::{Step, Trace};
 use anyhow::Context;
 use nix::sys::signal::Signal;
@@ -54,6 +57,8 @@ pub struct RunOptions {
     pub log: LogConfig,
     /// A file for the restart benchmarks' trace lines.
     pub trace: Option<PathBuf>,
+    /// The image store, registry credentials and configuration.
+    pub images: ImageOptions,
 }
 
 /// Runs `supervisor run`: returns 0 after a stop by signal or a pod that
@@ -78,6 +83,7 @@ pub fn run(options: RunOptions) -> anyhow::Result<i32> {
         log: options.log,
         backoff: options.backoff,
         cni: options.cni,
+        images: options.images,
     };
     let trace = match &options.trace {
         Some(path) => Trace::open(path).with_context(|| format!("--trace {}", path.display()))?,
@@ -98,6 +104,7 @@ struct Config {
     log: LogConfig,
     backoff: BackoffConfig,
     cni: CniPaths,
+    images: ImageOptions,
 }
 
 /// Token of the signalfd in the event loop; containers use
@@ -180,6 +187,10 @@ struct PodRuntime {
     lifecycle: restart::PodStateMachine,
     /// The init containers, then the containers, in the pod's order.
     containers: Vec<SupervisedContainer>,
+    /// The containers' images: found, pulled, leased.
+    images: PodImages,
+    /// The last hold reported per container (logged once, not at every retry).
+    holds: Vec<Option<String>>,
     sandbox: PodSandbox,
     echo: Echo,
     notifier: Notifier,
@@ -213,7 +224,7 @@ impl PodRuntime {
             .map(|(slot, spec)| SupervisedContainer::new(slot, spec.clone()))
             .collect();
         let image = |c: &spec::Container| ContainerMeta {
-            image: c.image.clone().unwrap_or_default(),
+            image: c.image.written.clone(),
             image_id: String::new(),
         };
         let meta = PodMeta {
@@ -229,7 +240,11 @@ impl PodRuntime {
             containers: pod.containers.iter().map(image).collect(),
         };
         let state_dir = config.layout.pod_state_dir(&pod.name);
+        let images = PodImages::new(config.images.clone(), config.backoff, &pod, &state_dir);
+        let holds = vec![None; pod.init_containers.len() + pod.containers.len()];
         PodRuntime {
+            images,
+            holds,
             sandbox: PodSandbox::new(&pod, state_dir.clone()),
             pod,
             config,
@@ -257,6 +272,9 @@ impl PodRuntime {
         std::fs::create_dir_all(&self.state_dir)
             .with_context(|| format!("create the state dir {}", self.state_dir.display()))?;
         self.store = Some(StatusStore::create(&self.config.layout, &self.pod.name)?);
+        self.images.prepare(&self.pod).with_context(|| {
+            format!("write the pull secrets under {}", self.state_dir.display())
+        })?;
         self.notifier.status("starting the sandbox");
         self.sandbox.prepare(
             &self.pod,
@@ -316,7 +334,7 @@ impl PodRuntime {
             for c in &mut self.containers {
                 c.sweep_retired(swept_at);
             }
-            if self.stopping.is_some() && self.nothing_runs() {
+            if self.stopping.is_some() && self.nothing_runs() && !self.images.pulling() {
                 return Ok(0);
             }
             if self.stopping.is_none() && self.lifecycle.is_done() {
@@ -483,6 +501,7 @@ impl PodRuntime {
         );
         self.notifier.stopping(grace);
         self.lifecycle.stop();
+        self.images.stop_pulls();
         self.drop_parked();
         self.meta.deleting = Some(SystemTime::now());
         // Each instance's own grace deadline is the pod's one, below.
@@ -521,7 +540,14 @@ impl PodRuntime {
         let reaped = pid1::reap()?;
         for pid1::ReapedChild { pid, status, .. } in reaped.exited {
             let pid = pid.as_raw();
-            if let Some(index) = self
+            if let Some(waiting) = self.images.on_reaped(pid, &status, Instant::now()) {
+                // Due again: each looks at the pull's outcome.
+                let now = Instant::now();
+                for index in waiting {
+                    let slot = self.containers[index].slot();
+                    self.hold(slot, WaitingReason::ContainerCreating, None, Some(now));
+                }
+            } else if let Some(index) = self
                 .containers
                 .iter()
                 .position(|c| c.running_pid() == Some(pid))
@@ -661,6 +687,9 @@ impl PodRuntime {
             .map_or(0, restart::ContainerStateMachine::next_restart_count);
         let name = self.containers[index].spec().name.clone();
         self.trace.record(&name, restart_count, Step::Deciding);
+        if !self.image_ready(index, slot, now.mono) {
+            return;
+        }
         let ctx = self
             .sandbox
             .context(&self.pod, &self.config.layout, self.config.log);
@@ -677,7 +706,14 @@ impl PodRuntime {
                 // A container that restarted once is likely to again: its
                 // next instance will wait, parked (never under
                 // restartPolicy Never).
-                if restart_count > 0 && self.pod.restart_policy != restart::RestartPolicy::Never {
+                // Not under imagePullPolicy Always either: each start asks
+                // the registry first.
+                let always = self.containers[index].spec().image.pull_policy
+                    == image::reference::PullPolicy::Always;
+                if restart_count > 0
+                    && self.pod.restart_policy != restart::RestartPolicy::Never
+                    && !always
+                {
                     self.containers[index].schedule_park();
                 }
                 // Ready once running, unless a readiness or startup probe
@@ -699,6 +735,23 @@ impl PodRuntime {
                     eprintln!("supervisor: {error}");
                 }
             }
+            Err(SupervisedError::Command(error @ CommandError::NothingToRun { .. })) => {
+                let message = supervised::error_chain(&error);
+                self.held(
+                    index,
+                    WaitingReason::CreateContainerError,
+                    message,
+                    now.mono + RESYNC,
+                );
+            }
+            Err(SupervisedError::Command(CommandError::User { source, .. })) => {
+                let reason = if source.is_config_error() {
+                    WaitingReason::CreateContainerConfigError
+                } else {
+                    WaitingReason::CreateContainerError
+                };
+                self.held(index, reason, source.to_string(), now.mono + RESYNC);
+            }
             Err(error) => {
                 self.trace.record(&name, restart_count, Step::Failed);
                 let message = supervised::error_chain(&error);
@@ -710,6 +763,97 @@ impl PodRuntime {
                     eprintln!("supervisor: {error}");
                 }
             }
+        }
+    }
+
+    /// Whether container `index`'s image is ready; if not, the container
+    /// is held (pulling, or why it cannot be had) and the pull may start.
+    fn image_ready(&mut self, index: usize, slot: Slot, now: Instant) -> bool {
+        let image = self.containers[index].spec().image.clone();
+        match self.images.ensure(index, &image, now) {
+            Availability::Ready(resolved) => {
+                let meta = self.container_meta(index);
+                meta.image = resolved.name.clone();
+                meta.image_id = resolved.image_id.clone();
+                self.containers[index].set_image(resolved);
+                self.holds[index] = None;
+                true
+            }
+            Availability::Pulling => {
+                self.hold(slot, WaitingReason::ContainerCreating, None, None);
+                false
+            }
+            Availability::Unavailable(unavailable) => {
+                let until = unavailable.retry_at;
+                match until {
+                    Some(until) => self.held(index, unavailable.reason, unavailable.message, until),
+                    None => {
+                        self.report_hold(index, unavailable.reason, &unavailable.message);
+                        self.hold(slot, unavailable.reason, Some(unavailable.message), None);
+                    }
+                }
+                false
+            }
+        }
+    }
+
+    /// Container `index` waits with `reason` until `until`; reported once
+    /// per distinct message (log line and event).
+    fn held(&mut self, index: usize, reason: WaitingReason, message: String, until: Instant) {
+        self.report_hold(index, reason, &message);
+        let slot = self.containers[index].slot();
+        self.hold(slot, reason, Some(message), Some(until));
+    }
+
+    fn report_hold(&mut self, index: usize, reason: WaitingReason, message: &str) {
+        let text = format!("{}: {message}", reason.as_str());
+        if self.holds[index].as_deref() == Some(text.as_str()) {
+            return;
+        }
+        let name = self.containers[index].spec().name.clone();
+        eprintln!("supervisor: [{name}] {text}");
+        if let Some(store) = &mut self.store {
+            let event_reason = match reason {
+                WaitingReason::ImagePullBackOff => "BackOff",
+                _ => "Failed",
+            };
+            let _ = store.record_event(
+                "Warning",
+                event_reason,
+                &format!("spec.containers{{{name}}}"),
+                &text,
+                SystemTime::now(),
+            );
+        }
+        self.holds[index] = Some(text);
+    }
+
+    fn hold(
+        &mut self,
+        slot: Slot,
+        reason: WaitingReason,
+        message: Option<String>,
+        until: Option<Instant>,
+    ) {
+        if let Err(error) = self.lifecycle.handle(
+            slot,
+            Event::Held {
+                reason,
+                message,
+                until,
+            },
+        ) {
+            eprintln!("supervisor: {error}");
+        }
+    }
+
+    /// The status entry of container `index` (init containers first).
+    fn container_meta(&mut self, index: usize) -> &mut ContainerMeta {
+        let init = self.meta.init_containers.len();
+        if index < init {
+            &mut self.meta.init_containers[index]
+        } else {
+            &mut self.meta.containers[index - init]
         }
     }
 
@@ -767,6 +911,7 @@ impl PodRuntime {
                 eprintln!("supervisor: [{}] {error}", c.spec().name);
             }
         }
+        self.images.teardown();
         let _ = pid1::reap();
         for c in &mut self.containers {
             c.forget();

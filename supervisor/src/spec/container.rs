@@ -15,6 +15,7 @@ use std::str::FromStr;
 use nix::sys::signal::Signal;
 
 use super::env::{EnvVar, RuntimeValues, expand, resolve};
+use super::image::{self, ContainerImage};
 use super::names::{check_label, clean_absolute};
 use super::ports::{self, Port, Protocol};
 use super::probes::{self, Probe};
@@ -38,13 +39,15 @@ pub enum ContainerKind {
 pub struct Container {
     /// DNS label, unique in the pod.
     pub name: String,
-    /// `image`, recorded only.
-    pub image: Option<String>,
+    /// `image` and `imagePullPolicy`.
+    pub image: ContainerImage,
     /// Init, sidecar or regular.
     pub kind: ContainerKind,
-    /// `command` followed by `args`, before `$(VAR)` expansion; see
-    /// [`Container::argv`].
+    /// `command` (empty: the image's ENTRYPOINT), before `$(VAR)`
+    /// expansion; see [`Container::argv`].
     pub command: Vec<String>,
+    /// `args` (empty: the image's CMD, unless `command` is given).
+    pub args: Vec<String>,
     /// Environment in definition order; see [`Container::env`].
     pub env: Vec<EnvVar>,
     /// `workingDir` (absolute), if set.
@@ -73,11 +76,27 @@ impl Container {
         resolve(&self.env, runtime)
     }
 
-    /// `command` + `args` with `$(VAR)` expanded against `env` (the result
-    /// of [`Container::env`]), as the kubelet does.
-    pub fn argv(&self, env: &[(String, String)]) -> Vec<String> {
+    /// The process's argv from `command`/`args` and the image's
+    /// `Entrypoint`/`Cmd`, as kubelet and containerd combine them: a
+    /// `command` replaces both Entrypoint and Cmd (its `args`, if any,
+    /// follow); `args` alone replace Cmd after the Entrypoint; neither
+    /// runs Entrypoint + Cmd. `$(VAR)` is expanded in `command` and `args`
+    /// only, against `env` (the container's own, [`Container::env`]).
+    /// Empty: nothing to run.
+    pub fn argv(
+        &self,
+        env: &[(String, String)],
+        entrypoint: &[String],
+        cmd: &[String],
+    ) -> Vec<String> {
         let lookup = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
-        self.command.iter().map(|a| expand(a, lookup)).collect()
+        let expanded =
+            |list: &[String]| -> Vec<String> { list.iter().map(|a| expand(a, lookup)).collect() };
+        match (self.command.is_empty(), self.args.is_empty()) {
+            (false, _) => [expanded(&self.command), expanded(&self.args)].concat(),
+            (true, false) => [entrypoint.to_vec(), expanded(&self.args)].concat(),
+            (true, true) => [entrypoint, cmd].concat(),
+        }
     }
 }
 
@@ -153,7 +172,8 @@ fn container(
     c.ignored_fields(&format!("{cp}."), &mut ctx.ignored);
     refuse_unsupported(ctx, c, cp)?;
     let kind = container_kind(ctx, listed, c.restart_policy.as_deref(), cp)?;
-    let command = command(ctx, c, cp)?;
+    let image = image::image(ctx, c, cp)?;
+    let (command, args) = command(ctx, c, cp)?;
     let working_dir = working_dir(ctx, c.working_dir.as_deref(), cp)?;
     let env = super::env::env_list(ctx, c, cp)?;
     let resources = resources::resources(ctx, c.resources.as_ref(), &format!("{cp}.resources"))?;
@@ -189,9 +209,10 @@ fn container(
 
     Ok(Container {
         name: name.to_owned(),
-        image: c.image.clone(),
+        image,
         kind,
         command,
+        args,
         env,
         working_dir,
         resources,
@@ -268,28 +289,18 @@ fn container_kind(
     })
 }
 
-/// `command` followed by `args`. Host binaries have no image entrypoint:
-/// `command` is required.
-fn command(ctx: &Ctx<'_>, c: &manifest::Container, cp: &str) -> Result<Vec<String>> {
-    let mut command = match &c.command {
-        Some(cmd) if !cmd.is_empty() => cmd.clone(),
-        _ => {
-            return Err(ctx.err(
-                format!("{cp}.command"),
-                None,
-                "missing: containers run host binaries, which have no image ENTRYPOINT; give command (args alone are not enough)",
-            ));
-        }
-    };
-    if command[0].is_empty() {
+/// `command` and `args`; either may be empty (the image's ENTRYPOINT and
+/// CMD then count), but a given program must not be an empty string.
+fn command(ctx: &Ctx<'_>, c: &manifest::Container, cp: &str) -> Result<(Vec<String>, Vec<String>)> {
+    let command = c.command.clone().unwrap_or_default();
+    if command.first().is_some_and(String::is_empty) {
         return Err(ctx.err(
             format!("{cp}.command[0]"),
             Some(""),
             "the program must not be empty",
         ));
     }
-    command.extend(c.args.iter().flatten().cloned());
-    Ok(command)
+    Ok((command, c.args.clone().unwrap_or_default()))
 }
 
 fn working_dir(ctx: &Ctx<'_>, w: Option<&str>, cp: &str) -> Result<Option<PathBuf>> {

@@ -136,8 +136,10 @@ fn build_docs(file: &str, docs: &[manifest::Document]) -> Result<LoadedPod> {
         labels,
         annotations,
         ignored,
+        warnings: Vec::new(),
     };
     let pod = pod::pod_spec(&mut ctx, spec, &format!("{base}spec"))?;
+    warnings.append(&mut ctx.warnings);
     if !ctx.ignored.is_empty() {
         warnings.push(format!(
             "{file}: ignored (no meaning on a single host): {}",
@@ -304,6 +306,7 @@ fn config_map(file: &str, doc: &DocRef, cm: &manifest::ConfigMap) -> Result<Data
     }
     Ok(DataObject {
         namespace: cm.metadata.namespace.clone(),
+        type_: None,
         data,
     })
 }
@@ -320,6 +323,7 @@ fn secret(file: &str, doc: &DocRef, s: &manifest::Secret) -> Result<DataObject> 
     }
     Ok(DataObject {
         namespace: s.metadata.namespace.clone(),
+        type_: s.type_.clone(),
         data,
     })
 }

@@ -13,6 +13,7 @@ mod container;
 mod documents;
 mod env;
 mod error;
+mod image;
 mod names;
 mod pod;
 mod ports;
@@ -28,6 +29,7 @@ use std::path::Path;
 pub use container::{Container, ContainerKind};
 pub use env::{EnvValue, EnvVar, RuntimeField, RuntimeValues, expand, resolve};
 pub use error::{DocRef, ManifestError};
+pub use image::{ContainerImage, DOCKER_CONFIG_JSON_KEY, PullSecret};
 pub use pod::{HostAlias, PodSpec};
 pub use ports::{Port, Protocol};
 pub use probes::{Handler, Probe};
@@ -102,6 +104,8 @@ impl fmt::Display for DataKind {
 /// A ConfigMap or Secret of the file, decoded.
 struct DataObject {
     namespace: Option<String>,
+    /// A Secret's `type` (None for a ConfigMap).
+    type_: Option<String>,
     data: BTreeMap<String, Vec<u8>>,
 }
 
@@ -117,6 +121,8 @@ struct Ctx<'a> {
     labels: &'a BTreeMap<String, String>,
     annotations: &'a BTreeMap<String, String>,
     ignored: Vec<String>,
+    /// Other warnings (e.g. a missing image pull secret).
+    warnings: Vec<String>,
 }
 
 impl Ctx<'_> {

@@ -11,6 +11,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use super::container::{self, Container};
+use super::image::{self, PullSecret};
 use super::names::check_label;
 use super::security::id;
 use super::volumes::{self, Volume};
@@ -46,6 +47,8 @@ pub struct PodSpec {
     pub set_hostname_as_fqdn: bool,
     /// Extra /etc/hosts entries.
     pub host_aliases: Vec<HostAlias>,
+    /// `imagePullSecrets` found in the file, in order.
+    pub image_pull_secrets: Vec<PullSecret>,
     /// Init containers in order (sidecars among them).
     pub init_containers: Vec<Container>,
     /// Regular containers.
@@ -138,6 +141,11 @@ pub(super) fn pod_spec(ctx: &mut Ctx<'_>, raw: &manifest::PodSpec, p: &str) -> R
     };
     let (init_containers, containers) =
         container::containers(ctx, &pod, &raw.init_containers, &raw.containers, p)?;
+    let image_pull_secrets = image::pull_secrets(
+        ctx,
+        raw.image_pull_secrets.as_deref().unwrap_or_default(),
+        p,
+    )?;
 
     Ok(PodSpec {
         name: ctx.pod_name.clone(),
@@ -153,6 +161,7 @@ pub(super) fn pod_spec(ctx: &mut Ctx<'_>, raw: &manifest::PodSpec, p: &str) -> R
         subdomain: raw.subdomain.clone(),
         set_hostname_as_fqdn: raw.set_hostname_as_fqdn.unwrap_or(false),
         host_aliases,
+        image_pull_secrets,
         init_containers,
         containers,
         volumes,

@@ -15,7 +15,7 @@ pub struct SecurityContext {
     pub run_as_user: Option<u32>,
     /// GID (None: the primary group of the UID / root).
     pub run_as_group: Option<u32>,
-    /// Checked here: runAsNonRoot with UID 0 or no UID is refused.
+    /// runAsNonRoot: a UID 0 is refused here, the image's USER at start.
     pub run_as_non_root: bool,
     /// Pod supplementalGroups plus fsGroup.
     pub supplemental_groups: Vec<u32>,
@@ -121,24 +121,15 @@ pub(super) fn security(
         )?,
     };
     let run_as_non_root = c.run_as_non_root.or(pod.run_as_non_root).unwrap_or(false);
-    if run_as_non_root {
-        match run_as_user {
-            Some(0) => {
-                return Err(ctx.err(
-                    uid_path,
-                    Some("0"),
-                    "runAsNonRoot is set but the container would run as root",
-                ));
-            }
-            None => {
-                return Err(ctx.err(
-                    format!("{sp}.runAsNonRoot"),
-                    Some("true"),
-                    "needs runAsUser: host binaries have no image USER, so the container would run as root",
-                ));
-            }
-            Some(_) => {}
-        }
+    // runAsNonRoot without runAsUser is checked against the image's USER
+    // when the container is created (CreateContainerConfigError), as
+    // kubelet does.
+    if run_as_non_root && run_as_user == Some(0) {
+        return Err(ctx.err(
+            uid_path,
+            Some("0"),
+            "runAsNonRoot is set but the container would run as root",
+        ));
     }
     let mut supplemental_groups = Vec::new();
     for (i, g) in pod.supplemental_groups.iter().enumerate() {

@@ -23,7 +23,7 @@ fn err(yaml: &str) -> String {
 /// A minimal pod around one container body (indented 4 spaces).
 fn with_container(body: &str) -> String {
     format!(
-        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\nspec:\n  containers:\n  - name: c\n    command: [/bin/true]\n{body}"
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\nspec:\n  containers:\n  - name: c\n    image: busybox:1.36\n    command: [/bin/true]\n{body}"
     )
 }
 
@@ -44,7 +44,7 @@ fn the_example_loads_with_everything_resolved() {
     assert_eq!(web.resources.limits.cpu_request_millis, Some(50));
     let env = web.env(&RuntimeValues::default());
     assert_eq!(env, vec![("PORT".to_owned(), "8080".to_owned())]);
-    let argv = web.argv(&env);
+    let argv = web.argv(&env, &[], &[]);
     assert_eq!(argv[0], "/bin/busybox");
     assert!(argv[3].contains("-p 8080 -h /www"), "{argv:?}");
     let Some(Probe {
@@ -83,7 +83,7 @@ fn the_example_loads_with_everything_resolved() {
 
 #[test]
 fn deployment_template_with_replicas_warns_once() {
-    let yaml = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: d\nspec:\n  replicas: 3\n  selector: {matchLabels: {app: d}}\n  template:\n    metadata:\n      labels: {app: d}\n    spec:\n      nodeSelector: {disk: ssd}\n      containers:\n      - name: c\n        command: [/bin/true]\n        imagePullPolicy: Always\n";
+    let yaml = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: d\nspec:\n  replicas: 3\n  selector: {matchLabels: {app: d}}\n  template:\n    metadata:\n      labels: {app: d}\n    spec:\n      nodeSelector: {disk: ssd}\n      containers:\n      - name: c\n        image: busybox:1.36\n        command: [/bin/true]\n        terminationMessagePath: /x\n";
     let l = load_str("d.yaml", yaml).unwrap();
     assert_eq!(l.pod.name, "d");
     assert_eq!(l.pod.labels["app"], "d");
@@ -91,12 +91,12 @@ fn deployment_template_with_replicas_warns_once() {
     assert!(l.warnings[0].contains("replicas is 3"));
     assert!(l.warnings[1].contains("spec.selector"));
     assert!(l.warnings[1].contains("spec.template.spec.nodeSelector"));
-    assert!(l.warnings[1].contains("spec.template.spec.containers[0].imagePullPolicy"));
+    assert!(l.warnings[1].contains("spec.template.spec.containers[0].terminationMessagePath"));
 }
 
 #[test]
 fn errors_in_a_template_carry_the_template_path() {
-    let yaml = "apiVersion: apps/v1\nkind: StatefulSet\nmetadata:\n  name: s\nspec:\n  template:\n    spec:\n      containers:\n      - name: c\n        command: [/bin/true]\n        resources: {limits: {memory: 1Xi}}\n";
+    let yaml = "apiVersion: apps/v1\nkind: StatefulSet\nmetadata:\n  name: s\nspec:\n  template:\n    spec:\n      containers:\n      - name: c\n        image: busybox:1.36\n        command: [/bin/true]\n        resources: {limits: {memory: 1Xi}}\n";
     let e = err(yaml);
     assert!(e.contains("document 1 (StatefulSet s): spec.template.spec.containers[0].resources.limits.memory = \"1Xi\""), "{e}");
 }
@@ -137,14 +137,14 @@ fn env_follows_kubernetes_order_sources_and_expansion() {
     assert_eq!(get("U"), "bob");
     assert_eq!(get("URL"), "http://10.0.0.7:80");
     assert_eq!(
-        c.argv(&env),
+        c.argv(&env, &[], &[]),
         ["/bin/true", "hi p a $(LATER)", "$(GREETING)", "$(NOPE)"]
     );
 }
 
 #[test]
 fn security_contexts_merge_container_over_pod() {
-    let yaml = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  securityContext: {runAsUser: 1000, runAsGroup: 1000, supplementalGroups: [5, 6], fsGroup: 2000}\n  containers:\n  - name: a\n    command: [/bin/true]\n    securityContext:\n      runAsUser: 1001\n      runAsNonRoot: true\n      allowPrivilegeEscalation: false\n      readOnlyRootFilesystem: true\n      capabilities: {drop: [ALL], add: [net_bind_service, CAP_CHOWN]}\n  - name: b\n    command: [/bin/true]\n";
+    let yaml = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  securityContext: {runAsUser: 1000, runAsGroup: 1000, supplementalGroups: [5, 6], fsGroup: 2000}\n  containers:\n  - name: a\n    image: busybox:1.36\n    command: [/bin/true]\n    securityContext:\n      runAsUser: 1001\n      runAsNonRoot: true\n      allowPrivilegeEscalation: false\n      readOnlyRootFilesystem: true\n      capabilities: {drop: [ALL], add: [net_bind_service, CAP_CHOWN]}\n  - name: b\n    image: busybox:1.36\n    command: [/bin/true]\n";
     let p = pod(yaml);
     let a = &p.containers[0].security;
     assert_eq!((a.run_as_user, a.run_as_group), (Some(1001), Some(1000)));
@@ -211,7 +211,7 @@ fn defaults_apply() {
 
 #[test]
 fn host_network_defaults_host_ports() {
-    let yaml = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  hostNetwork: true\n  hostname: h\n  subdomain: s\n  containers:\n  - name: c\n    command: [/bin/true]\n    ports: [{containerPort: 8080}]\n";
+    let yaml = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  hostNetwork: true\n  hostname: h\n  subdomain: s\n  containers:\n  - name: c\n    image: busybox:1.36\n    command: [/bin/true]\n    ports: [{containerPort: 8080}]\n";
     let p = pod(yaml);
     assert!(p.host_network);
     assert_eq!(
@@ -223,7 +223,7 @@ fn host_network_defaults_host_ports() {
 
 #[test]
 fn sidecars_are_refused_until_the_runtime_runs_them() {
-    let yaml = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  initContainers:\n  - {name: setup, command: [/bin/true]}\n  - name: proxy\n    command: [/bin/sleep, inf]\n    restartPolicy: Always\n  containers:\n  - {name: app, command: [/bin/true]}\n";
+    let yaml = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  initContainers:\n  - {name: setup, image: busybox:1.36, command: [/bin/true]}\n  - name: proxy\n    image: busybox:1.36\n    command: [/bin/sleep, inf]\n    restartPolicy: Always\n  containers:\n  - {name: app, image: busybox:1.36, command: [/bin/true]}\n";
     let error = load_str("p.yaml", yaml).unwrap_err().to_string();
     assert!(
         error.contains("spec.initContainers[1].restartPolicy = \"Always\": not supported yet"),

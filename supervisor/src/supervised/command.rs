@@ -1,14 +1,15 @@
 //! The `container::Command` that starts one instance of a container, built
-//! from its validated spec: argv, environment, credentials, capabilities,
-//! namespaces of the sandbox, root filesystem with the pod's volumes,
-//! cgroup, stdio pipes.
-//!
-//! An image's root filesystem would be mounted from here: `rootfs` would
-//! give its unpacked layers to `RootfsSpec` as the overlay's lower layer
-//! (today the host's `/`), which `container::rootfs` mounts in the child.
-//! It decides nothing about restarts and keeps no state between instances.
+//! from its validated spec and its image's config with kubelet's rules:
+//! argv (command/args against Entrypoint/Cmd), environment (the image's,
+//! then the container's), working directory, user and groups,
+//! capabilities, namespaces of the sandbox, the root filesystem (the
+//! image's layers under a fresh writable layer, with the pod's volumes),
+//! cgroup, stdio pipes. It decides nothing about restarts and keeps no
+//! state between instances.
 
 use super::PodContext;
+use crate::images::ResolvedImage;
+use crate::images::user::{self, UserError, UserRequest};
 use crate::spec::{Container, VolumeSource};
 use container::rootfs::{BindMount, RootfsSpec};
 use container::spawn::DEFAULT_PATH;
@@ -30,8 +31,17 @@ pub enum CommandError {
         container: String,
         source: container::rootfs::RootfsError,
     },
-    #[error("container {container}: command is empty")]
-    EmptyCommand { container: String },
+    /// Neither the container nor its image says what to run.
+    #[error(
+        "container {container}: no command specified (no command or args, and the image has no Entrypoint or Cmd)"
+    )]
+    NothingToRun { container: String },
+    /// The user cannot be decided.
+    #[error("container {container}: {source}")]
+    User {
+        container: String,
+        source: UserError,
+    },
     #[error("container {container}: create the rootfs staging dir {path}: {source}")]
     Staging {
         container: String,
@@ -40,12 +50,24 @@ pub enum CommandError {
     },
 }
 
-/// The environment of one instance: the container's own (with `$(VAR)`
-/// expanded and run-time fields such as the pod IP filled in), plus what a
-/// container runtime adds when the image does not: PATH, and HOSTNAME (the
-/// pod's hostname, as kubelet sets it). Exec probes get the same.
-pub(super) fn environment(container: &Container, ctx: &PodContext<'_>) -> Vec<(String, String)> {
-    let mut env = container.env(ctx.runtime);
+/// The environment of one instance, as containerd builds it: the image's
+/// `Env`, then the container's own (with `$(VAR)` expanded against the
+/// container's own only, and run-time fields such as the pod IP filled in)
+/// replacing a variable of the same name in place; then what a runtime
+/// adds when neither has it: PATH, and HOSTNAME (the pod's hostname, as
+/// kubelet sets it). Exec probes get the same.
+pub(super) fn environment(
+    container: &Container,
+    image: &ResolvedImage,
+    ctx: &PodContext<'_>,
+) -> Vec<(String, String)> {
+    let mut env = image.config.env.clone();
+    for (key, value) in container.env(ctx.runtime) {
+        match env.iter_mut().find(|(k, _)| *k == key) {
+            Some(slot) => slot.1 = value,
+            None => env.push((key, value)),
+        }
+    }
     if !env.iter().any(|(k, _)| k == "PATH") {
         env.insert(0, ("PATH".to_string(), DEFAULT_PATH.to_string()));
     }
@@ -55,37 +77,60 @@ pub(super) fn environment(container: &Container, ctx: &PodContext<'_>) -> Vec<(S
     env
 }
 
-/// The command that starts one instance of `container` in the pod, with
-/// the environment from [`environment`].
+/// The command that starts one instance of `container` from `image` in
+/// the pod, with the environment from [`environment`].
 pub(super) fn command(
     container: &Container,
+    image: &ResolvedImage,
     ctx: &PodContext<'_>,
     cgroup: &Cgroup,
     env: &[(String, String)],
 ) -> Result<Command, CommandError> {
     let name = container.name.as_str();
-    let argv = container.argv(&container.env(ctx.runtime));
-    let Some(program) = argv.first() else {
-        return Err(CommandError::EmptyCommand {
+    let config = &image.config;
+    let argv = container.argv(&container.env(ctx.runtime), &config.entrypoint, &config.cmd);
+    let Some(program) = argv.first().filter(|p| !p.is_empty()) else {
+        return Err(CommandError::NothingToRun {
             container: name.to_string(),
         });
     };
+    let security = &container.security;
+    let credentials = user::resolve(
+        UserRequest {
+            container: name,
+            run_as_user: security.run_as_user,
+            run_as_group: security.run_as_group,
+            run_as_non_root: security.run_as_non_root,
+            image_user: &config.user,
+        },
+        &image.layers_top_first,
+    )
+    .map_err(|source| CommandError::User {
+        container: name.to_string(),
+        source,
+    })?;
+    // workingDir, else the image's WorkingDir, else /.
+    let working_dir = container
+        .working_dir
+        .clone()
+        .or_else(|| Some(PathBuf::from(&config.working_dir)).filter(|d| d.is_absolute()))
+        .unwrap_or_else(|| PathBuf::from("/"));
 
     let mut command = Command::new(program);
     command.args(&argv[1..]);
     for (key, value) in env {
         command.env(key, value);
     }
-    command.cwd(container.working_dir.as_deref().unwrap_or(Path::new("/")));
-
-    let security = &container.security;
-    if let Some(uid) = security.run_as_user {
-        command.uid(uid);
+    command.cwd(&working_dir);
+    command.uid(credentials.uid);
+    command.gid(credentials.gid);
+    let mut groups = credentials.additional_gids;
+    for g in &security.supplemental_groups {
+        if !groups.contains(g) {
+            groups.push(*g);
+        }
     }
-    if let Some(gid) = security.run_as_group {
-        command.gid(gid);
-    }
-    command.groups(&security.supplemental_groups);
+    command.groups(&groups);
     command.capabilities(CapSet(security.capabilities.effective_mask()));
     command.no_new_privs(!security.allow_privilege_escalation);
 
@@ -94,7 +139,7 @@ pub(super) fn command(
     if !share_pid {
         command.create_namespaces(NamespaceSet::of(&[Namespace::Pid]));
     }
-    command.rootfs(rootfs(container, ctx)?);
+    command.rootfs(rootfs(container, image, &working_dir, ctx)?);
     command.cgroup(cgroup);
     command.stdin(Stdio::Null);
     command.stdout(Stdio::Piped);
@@ -104,10 +149,14 @@ pub(super) fn command(
     Ok(command)
 }
 
-/// The container's root filesystem: the host's, overlaid, with the pod's
-/// volumes and files bound in.
+/// The container's root filesystem: its image's layers under a fresh
+/// writable layer (a tmpfs in its own mount namespace, charged to its
+/// memory cgroup, gone with the instance), with the pod's volumes and
+/// files bound in and the working directory made if missing.
 fn rootfs(
     container: &Container,
+    image: &ResolvedImage,
+    working_dir: &Path,
     ctx: &PodContext<'_>,
 ) -> Result<container::rootfs::Rootfs, CommandError> {
     let name = container.name.as_str();
@@ -117,8 +166,10 @@ fn rootfs(
         path: staging.clone(),
         source,
     })?;
-    let mut spec =
-        RootfsSpec::new(&staging).read_only(container.security.read_only_root_filesystem);
+    let mut spec = RootfsSpec::new(&staging)
+        .layers(image.layers_top_first.clone())
+        .working_dir(working_dir)
+        .read_only(container.security.read_only_root_filesystem);
     if let Some(shm) = ctx.volumes.shm() {
         spec = spec.shm(shm);
     }

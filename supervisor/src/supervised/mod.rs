@@ -17,6 +17,7 @@ pub use command::CommandError;
 pub use stop::StopError;
 
 use crate::event_loop::EventLoopError;
+use crate::images::ResolvedImage;
 use crate::logs::{ContainerLog, Echo, LogConfig, LogError, Stream};
 use crate::paths::Layout;
 use crate::probe::{Outcome, ProbeIo, ProbeTarget};
@@ -30,6 +31,7 @@ use retired::RetiredCgroups;
 use std::net::IpAddr;
 use std::os::fd::BorrowedFd;
 use std::path::Path;
+use std::rc::Rc;
 use std::time::{Duration, Instant, SystemTime};
 
 /// How long the cgroup kill and removal may take before giving up.
@@ -49,6 +51,8 @@ pub enum SupervisedError {
     SandboxNotRunning,
     #[error("container {container} has no cgroup")]
     NoCgroup { container: String },
+    #[error("container {container}: its image is not ready")]
+    NoImage { container: String },
     #[error("container {container}: make its output pipe non-blocking")]
     NonBlocking {
         container: String,
@@ -95,6 +99,8 @@ pub trait FdWatch: ProbeIo {
 pub struct SupervisedContainer {
     slot: Slot,
     spec: spec::Container,
+    /// The image its instances start from (set before each start).
+    image: Option<Rc<ResolvedImage>>,
     /// The container's cgroup, made at its first start; each instance gets
     /// a fresh one beneath it.
     cgroup: Option<Cgroup>,
@@ -112,6 +118,7 @@ impl SupervisedContainer {
         SupervisedContainer {
             slot,
             spec,
+            image: None,
             cgroup: None,
             parked: None,
             park_at: None,
@@ -128,6 +135,21 @@ impl SupervisedContainer {
 
     pub fn spec(&self) -> &spec::Container {
         &self.spec
+    }
+
+    /// The image the next instances start from; a parked instance of
+    /// another image is discarded.
+    pub fn set_image(&mut self, image: Rc<ResolvedImage>) {
+        let same = self.image.as_ref().is_some_and(|i| Rc::ptr_eq(i, &image));
+        if !same {
+            self.discard_parked();
+        }
+        self.image = Some(image);
+    }
+
+    /// The image of the running (or last) instance.
+    pub fn image(&self) -> Option<&ResolvedImage> {
+        self.image.as_deref()
     }
 
     /// The pid of the running instance.
@@ -294,9 +316,14 @@ impl SupervisedContainer {
                 container: self.spec.name.clone(),
             });
         };
+        let Some(image) = &self.image else {
+            return Err(SupervisedError::NoImage {
+                container: self.spec.name.clone(),
+            });
+        };
         let cgroup = container_cgroup.create_child(ctx.cgroup_host, &restart_count.to_string())?;
-        let env = command::environment(&self.spec, ctx);
-        match command::command(&self.spec, ctx, &cgroup, &env) {
+        let env = command::environment(&self.spec, image, ctx);
+        match command::command(&self.spec, image, ctx, &cgroup, &env) {
             Ok(command) => Ok(InstancePlan {
                 cgroup,
                 env,

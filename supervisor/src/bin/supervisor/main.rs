@@ -3,6 +3,7 @@
 //! and an exit code here, at the edge; everything else lives in the
 //! library.
 
+mod image;
 mod init;
 mod logs;
 mod run;
@@ -21,22 +22,25 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run a pod from a Kubernetes manifest until SIGTERM or SIGINT.
-    Run(run::RunArgs),
+    Run(Box<run::RunArgs>),
     /// Run CMD as PID 1 (or child subreaper): forward signals, reap zombies.
     Init(init::InitArgs),
     /// Show pods: a kubectl-like table, or the Pod object as JSON or YAML.
     Status(status::StatusArgs),
     /// Print a container's log (`-p` the previous instance, `-f` follow).
     Logs(logs::LogsArgs),
+    /// Manage the image store: load, import, ls, rm, prune.
+    Image(image::ImageArgs),
 }
 
 fn main() {
     let cli = Cli::parse();
     let result: anyhow::Result<i32> = match cli.command {
-        Command::Run(args) => run::main(args),
+        Command::Run(args) => run::main(*args),
         Command::Init(args) => init::main(args),
         Command::Status(args) => status::main(args),
         Command::Logs(args) => logs::main(args),
+        Command::Image(args) => image::main(args),
     };
     match result {
         Ok(code) => std::process::exit(code),

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use supervisor::cni;
+use supervisor::images::ImageOptions;
 use supervisor::logs::LogConfig;
 use supervisor::network::CniPaths;
 use supervisor::restart::BackoffConfig;
@@ -64,6 +65,19 @@ pub struct RunArgs {
     /// restart benchmarks read.
     #[arg(long, value_name = "FILE")]
     pub trace: Option<PathBuf>,
+    /// The image store shared by every pod on the host (default
+    /// $SUPERVISOR_IMAGE_DIR, else /var/lib/supervisor/images).
+    #[arg(long, value_name = "DIR")]
+    pub image_dir: Option<PathBuf>,
+    /// Registry credentials in the ~/.docker/config.json / auth.json
+    /// format, tried after the pod's imagePullSecrets.
+    #[arg(long, value_name = "FILE")]
+    pub registry_auth_file: Option<PathBuf>,
+    /// Registry hosts configuration: containerd's certs.d layout,
+    /// <DIR>/<host>/hosts.toml (mirrors, plain-HTTP registries). Default
+    /// $SUPERVISOR_REGISTRY_CONFIG_DIR, else /etc/supervisor/registries.d.
+    #[arg(long, value_name = "DIR")]
+    pub registry_config_dir: Option<PathBuf>,
 }
 
 impl RunArgs {
@@ -95,6 +109,11 @@ impl RunArgs {
                 ..LogConfig::default()
             },
             trace: self.trace,
+            images: ImageOptions {
+                image_dir: self.image_dir,
+                registry_auth_file: self.registry_auth_file,
+                registry_config_dir: self.registry_config_dir,
+            },
         }
     }
 }
