@@ -15,14 +15,15 @@
 #          as the daemon does the unpacking), the store's size on disk,
 #          and the ratios to ours.
 #   start  `supervisor run` to Running (status.json), the image already
-#          stored, median of START_RUNS.
+#          stored (`supervisor image load`), median of START_RUNS.
 #   share  SHARE_PODS pods (supervisors) of the one image: the store's size
 #          and layer count before and after, the distinct overlay lower
 #          layer sets of their containers.
 #   pss    the supervisor's Pss with a pod of PSS_CONTAINERS containers of
 #          the image (goal: under 2 MB).
 # Usage (root): bench/images.sh [pull|start|share|pss|all]; RUNS=3
-# START_RUNS=5 SHARE_PODS=20 PSS_CONTAINERS=100; TOOLS="ours ctr" to pull
+# START_RUNS=5 SHARE_PODS=20 PSS_CONTAINERS=100 (KEEP=S keeps that
+# supervisor S seconds longer, to look at it); TOOLS="ours ctr" to pull
 # with some only. Only loopback traffic.
 # Needs: cargo build --release --workspace; apt install busybox-static
 # docker-registry skopeo umoci containerd time (podman optional).
@@ -43,11 +44,6 @@ for tool in docker-registry skopeo /usr/bin/time; do
 done
 pull_bin=$bin/supervisor-pull
 have_ours() { [[ -x $pull_bin ]]; }
-need_ours() {
-  have_ours && return 0
-  echo "no $pull_bin (the pull process lands with the image wiring): part '$1' skipped" >&2
-  return 1
-}
 now() { date +%s.%N; }
 median() { printf '%s\n' "$@" | sort -g | sed -n "$((($# + 1) / 2))p"; }
 mb() { python3 -c "print('%.1f' % ($1 / 1024))"; } # kB -> MB
@@ -309,10 +305,12 @@ part_pull() {
 images=$work/images
 export SUPERVISOR_IMAGE_DIR=$images
 
-# Pull the image into $images once.
+# Store the image in $images once (`supervisor image load` of the layout,
+# named as in the registry: the pods pull nothing).
 store_image() {
   [[ -d $images/layers ]] && return 0
-  timed store "$pull_bin" --image-dir "$images" --progress none "$image"
+  timed load "$bin/supervisor" image load --image-dir "$images" --ref "$image" "$work/layout"
+  echo "stored with supervisor image load: $seconds s, peak $(mb "$peak_kb") MB"
 }
 
 # A pod NAME of COUNT containers running the image's own command.
@@ -341,7 +339,6 @@ wait_first_running() {
 part_start() {
   local run name t0 pid
   local -a all_s
-  need_ours start || return 0
   store_image
   echo
   echo "supervisor run to Running (status.json, polled every 10 ms), the image stored, $start_runs runs"
@@ -371,7 +368,6 @@ lowerdir_of() {
 part_share() {
   local i before_kb before_layers after_kb after_layers child
   local -a supervisors
-  need_ours share || return 0
   store_image
   before_kb=$(du -sxk "$images" | cut -f1)
   before_layers=$(find "$images/layers" -mindepth 1 -maxdepth 1 -type d | wc -l)
@@ -399,7 +395,6 @@ part_share() {
 
 part_pss() {
   local pid
-  need_ours pss || return 0
   store_image
   image_pod pss "$pss_containers" >"$work/pss.yaml"
   start_pod pss "$work/pss.yaml"
@@ -411,6 +406,7 @@ part_pss() {
   printf '%-28s %9s %5s %8s\n' "" "Pss (kB)" fds threads
   printf '%-28s %9s %5s %8s\n' "supervisor run" "$($stats pss "$pid")" \
     "$(ls /proc/"$pid"/fd | wc -l)" "$(ls /proc/"$pid"/task | wc -l)"
+  [[ -n ${KEEP:-} ]] && { echo "supervisor $pid kept for $KEEP s"; sleep "$KEEP"; }
   stop "$pid"
 }
 
