@@ -303,7 +303,6 @@ part_pull() {
 
 # --- running the image: pods under $work/state, the store at $work/images.
 images=$work/images
-export SUPERVISOR_IMAGE_DIR=$images
 
 # Store the image in $images once (`supervisor image load` of the layout,
 # named as in the registry: the pods pull nothing).
