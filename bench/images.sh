@@ -380,15 +380,20 @@ part_share() {
   after_layers=$(find "$images/layers" -mindepth 1 -maxdepth 1 -type d | wc -l)
   for i in "${supervisors[@]}"; do
     for child in $(cat /proc/"$i"/task/*/children); do lowerdir_of "$child"; done
-  done | sort | uniq -c >"$work/lowerdirs"
+  done >"$work/lowerdirs"
   echo
   echo "$share_pods pods (one supervisor each) of the image, one store"
   printf '%-28s %12s %8s\n' "" "store (MB)" layers
   printf '%-28s %12s %8s\n' "before (image stored)" "$(mb "$before_kb")" "$before_layers"
   printf '%-28s %12s %8s\n' "with $share_pods pods running" "$(mb "$after_kb")" "$after_layers"
   printf '%-28s %12s\n' "state dirs (writable layers)" "$(mb "$(du -sxk "$work/state" | cut -f1)")"
-  echo "distinct overlay lower layer sets among the containers (count, lowerdir):"
-  cut -c1-160 "$work/lowerdirs"
+  # Each container's lower layers: how many root overlays, how many
+  # distinct lowerdir= options, how many distinct layer directories, and
+  # how many of those are the store's.
+  tr ':' '\n' <"$work/lowerdirs" | sed 's/^lowerdir=//' | sort -u >"$work/lower-paths"
+  echo "root overlays of the containers: $(wc -l <"$work/lowerdirs"), distinct lowerdir options:" \
+    "$(sort -u "$work/lowerdirs" | wc -l), distinct lower directories: $(wc -l <"$work/lower-paths")," \
+    "of them the store's layers: $(grep -c "^$images/layers/[0-9a-f]*/fs$" "$work/lower-paths" || true)"
   for i in "${supervisors[@]}"; do stop "$i"; done
 }
 
