@@ -12,6 +12,7 @@
 #
 #   docker/context/rootfs/                 copied to / of the image
 #     usr/local/bin/supervisor             this repository, built static here
+#     usr/local/bin/supervisor-{image,pull}  its helpers, built static with it
 #                                          (glibc static-pie, crt-static)
 #     bin/busybox, bin/sh, bin/ps, ...     busybox-static (links to busybox)
 #     opt/cni/bin/{bridge,host-local,loopback,portmap}
@@ -126,6 +127,14 @@ for plugin in "${cni_plugins[@]}"; do
   copy_libraries "$file"
 done
 install -D -m 0755 "$supervisor" "$rootfs/usr/local/bin/supervisor"
+# Its helpers (image commands, registry client), built static beside it.
+for helper in supervisor-image supervisor-pull; do
+  if [[ -x $(dirname "$supervisor")/$helper ]]; then
+    install -m 0755 "$(dirname "$supervisor")/$helper" "$rootfs/usr/local/bin/$helper"
+  else
+    echo "docker/stage.sh: no $helper beside $supervisor: the image has no $helper" >&2
+  fi
+done
 
 # The pod's image, in the store the supervisor reads by default.
 SUPERVISOR=$supervisor SUPERVISOR_IMAGE_DIR=$rootfs/var/lib/supervisor/images \
