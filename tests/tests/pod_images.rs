@@ -782,9 +782,9 @@ fn a_registry_wanting_credentials_takes_the_pods_image_pull_secret() {
             let message = wait_failed_pull(pod, "private", &image);
             let lower = message.to_lowercase();
             assert!(
-                lower.contains("401")
-                    || lower.contains("unauthorized")
-                    || lower.contains("authentication"),
+                ["401", "unauthorized", "authentication", "credentials"]
+                    .iter()
+                    .any(|word| lower.contains(word)),
                 "{case_name}: {message}"
             );
         }
