@@ -10,6 +10,7 @@
 # Usage (root): bench/footprint.sh; CONTAINERS=100 RESTARTS=10000 IDLE=10.
 # Needs: cargo build --release --workspace; apt install runit s6 supervisor tini.
 source "$(dirname "$0")/lib.sh"
+bench_image stamp "$bin/bench-stamp" /usr/bin/sleep
 
 containers=${CONTAINERS:-100}
 restarts=${RESTARTS:-10000}
@@ -59,7 +60,7 @@ spec:
     hostPath: {path: $work}
   containers:
   - name: crash
-    image: bench-stamp
+    image: localhost/podvisor-bench/stamp:1
     # Waits for the go file, then exits 1 at once until its last run.
     command: [/bin/busybox, sh, -c, 'until [ -e /out/go ]; do /bin/busybox sleep 0.2; done; exec "\$0" "\$@"',
       "$bin/bench-stamp", /out/stamps, "1", "0", "$((restarts + 1))"]
@@ -67,7 +68,7 @@ spec:
     - {name: out, mountPath: /out}
 YAML
   for i in $(seq "$containers"); do
-    printf '  - {name: sleep-%d, image: sleep, command: [/bin/sleep, infinity]}\n' "$i"
+    printf '  - {name: sleep-%d, image: localhost/podvisor-bench/stamp:1, command: [/usr/bin/sleep, infinity]}\n' "$i"
   done
 } >"$work/pod.yaml"
 start_pod supervisor "$work/pod.yaml" --backoff-initial 0 --backoff-max 0

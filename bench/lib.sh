@@ -67,7 +67,30 @@ start_pod() {
   mkdir -p "$work/no-cni"
   start "$name" "$bin/supervisor" run --state-dir "$work/state" --log-dir "$work/logs" \
     --cni-cache-dir "$work/cni-cache" --cni-conf-dir "$work/no-cni" \
-    --cgroup-parent podvisor-bench "$@" "$manifest"
+    --image-dir "$work/images" --cgroup-parent podvisor-bench "$@" "$manifest"
+}
+
+# Import into the benchmark's image store ($work/images) the image
+# localhost/podvisor-bench/NAME:1: busybox-static with a symlink per applet,
+# plus each BINARY at its host path with the shared libraries it loads
+# (from ldd), so a command reads the same in and out of the image.
+bench_image() {
+  local name=$1 rootfs="$work/rootfs-$1" file
+  shift
+  install -d -m 0755 "$rootfs"/{bin,etc,dev,proc,sys} && install -d -m 1777 "$rootfs/tmp"
+  install -m 0755 /bin/busybox "$rootfs/bin/busybox"
+  for applet in $(/bin/busybox --list); do
+    [[ -e $rootfs/bin/$applet ]] || ln -s busybox "$rootfs/bin/$applet"
+  done
+  printf 'root:x:0:0:root:/root:/bin/sh\n' >"$rootfs/etc/passwd"
+  printf 'root:x:0:\n' >"$rootfs/etc/group"
+  for file in "$@"; do
+    for file in "$file" $(ldd "$file" 2>/dev/null | grep -o '/[^ ]*' || true); do
+      install -D -m 0755 "$(readlink -f "$file")" "$rootfs$file"
+    done
+  done
+  "$bin/supervisor" image import --image-dir "$work/images" --ref "localhost/podvisor-bench/$name:1" \
+    "$rootfs" >/dev/null
 }
 
 # Wait until N containers of pod NAME run (status.json), at most T seconds.

@@ -19,6 +19,7 @@ source "$(dirname "$0")/lib.sh"
 restarts=${RESTARTS:-200}
 ref_restarts=${REF_RESTARTS:-10}
 stamp=$bin/bench-stamp
+bench_image stamp "$stamp" /usr/bin/sleep
 
 # A pod whose one container is bench-stamp with these arguments, writing
 # to $dir/stamps through a hostPath volume.
@@ -33,7 +34,7 @@ spec:
   restartPolicy: Always
   containers:
   - name: stamp
-    image: bench-stamp
+    image: localhost/podvisor-bench/stamp:1
     command: ["$stamp", "/out/stamps", "1", "$lifetime"]
     volumeMounts:
     - {name: out, mountPath: /out}

@@ -9,6 +9,7 @@
 # Usage (root): bench/scale.sh; CONTAINERS=200 GRACE=2.
 # Needs: cargo build --release --workspace; busybox-static.
 source "$(dirname "$0")/lib.sh"
+bench_image stamp "$bin/bench-stamp" /usr/bin/sleep
 
 containers=${CONTAINERS:-200}
 grace=${GRACE:-2}
@@ -26,14 +27,14 @@ spec:
   containers:
 YAML
   for i in $(seq "$containers"); do
-    printf '  - {name: c-%d, image: busybox, command: %s}\n' "$i" "$2"
+    printf '  - {name: c-%d, image: localhost/podvisor-bench/stamp:1, command: %s}\n' "$i" "$2"
   done
 }
 
 printf '%-22s %10s %8s %9s %10s %12s %s\n' round "start (s)" fds "Pss (kB)" "stop (s)" "bound (s)" "left behind"
 for round in ignores-TERM exits-on-TERM; do
   if [[ $round == ignores-TERM ]]; then
-    command='[/bin/sleep, infinity]'
+    command='[/usr/bin/sleep, infinity]'
   else
     command='[/bin/busybox, sh, -c, "trap \"exit 0\" TERM; while :; do /bin/busybox sleep 1 & wait; done"]'
   fi

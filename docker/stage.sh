@@ -18,6 +18,10 @@
 #                                          containernetworking-plugins
 #     lib/..., lib64/ld-linux-x86-64.so.2  the glibc files those plugins
 #                                          load, as `ldd` names them
+#     var/lib/supervisor/images/           the image store, holding the pod's
+#                                          image localhost/podvisor/busybox:static
+#                                          (examples/busybox-image.sh, imported
+#                                          with this supervisor's `image import`)
 #     etc/supervisor/pod.yaml              docker/pod.yaml
 #     etc/cni/net.d/10-podvisor.conflist   docker/10-podvisor.conflist
 #     tmp/                                 mode 1777
@@ -122,6 +126,11 @@ for plugin in "${cni_plugins[@]}"; do
   copy_libraries "$file"
 done
 install -D -m 0755 "$supervisor" "$rootfs/usr/local/bin/supervisor"
+
+# The pod's image, in the store the supervisor reads by default.
+SUPERVISOR=$supervisor SUPERVISOR_IMAGE_DIR=$rootfs/var/lib/supervisor/images \
+  BUSYBOX=$(package_file busybox-static /bin/busybox) \
+  "$repo/examples/busybox-image.sh" >&2 || die "importing the pod's image failed"
 
 install -m 0644 "$here/pod.yaml" "$rootfs/etc/supervisor/pod.yaml"
 install -m 0644 "$here/10-podvisor.conflist" "$rootfs/etc/cni/net.d/10-podvisor.conflist"

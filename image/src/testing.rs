@@ -1,6 +1,9 @@
 //! Test support: layer tarballs built in memory with the tar crate
 //! (including hostile names the crate's own path setters refuse), and the
 //! rule for tests that need root (skipped without it, failed under CI).
+//! The registry tests' registry is in `registry`.
+
+pub mod registry;
 
 use std::io::Write;
 

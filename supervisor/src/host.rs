@@ -1,5 +1,5 @@
 //! What `supervisor run` finds out about the host before a pod starts: the
-//! pause binary, the cgroup to put the pod under (a delegated one, or
+//! pause and helper binaries (supervisor-image, supervisor-pull), the cgroup to put the pod under (a delegated one, or
 //! `podvisor` at the root), and an open files limit raised for the pod's
 //! fds.
 //!
@@ -17,8 +17,10 @@ pub const DEFAULT_CGROUP_PARENT: &str = "podvisor";
 pub enum HostError {
     #[error("--pause {}: no such file", path.display())]
     PauseMissing { path: PathBuf },
+    #[error("no pause binary found (looked at {looked_at}); give one with --pause")]
+    PauseNotFound { looked_at: String },
     #[error("no {name} binary found (looked at {looked_at}); install it beside supervisor")]
-    CompanionNotFound {
+    HelperNotFound {
         name: &'static str,
         looked_at: String,
     },
@@ -64,12 +66,19 @@ pub fn find_pause(flag: Option<&Path>) -> Result<PathBuf, HostError> {
             path: path.to_path_buf(),
         });
     }
-    find_companion("pause")
+    find_program("pause").map_err(|looked_at| HostError::PauseNotFound { looked_at })
 }
 
-/// One of the project's other binaries (`pause`, `supervisor-pull`):
-/// beside this one, then in /usr/local/bin, then on PATH.
-pub fn find_companion(name: &'static str) -> Result<PathBuf, HostError> {
+/// A helper binary of this package run as a process of its own
+/// (`supervisor-image`, `supervisor-pull`): beside this binary, then
+/// /usr/local/bin, then PATH.
+pub fn find_helper(name: &'static str) -> Result<PathBuf, HostError> {
+    find_program(name).map_err(|looked_at| HostError::HelperNotFound { name, looked_at })
+}
+
+/// `name` beside this binary, then in /usr/local/bin, then on PATH; else
+/// the places looked at.
+fn find_program(name: &str) -> Result<PathBuf, String> {
     let beside = std::env::current_exe()
         .ok()
         .and_then(|exe| exe.parent().map(|dir| dir.join(name)));
@@ -94,13 +103,12 @@ pub fn find_companion(name: &'static str) -> Result<PathBuf, HostError> {
         .iter()
         .find(|p| p.is_file())
         .cloned()
-        .ok_or_else(|| HostError::CompanionNotFound {
-            name,
-            looked_at: candidates
+        .ok_or_else(|| {
+            candidates
                 .iter()
                 .map(|p| p.display().to_string())
                 .collect::<Vec<_>>()
-                .join(", "),
+                .join(", ")
         })
 }
 

@@ -1,5 +1,6 @@
 //! Helpers shared by the integration tests: where the built binaries are,
-//! the root requirement, and polling with a deadline.
+//! the root requirement, and polling with a deadline. The test pods
+//! (`pod`) and the images they run (`images`) have modules of their own.
 //!
 //! The tests run against the release binaries that ship (`cargo build
 //! --release` first; the README's test command does it). A test that needs
@@ -8,23 +9,27 @@
 //! when `CI=true`, so CI can never go green on skips.
 
 pub mod image_fixtures;
+pub mod images;
 pub mod pod;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
+
+/// The target dir of the running test binary (`<target>/<profile>/deps/`).
+pub fn target_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    exe.ancestors()
+        .nth(3)
+        .expect("test binary lives in <target>/<profile>/deps")
+        .to_path_buf()
+}
 
 /// The directory of the release binaries of this workspace.
 pub fn bin_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("POD_BIN_DIR") {
         return PathBuf::from(dir);
     }
-    // <target>/debug/deps/<test-binary> -> <target>/release
-    let exe = std::env::current_exe().expect("current_exe");
-    let target = exe
-        .ancestors()
-        .nth(3)
-        .expect("test binary lives in <target>/<profile>/deps");
-    target.join("release")
+    target_dir().join("release")
 }
 
 /// Path of a release binary of this workspace; panics with the command to

@@ -1,6 +1,7 @@
 //! `supervisor run` as the tests drive it: a pod from manifest text, with
-//! its own state, log and CNI cache dirs, its output collected, its status
-//! read from status.json, and its processes found through its cgroups.
+//! its own state, log and CNI cache dirs, the test run's image store
+//! (`crate::images`), its output collected, its status read from
+//! status.json, and its processes found through its cgroups.
 
 use crate::{bin, wait_until};
 use serde_json::Value;
@@ -37,7 +38,8 @@ pub struct RunOptions {
     pub cni_conf_dir: Option<PathBuf>,
     /// More flags.
     pub args: Vec<String>,
-    /// Environment for the supervisor.
+    /// Environment for the supervisor (after `SUPERVISOR_IMAGE_DIR`, the
+    /// test run's image store, so it may name another).
     pub env: Vec<(String, String)>,
 }
 
@@ -83,6 +85,7 @@ impl RunningPod {
             .arg(CGROUP_PARENT)
             .args(&options.args)
             .arg(&path)
+            .env(image::store::ROOT_ENV, crate::images::store_dir())
             .envs(options.env)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

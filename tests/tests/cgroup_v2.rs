@@ -9,6 +9,7 @@
 use std::path::Path;
 use std::time::Duration;
 
+use it::images::BUSYBOX as IMAGE;
 use it::pod::{RunOptions, RunningPod, leftovers, unique_name};
 use it::{is_root, pure_cgroup_v2};
 use nix::sys::signal::Signal;
@@ -40,7 +41,7 @@ fn read(path: &Path) -> String {
 /// One pod: `web` with limits and requests, `hog` growing past its 100Mi.
 fn manifest(name: &str) -> String {
     format!(
-        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  terminationGracePeriodSeconds: 2\n  containers:\n  - name: web\n    command: [{BUSYBOX}, sleep, \"3600\"]\n    resources:\n      limits: {{memory: 100Mi, cpu: 500m}}\n      requests: {{memory: 50Mi, cpu: 100m}}\n  - name: hog\n    command: [{BUSYBOX}, sh, -c, \"{BUSYBOX} sleep 1; exec {BUSYBOX} tail /dev/zero\"]\n    resources:\n      limits: {{memory: 100Mi}}\n"
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  terminationGracePeriodSeconds: 2\n  containers:\n  - name: web\n    image: {IMAGE}\n    command: [{BUSYBOX}, sleep, \"3600\"]\n    resources:\n      limits: {{memory: 100Mi, cpu: 500m}}\n      requests: {{memory: 50Mi, cpu: 100m}}\n  - name: hog\n    image: {IMAGE}\n    command: [{BUSYBOX}, sh, -c, \"{BUSYBOX} sleep 1; exec {BUSYBOX} tail /dev/zero\"]\n    resources:\n      limits: {{memory: 100Mi}}\n"
     )
 }
 

@@ -1,6 +1,8 @@
 //! The `supervisor` image end to end: a real two-container pod inside one
 //! Docker container. The image is built from a temporary context staged by
-//! `docker/stage.sh` (the documented way), started with `docker run
+//! `docker/stage.sh` (the documented way; the pod's image,
+//! localhost/podvisor/busybox:static, is in the image store it carries at
+//! /var/lib/supervisor/images, so nothing is pulled), started with `docker run
 //! --privileged --network none IMAGE run /etc/supervisor/pod.yaml`, and
 //! then: both containers run, the pod has its address on a bridge inside
 //! the container's own network namespace, a killed container is restarted

@@ -21,6 +21,7 @@
 //! that depend on speed are liveness checks (no gap over a second), never
 //! timings.
 
+use it::images::BUSYBOX as IMAGE;
 use it::pod::{CGROUP_PARENT, RunOptions, RunningPod, example_cni_dir, leftovers, unique_name};
 use it::{ProcStat, all_processes, children_of, ns_inode, proc_status_field, wait_until};
 use nix::sys::signal::Signal;
@@ -307,9 +308,11 @@ fn a_thousand_restarts_leak_nothing_and_keep_the_ip_and_pause() {
     let stamps = tempfile::tempdir().unwrap();
     let stamp_file = stamps.path().join("stamps");
     let name = unique_name("crashloop");
+    let stamp = it::images::binary_image("bench-stamp");
     let manifest = format!(
-        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  restartPolicy: OnFailure\n  terminationGracePeriodSeconds: 2\n  containers:\n  - name: crash\n    command: [{stamp}, /out/stamps, \"1\", \"0\", \"{runs}\"]\n    volumeMounts: [{{name: out, mountPath: /out}}]\n  - name: steady\n    command: [{BUSYBOX}, sleep, \"3600\"]\n  volumes:\n  - name: out\n    hostPath: {{path: {out}, type: Directory}}\n",
-        stamp = it::bin("bench-stamp").display(),
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  restartPolicy: OnFailure\n  terminationGracePeriodSeconds: 2\n  containers:\n  - name: crash\n    image: {stamp_image}\n    command: [{stamp}, /out/stamps, \"1\", \"0\", \"{runs}\"]\n    volumeMounts: [{{name: out, mountPath: /out}}]\n  - name: steady\n    image: {IMAGE}\n    command: [{BUSYBOX}, sleep, \"3600\"]\n  volumes:\n  - name: out\n    hostPath: {{path: {out}, type: Directory}}\n",
+        stamp_image = stamp.reference,
+        stamp = stamp.path,
         runs = restarts + 1,
         out = stamps.path().display(),
     );
@@ -544,7 +547,7 @@ fn a_log_flood_blocks_no_one_stays_bounded_and_rotates_without_tearing() {
     let n = seq_count(bytes);
     let name = unique_name("flood");
     let manifest = format!(
-        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  terminationGracePeriodSeconds: 2\n  containers:\n  - name: flood\n    command: [{BUSYBOX}, sh, -c, \"{BUSYBOX} seq 1 {n}; exec {BUSYBOX} sleep 3600\"]\n  - name: beat\n    command: [{BUSYBOX}, sh, -c, \"i=0; while true; do i=$((i+1)); echo beat $i; {BUSYBOX} usleep 10000; done\"]\n"
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  terminationGracePeriodSeconds: 2\n  containers:\n  - name: flood\n    image: {IMAGE}\n    command: [{BUSYBOX}, sh, -c, \"{BUSYBOX} seq 1 {n}; exec {BUSYBOX} sleep 3600\"]\n  - name: beat\n    image: {IMAGE}\n    command: [{BUSYBOX}, sh, -c, \"i=0; while true; do i=$((i+1)); echo beat $i; {BUSYBOX} usleep 10000; done\"]\n"
     );
     let started = Instant::now();
     let pod = RunningPod::start(
@@ -757,9 +760,10 @@ fn a_thousand_orphans_a_second_are_all_reaped_by_pause() {
     let _serial = serial();
     let (rate, seconds) = (ORPHAN_RATE.get(), ORPHAN_SECONDS.get());
     let name = unique_name("orphans");
+    let orphans = it::images::binary_image("bench-orphans");
     let manifest = format!(
-        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  shareProcessNamespace: true\n  terminationGracePeriodSeconds: 2\n  containers:\n  - name: orphans\n    command: [{}, \"{rate}\", \"{seconds}\"]\n",
-        it::bin("bench-orphans").display()
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  shareProcessNamespace: true\n  terminationGracePeriodSeconds: 2\n  containers:\n  - name: orphans\n    image: {}\n    command: [{}, \"{rate}\", \"{seconds}\"]\n",
+        orphans.reference, orphans.path
     );
     let pod = RunningPod::start(&name, &manifest, RunOptions::default());
     pod.wait_running(Duration::from_secs(20));

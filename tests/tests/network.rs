@@ -5,6 +5,7 @@
 //! Traffic goes only to loopback and to the pods' own addresses on the
 //! example bridge (10.222.0.0/24).
 
+use it::images::BUSYBOX as IMAGE;
 use it::pod::{RunOptions, RunningPod, example_cni_dir, leftovers, unique_name};
 use it::{http_get, ns_inode, require, signal, wait_until};
 use nix::sys::signal::Signal;
@@ -42,7 +43,7 @@ fn pod_ip(status: &Value) -> String {
 
 fn sleeper(name: &str) -> String {
     format!(
-        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: app\n    command: [{BUSYBOX}, sleep, \"3600\"]\n  - name: other\n    command: [{BUSYBOX}, sleep, \"3600\"]\n"
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: app\n    image: {IMAGE}\n    command: [{BUSYBOX}, sleep, \"3600\"]\n  - name: other\n    image: {IMAGE}\n    command: [{BUSYBOX}, sleep, \"3600\"]\n"
     )
 }
 
@@ -224,7 +225,7 @@ fn a_host_network_pod_sees_the_host_interfaces() {
     require!(Path::new(BUSYBOX).is_file(), "busybox-static");
     let name = unique_name("hostnet");
     let manifest = format!(
-        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  hostNetwork: true\n  restartPolicy: Never\n  containers:\n  - name: look\n    command: [{BUSYBOX}, sh, -c, \"{BUSYBOX} readlink /proc/self/ns/net; {BUSYBOX} ls /sys/class/net\"]\n"
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  hostNetwork: true\n  restartPolicy: Never\n  containers:\n  - name: look\n    image: {IMAGE}\n    command: [{BUSYBOX}, sh, -c, \"{BUSYBOX} readlink /proc/self/ns/net; {BUSYBOX} ls /sys/class/net\"]\n"
     );
     let mut pod = RunningPod::start(&name, &manifest, RunOptions::default());
     let code = pod.wait_exit(Duration::from_secs(20));
@@ -254,7 +255,7 @@ fn a_host_port_reaches_the_pod_on_loopback() {
     let name = unique_name("hostport");
     let host_port = 20000 + (std::process::id() % 20000) as u16;
     let manifest = format!(
-        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: web\n    command: [{BUSYBOX}, sh, -c, \"echo through-the-host-port > /tmp/index.html; exec {BUSYBOX} httpd -f -p 8080 -h /tmp\"]\n    ports:\n    - {{containerPort: 8080, hostPort: {host_port}}}\n"
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: web\n    image: {IMAGE}\n    command: [{BUSYBOX}, sh, -c, \"echo through-the-host-port > /tmp/index.html; exec {BUSYBOX} httpd -f -p 8080 -h /tmp\"]\n    ports:\n    - {{containerPort: 8080, hostPort: {host_port}}}\n"
     );
     let pod = RunningPod::start(&name, &manifest, cni(&[]));
     pod.wait_running(Duration::from_secs(20));

@@ -3,6 +3,7 @@
 //! before and after, WATCHDOG=1 at half of WATCHDOG_USEC from the event
 //! loop, STOPPING=1 with EXTEND_TIMEOUT_USEC on SIGTERM.
 
+use it::images::BUSYBOX as IMAGE;
 use it::pod::{RunOptions, RunningPod, unique_name};
 use it::wait_until;
 use nix::sys::signal::Signal;
@@ -63,7 +64,7 @@ fn ready_status_watchdog_and_stopping_reach_the_notify_socket() {
     let socket = NotifySocket::bind();
     let name = unique_name("notify");
     let manifest = format!(
-        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  terminationGracePeriodSeconds: 3\n  containers:\n  - name: a\n    command: [/bin/busybox, sleep, \"3600\"]\n  - name: b\n    command: [/bin/busybox, sleep, \"3600\"]\n"
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  terminationGracePeriodSeconds: 3\n  containers:\n  - name: a\n    image: {IMAGE}\n    command: [/bin/busybox, sleep, \"3600\"]\n  - name: b\n    image: {IMAGE}\n    command: [/bin/busybox, sleep, \"3600\"]\n"
     );
     let pod = RunningPod::start(
         &name,
@@ -127,7 +128,7 @@ fn ready_waits_for_the_readiness_probe() {
     let name = unique_name("readiness");
     // Not ready for about two seconds (the exec probe fails), then ready.
     let manifest = format!(
-        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: slow\n    command: [/bin/busybox, sh, -c, \"/bin/busybox sleep 2; /bin/busybox touch /tmp/ready; exec /bin/busybox sleep 3600\"]\n    readinessProbe:\n      exec: {{command: [/bin/busybox, test, -f, /tmp/ready]}}\n      periodSeconds: 1\n"
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: slow\n    image: {IMAGE}\n    command: [/bin/busybox, sh, -c, \"/bin/busybox sleep 2; /bin/busybox touch /tmp/ready; exec /bin/busybox sleep 3600\"]\n    readinessProbe:\n      exec: {{command: [/bin/busybox, test, -f, /tmp/ready]}}\n      periodSeconds: 1\n"
     );
     let started = Instant::now();
     let pod = RunningPod::start(
@@ -163,7 +164,7 @@ fn containers_do_not_inherit_the_notify_socket() {
     let socket = NotifySocket::bind();
     let name = unique_name("noinherit");
     let manifest = format!(
-        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  restartPolicy: Never\n  containers:\n  - name: a\n    command: [/bin/busybox, env]\n    env: [{{name: MINE, value: \"yes\"}}]\n"
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  restartPolicy: Never\n  containers:\n  - name: a\n    image: {IMAGE}\n    command: [/bin/busybox, env]\n    env: [{{name: MINE, value: \"yes\"}}]\n"
     );
     let mut pod = RunningPod::start(
         &name,

@@ -123,8 +123,11 @@ fn container_with(
     liveness: Option<spec::Probe>,
     readiness: Option<spec::Probe>,
 ) -> spec::Container {
-    let yaml = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\nspec:\n  containers:\n  - name: c\n    command: [/bin/true]\n";
-    let mut c = spec::load_str("t.yaml", yaml).expect("pod").pod.containers[0].clone();
+    let yaml = format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\nspec:\n  containers:\n  - name: c\n    image: {}\n    command: [/bin/true]\n",
+        it::images::BUSYBOX
+    );
+    let mut c = spec::load_str("t.yaml", &yaml).expect("pod").pod.containers[0].clone();
     c.liveness_probe = liveness;
     c.readiness_probe = readiness;
     c

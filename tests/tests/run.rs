@@ -3,6 +3,7 @@
 //! read-only shared emptyDir), restarts, OOM kills, back-off, restart
 //! policies, init containers, the grace period, and bad manifests.
 
+use it::images::BUSYBOX as IMAGE;
 use it::pod::{RunOptions, RunningPod, example_cni_dir, leftovers, unique_name};
 use it::{http_get, require, require_root, signal, wait_until};
 use nix::sys::signal::Signal;
@@ -46,7 +47,7 @@ spec:
   terminationGracePeriodSeconds: 2
   containers:
   - name: web
-    image: busybox
+    image: {IMAGE}
     command: [/bin/busybox, sh, -c, "exec /bin/busybox httpd -f -v -p 8080 -h /www 2>>/log/access.log"]
     volumeMounts:
     - {{name: content, mountPath: /www, readOnly: true}}
@@ -55,7 +56,7 @@ spec:
       limits: {{memory: 100Mi, cpu: 500m}}
       requests: {{memory: 50Mi, cpu: 100m}}
   - name: sidecar
-    image: busybox
+    image: {IMAGE}
     command:
     - /bin/busybox
     - sh
@@ -143,7 +144,7 @@ fn a_killed_container_is_restarted_with_its_last_state() {
     }
     let name = unique_name("restart");
     let manifest = format!(
-        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  containers:\n  - name: app\n    command: [{BUSYBOX}, sleep, \"3600\"]\n  - name: other\n    command: [{BUSYBOX}, sleep, \"3600\"]\n"
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  containers:\n  - name: app\n    image: {IMAGE}\n    command: [{BUSYBOX}, sleep, \"3600\"]\n  - name: other\n    image: {IMAGE}\n    command: [{BUSYBOX}, sleep, \"3600\"]\n"
     );
     let pod = RunningPod::start(&name, &manifest, RunOptions::default());
     pod.wait_running(Duration::from_secs(20));
@@ -173,7 +174,7 @@ fn over_its_memory_limit_a_container_is_oom_killed_and_the_pod_keeps_running() {
     let name = unique_name("oom");
     // `tail /dev/zero` buffers an endless line: it grows until the limit.
     let manifest = format!(
-        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  containers:\n  - name: hog\n    command: [{BUSYBOX}, sh, -c, \"{BUSYBOX} sleep 1; exec {BUSYBOX} tail /dev/zero\"]\n    resources:\n      limits: {{memory: 100Mi}}\n  - name: steady\n    command: [{BUSYBOX}, sleep, \"3600\"]\n"
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  containers:\n  - name: hog\n    image: {IMAGE}\n    command: [{BUSYBOX}, sh, -c, \"{BUSYBOX} sleep 1; exec {BUSYBOX} tail /dev/zero\"]\n    resources:\n      limits: {{memory: 100Mi}}\n  - name: steady\n    image: {IMAGE}\n    command: [{BUSYBOX}, sleep, \"3600\"]\n"
     );
     let pod = RunningPod::start(
         &name,
@@ -215,7 +216,7 @@ fn back_off_doubles_and_caps() {
     let name = unique_name("backoff");
     let out = tempfile::tempdir().unwrap();
     let manifest = format!(
-        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  containers:\n  - name: crash\n    command: [{BUSYBOX}, sh, -c, \"{BUSYBOX} cat /proc/uptime >> /out/starts; exit 3\"]\n    volumeMounts: [{{name: out, mountPath: /out}}]\n  volumes:\n  - name: out\n    hostPath: {{path: {}, type: Directory}}\n",
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  containers:\n  - name: crash\n    image: {IMAGE}\n    command: [{BUSYBOX}, sh, -c, \"{BUSYBOX} cat /proc/uptime >> /out/starts; exit 3\"]\n    volumeMounts: [{{name: out, mountPath: /out}}]\n  volumes:\n  - name: out\n    hostPath: {{path: {}, type: Directory}}\n",
         out.path().display()
     );
     let pod = RunningPod::start(
@@ -275,7 +276,7 @@ fn restart_policy_on_failure_restarts_failures_only_and_the_pod_succeeds() {
     let out = tempfile::tempdir().unwrap();
     // Fails twice, then succeeds: the pod ends Succeeded.
     let manifest = format!(
-        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  restartPolicy: OnFailure\n  containers:\n  - name: flaky\n    command: [{BUSYBOX}, sh, -c, \"echo x >> /out/runs; [ $({BUSYBOX} wc -l < /out/runs) -ge 3 ]\"]\n    volumeMounts: [{{name: out, mountPath: /out}}]\n  volumes:\n  - name: out\n    hostPath: {{path: {}}}\n",
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  restartPolicy: OnFailure\n  containers:\n  - name: flaky\n    image: {IMAGE}\n    command: [{BUSYBOX}, sh, -c, \"echo x >> /out/runs; [ $({BUSYBOX} wc -l < /out/runs) -ge 3 ]\"]\n    volumeMounts: [{{name: out, mountPath: /out}}]\n  volumes:\n  - name: out\n    hostPath: {{path: {}}}\n",
         out.path().display()
     );
     let (code, status, output) = run_to_end(&name, &manifest);
@@ -293,7 +294,7 @@ fn restart_policy_never_leaves_a_failure_failed() {
     }
     let name = unique_name("never");
     let manifest = format!(
-        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  restartPolicy: Never\n  containers:\n  - name: fails\n    command: [{BUSYBOX}, sh, -c, \"exit 7\"]\n"
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  restartPolicy: Never\n  containers:\n  - name: fails\n    image: {IMAGE}\n    command: [{BUSYBOX}, sh, -c, \"exit 7\"]\n"
     );
     let (code, status, output) = run_to_end(&name, &manifest);
     assert_eq!(code, 1, "{output}");
@@ -311,7 +312,7 @@ fn init_containers_run_in_order_before_the_containers() {
     }
     let name = unique_name("init");
     let manifest = format!(
-        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  restartPolicy: Never\n  initContainers:\n  - name: first\n    command: [{BUSYBOX}, sh, -c, \"{BUSYBOX} sleep 0.3; echo first >> /work/order\"]\n    volumeMounts: [{{name: work, mountPath: /work}}]\n  - name: second\n    command: [{BUSYBOX}, sh, -c, \"echo second >> /work/order\"]\n    volumeMounts: [{{name: work, mountPath: /work}}]\n  containers:\n  - name: main\n    command: [{BUSYBOX}, sh, -c, \"echo main >> /work/order; {BUSYBOX} cat /work/order\"]\n    volumeMounts: [{{name: work, mountPath: /work}}]\n  volumes:\n  - name: work\n    emptyDir: {{}}\n"
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  restartPolicy: Never\n  initContainers:\n  - name: first\n    image: {IMAGE}\n    command: [{BUSYBOX}, sh, -c, \"{BUSYBOX} sleep 0.3; echo first >> /work/order\"]\n    volumeMounts: [{{name: work, mountPath: /work}}]\n  - name: second\n    image: {IMAGE}\n    command: [{BUSYBOX}, sh, -c, \"echo second >> /work/order\"]\n    volumeMounts: [{{name: work, mountPath: /work}}]\n  containers:\n  - name: main\n    image: {IMAGE}\n    command: [{BUSYBOX}, sh, -c, \"echo main >> /work/order; {BUSYBOX} cat /work/order\"]\n    volumeMounts: [{{name: work, mountPath: /work}}]\n  volumes:\n  - name: work\n    emptyDir: {{}}\n"
     );
     let mut pod = RunningPod::start(&name, &manifest, RunOptions::default());
     let code = pod.wait_exit(Duration::from_secs(30));
@@ -339,7 +340,7 @@ fn the_grace_period_is_honoured_for_a_container_that_ignores_sigterm() {
     }
     let name = unique_name("grace");
     let manifest = format!(
-        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  terminationGracePeriodSeconds: 2\n  containers:\n  - name: stubborn\n    command: [{BUSYBOX}, sh, -c, \"trap '' TERM; while true; do {BUSYBOX} sleep 0.1; done\"]\n  - name: polite\n    command: [{BUSYBOX}, sh, -c, \"trap 'exit 0' TERM; while true; do {BUSYBOX} sleep 0.1; done\"]\n"
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  terminationGracePeriodSeconds: 2\n  containers:\n  - name: stubborn\n    image: {IMAGE}\n    command: [{BUSYBOX}, sh, -c, \"trap '' TERM; while true; do {BUSYBOX} sleep 0.1; done\"]\n  - name: polite\n    image: {IMAGE}\n    command: [{BUSYBOX}, sh, -c, \"trap 'exit 0' TERM; while true; do {BUSYBOX} sleep 0.1; done\"]\n"
     );
     let pod = RunningPod::start(&name, &manifest, RunOptions::default());
     pod.wait_running(Duration::from_secs(20));
@@ -367,7 +368,7 @@ fn a_second_sigint_kills_at_once() {
     }
     let name = unique_name("sigint");
     let manifest = format!(
-        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  terminationGracePeriodSeconds: 60\n  containers:\n  - name: stubborn\n    command: [{BUSYBOX}, sh, -c, \"trap '' TERM INT; while true; do {BUSYBOX} sleep 0.1; done\"]\n"
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  terminationGracePeriodSeconds: 60\n  containers:\n  - name: stubborn\n    image: {IMAGE}\n    command: [{BUSYBOX}, sh, -c, \"trap '' TERM INT; while true; do {BUSYBOX} sleep 0.1; done\"]\n"
     );
     let pod = RunningPod::start(&name, &manifest, RunOptions::default());
     pod.wait_running(Duration::from_secs(20));
@@ -385,7 +386,7 @@ fn a_bad_manifest_is_refused_before_anything_starts() {
     require_root!();
     let name = unique_name("bad");
     let manifest = format!(
-        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  containers:\n  - name: web\n    command: [{BUSYBOX}, sleep, \"1\"]\n    resources:\n      limits: {{memory: 100MB}}\n"
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  containers:\n  - name: web\n    image: {IMAGE}\n    command: [{BUSYBOX}, sleep, \"1\"]\n    resources:\n      limits: {{memory: 100MB}}\n"
     );
     let mut pod = RunningPod::start(&name, &manifest, RunOptions::default());
     let status = pod.wait_exit(Duration::from_secs(10));
@@ -414,7 +415,7 @@ fn with_cni_the_pod_gets_an_ip_the_host_reaches() {
     );
     let name = unique_name("cni");
     let manifest = format!(
-        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  containers:\n  - name: web\n    command: [{BUSYBOX}, sh, -c, \"echo pod-says-hi > /tmp/index.html; exec {BUSYBOX} httpd -f -p 8080 -h /tmp\"]\n  - name: probe\n    command: [{BUSYBOX}, sh, -c, \"{BUSYBOX} ip -4 -o addr show eth0; until {BUSYBOX} wget -q -O - http://127.0.0.1:8080/; do {BUSYBOX} sleep 0.1; done; exec {BUSYBOX} sleep 3600\"]\n"
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  containers:\n  - name: web\n    image: {IMAGE}\n    command: [{BUSYBOX}, sh, -c, \"echo pod-says-hi > /tmp/index.html; exec {BUSYBOX} httpd -f -p 8080 -h /tmp\"]\n  - name: probe\n    image: {IMAGE}\n    command: [{BUSYBOX}, sh, -c, \"{BUSYBOX} ip -4 -o addr show eth0; until {BUSYBOX} wget -q -O - http://127.0.0.1:8080/; do {BUSYBOX} sleep 0.1; done; exec {BUSYBOX} sleep 3600\"]\n"
     );
     let pod = RunningPod::start(
         &name,
@@ -462,7 +463,7 @@ fn a_failing_liveness_probe_restarts_the_container_with_the_reason() {
     let name = unique_name("liveness");
     // Healthy for about two seconds, then /healthz is gone (404).
     let manifest = format!(
-        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: web\n    command: [{BUSYBOX}, sh, -c, \"mkdir -p /tmp/www; echo ok > /tmp/www/healthz; ({BUSYBOX} sleep 2; rm /tmp/www/healthz) & exec {BUSYBOX} httpd -f -p 8080 -h /tmp/www\"]\n    livenessProbe:\n      httpGet: {{path: /healthz, port: 8080}}\n      periodSeconds: 1\n      failureThreshold: 2\n"
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: web\n    image: {IMAGE}\n    command: [{BUSYBOX}, sh, -c, \"mkdir -p /tmp/www; echo ok > /tmp/www/healthz; ({BUSYBOX} sleep 2; rm /tmp/www/healthz) & exec {BUSYBOX} httpd -f -p 8080 -h /tmp/www\"]\n    livenessProbe:\n      httpGet: {{path: /healthz, port: 8080}}\n      periodSeconds: 1\n      failureThreshold: 2\n"
     );
     let pod = RunningPod::start(&name, &manifest, RunOptions::default());
     pod.wait_running(Duration::from_secs(20));
@@ -488,7 +489,7 @@ fn with_a_shared_process_namespace_pause_is_pid_1_for_every_container() {
     }
     let name = unique_name("sharedpid");
     let manifest = format!(
-        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  shareProcessNamespace: true\n  containers:\n  - name: a\n    command: [{BUSYBOX}, sh, -c, \"{BUSYBOX} cat /proc/1/cmdline | {BUSYBOX} tr '\\\\0' ' '; echo; (/bin/busybox sleep 0.2 &); exec {BUSYBOX} sleep 3600\"]\n  - name: b\n    command: [{BUSYBOX}, sleep, \"3600\"]\n"
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  shareProcessNamespace: true\n  containers:\n  - name: a\n    image: {IMAGE}\n    command: [{BUSYBOX}, sh, -c, \"{BUSYBOX} cat /proc/1/cmdline | {BUSYBOX} tr '\\\\0' ' '; echo; (/bin/busybox sleep 0.2 &); exec {BUSYBOX} sleep 3600\"]\n  - name: b\n    image: {IMAGE}\n    command: [{BUSYBOX}, sleep, \"3600\"]\n"
     );
     let pod = RunningPod::start(&name, &manifest, RunOptions::default());
     pod.wait_running(Duration::from_secs(20));

@@ -4,7 +4,10 @@
 //! (`tests/vm/suite.sh`); the other boots systemd as PID 1 and drives the
 //! shipped unit (`tests/vm/systemd-pod.sh`). The harness itself (fetching
 //! qemu and the kernel, the initramfs, the timeout) lives in the scripts; this
-//! file only runs them one VM at a time and judges their exit status.
+//! file only runs them one VM at a time and judges their exit status. The
+//! test image store (`it::images`, under the target dir) is filled on the
+//! host first: the guest sees it through the workspace, read-only below its
+//! tmpfs overlay, so the tests inside find their images stored.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -35,6 +38,7 @@ fn run_in_vm(script: &str, args: &[&str]) {
     let _one = ONE_VM_AT_A_TIME
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
+    it::images::store_dir();
     let started = Instant::now();
     let status = Command::new("bash")
         .arg(vm_script(script))

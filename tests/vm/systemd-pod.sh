@@ -41,6 +41,8 @@ pod_pids() {
 }
 
 install -m 0755 "$release/supervisor" "$release/pause" /usr/local/bin/
+# The example pod's image, in the unit's default store (/var/lib/supervisor/images).
+SUPERVISOR=$release/supervisor bash examples/busybox-image.sh
 install -D -m 0644 examples/pod.yaml "/etc/supervisor/$pod.yaml"
 install -m 0644 deploy/systemd/supervisor@.service /run/systemd/system/
 systemctl daemon-reload

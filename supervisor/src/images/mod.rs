@@ -73,9 +73,23 @@ pub struct Unavailable {
 #[derive(Debug)]
 pub enum Availability {
     Ready(Rc<ResolvedImage>),
-    /// A pull runs; the container is due again when it ends.
-    Pulling,
+    /// A pull runs (`started`: this call started it); the container is
+    /// due again when it ends.
+    Pulling {
+        started: bool,
+    },
     Unavailable(Unavailable),
+}
+
+/// A pull that ended.
+#[derive(Debug)]
+pub struct PullEnded {
+    /// The normalised reference.
+    pub image: String,
+    /// The containers (by index) that waited for it.
+    pub waiting: Vec<usize>,
+    pub took: Duration,
+    pub succeeded: bool,
 }
 
 /// One image of the pod (by normalised reference).
@@ -247,7 +261,7 @@ impl PodImages {
             if !entry.waiting.contains(&index) {
                 entry.waiting.push(index);
             }
-            return Availability::Pulling;
+            return Availability::Pulling { started: false };
         }
         if let Some((until, _)) = entry.backoff
             && until > now
@@ -261,7 +275,7 @@ impl PodImages {
                 retry_at: Some(until),
             });
         }
-        let binary = match crate::host::find_companion("supervisor-pull") {
+        let binary = match crate::host::find_helper("supervisor-pull") {
             Ok(binary) => binary,
             Err(error) => return self.failed_pull(&key, error.to_string(), now),
         };
@@ -291,7 +305,7 @@ impl PodImages {
                 let entry = self.images.get_mut(&key).expect("inserted above");
                 entry.pull = Some(process);
                 entry.waiting = vec![index];
-                Availability::Pulling
+                Availability::Pulling { started: true }
             }
             Err(failure) => self.failed_pull(&key, failure.message, now),
         }
@@ -386,7 +400,7 @@ impl PodImages {
         pid: i32,
         status: &container::ExitStatus,
         now: Instant,
-    ) -> Option<Vec<usize>> {
+    ) -> Option<PullEnded> {
         let (key, entry) = self
             .images
             .iter_mut()
@@ -395,9 +409,10 @@ impl PodImages {
         let process = entry.pull.take().expect("matched above");
         let waiting = std::mem::take(&mut entry.waiting);
         let outcome = process.outcome(&key, status);
+        let took = now.saturating_duration_since(process.started);
         match &outcome {
             Ok(()) => {
-                eprintln!("supervisor: pulled image {key}");
+                eprintln!("supervisor: pulled image {key} in {took:.1?}");
                 let entry = self.images.get_mut(&key).expect("found above");
                 entry.backoff = None;
             }
@@ -412,7 +427,12 @@ impl PodImages {
                 .outcomes
                 .insert(*index, outcome.clone().map_err(|f| f.message));
         }
-        Some(waiting)
+        Some(PullEnded {
+            image: key,
+            waiting,
+            took,
+            succeeded: outcome.is_ok(),
+        })
     }
 
     /// Whether any pull is running.
@@ -436,5 +456,118 @@ impl PodImages {
         self.resolved.clear();
         self.leases.clear();
         let _ = std::fs::remove_dir_all(&self.work_dir);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const POD: &str = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n  - name: stored\n    image: localhost/t/stored:1\n    command: [sh]\n  - name: never\n    image: localhost/t/missing:1\n    imagePullPolicy: Never\n  - name: pull\n    image: localhost/t/missing:2\n  - name: also-pull\n    image: localhost/t/missing:2\n";
+
+    fn setup() -> (tempfile::TempDir, PodSpec, PodImages) {
+        let dir = tempfile::tempdir().unwrap();
+        let pod = crate::spec::load_str("p.yaml", POD).unwrap().pod;
+        let options = ImageOptions {
+            image_dir: Some(dir.path().join("images")),
+            ..ImageOptions::default()
+        };
+        let mut images = PodImages::new(
+            options,
+            BackoffConfig::default(),
+            &pod,
+            &dir.path().join("state"),
+        );
+        images.prepare(&pod).unwrap();
+        (dir, pod, images)
+    }
+
+    fn unavailable(a: Availability) -> Unavailable {
+        match a {
+            Availability::Unavailable(u) => u,
+            other => panic!("expected Unavailable, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn never_and_a_failed_pull_wait_as_kubelet_says_with_a_doubling_back_off() {
+        let (_dir, pod, mut images) = setup();
+        let now = Instant::now();
+        let never = unavailable(images.ensure(1, &pod.containers[1].image, now));
+        assert_eq!(never.reason, WaitingReason::ErrImageNeverPull);
+        assert!(
+            never
+                .message
+                .contains("is not present with pull policy of Never"),
+            "{}",
+            never.message
+        );
+        // No supervisor-pull beside the test binary: the pull fails at once.
+        let first = unavailable(images.ensure(2, &pod.containers[2].image, now));
+        assert_eq!(first.reason, WaitingReason::ErrImagePull);
+        assert!(
+            first.message.contains("supervisor-pull"),
+            "{}",
+            first.message
+        );
+        let backoff = unavailable(images.ensure(3, &pod.containers[3].image, now));
+        assert_eq!(backoff.reason, WaitingReason::ImagePullBackOff);
+        assert_eq!(backoff.retry_at, Some(now + Duration::from_secs(10)));
+        assert!(
+            backoff
+                .message
+                .starts_with("Back-off pulling image \"localhost/t/missing:2\": ErrImagePull: "),
+            "{}",
+            backoff.message
+        );
+        let later = now + Duration::from_secs(11);
+        assert_eq!(
+            unavailable(images.ensure(2, &pod.containers[2].image, later)).reason,
+            WaitingReason::ErrImagePull
+        );
+        let again = unavailable(images.ensure(2, &pod.containers[2].image, later));
+        assert_eq!(
+            again.retry_at,
+            Some(later + Duration::from_secs(20)),
+            "the back-off doubles"
+        );
+    }
+
+    #[test]
+    fn a_stored_image_is_ready_with_its_layers_and_leased() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipped: importing an image needs root (chown)");
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "CI runs as root"
+            );
+            return;
+        }
+        let (dir, pod, mut images) = setup();
+        let rootfs = dir.path().join("rootfs");
+        std::fs::create_dir_all(rootfs.join("etc")).unwrap();
+        std::fs::write(rootfs.join("etc/passwd"), "root:x:0:0::/:/bin/sh\n").unwrap();
+        {
+            let store = Store::open(&dir.path().join("images")).unwrap();
+            let name = ImageReference::parse("localhost/t/stored:1").unwrap();
+            image::import::import_rootfs(&store, &rootfs, Some(&name)).unwrap();
+        }
+        let Availability::Ready(found) = images.ensure(0, &pod.containers[0].image, Instant::now())
+        else {
+            panic!("a stored image is ready");
+        };
+        assert_eq!(found.name, "localhost/t/stored:1");
+        assert!(found.image_id.starts_with("sha256:"));
+        assert_eq!(found.layers_top_first.len(), 1);
+        assert!(found.layers_top_first[0].join("etc/passwd").is_file());
+        let leases = std::fs::read_dir(dir.path().join("images/leases"))
+            .unwrap()
+            .count();
+        assert_eq!(leases, 1, "the pod holds a lease on the image");
+        images.teardown();
+        let leases = std::fs::read_dir(dir.path().join("images/leases"))
+            .unwrap()
+            .count();
+        assert_eq!(leases, 0);
     }
 }

@@ -10,6 +10,7 @@
 use container::{Command, ExitStatus, Stdio};
 use nix::sys::signal::Signal;
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 /// What the pull is given, beside the reference.
 #[derive(Debug, Clone, Default)]
@@ -27,6 +28,7 @@ pub struct PullSettings {
 #[derive(Debug)]
 pub struct PullProcess {
     pub pid: i32,
+    pub started: Instant,
     result: PathBuf,
 }
 
@@ -81,6 +83,7 @@ impl PullProcess {
         match command.spawn_without_pidfd() {
             Ok(child) => Ok(PullProcess {
                 pid: child.pid,
+                started: Instant::now(),
                 result,
             }),
             Err(error) => Err(PullFailure {

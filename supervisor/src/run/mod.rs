@@ -542,10 +542,16 @@ impl PodRuntime {
         let reaped = pid1::reap()?;
         for pid1::ReapedChild { pid, status, .. } in reaped.exited {
             let pid = pid.as_raw();
-            if let Some(waiting) = self.images.on_reaped(pid, &status, Instant::now()) {
+            if let Some(ended) = self.images.on_reaped(pid, &status, Instant::now()) {
+                if ended.succeeded {
+                    let took = ended.took.as_secs_f64();
+                    let message =
+                        format!("Successfully pulled image {:?} in {took:.3}s", ended.image);
+                    self.record_container_event(&ended.waiting, "Normal", "Pulled", &message);
+                }
                 // Due again: each looks at the pull's outcome.
                 let now = Instant::now();
-                for index in waiting {
+                for index in ended.waiting {
                     let slot = self.containers[index].slot();
                     self.hold(slot, WaitingReason::ContainerCreating, None, Some(now));
                 }
@@ -781,7 +787,11 @@ impl PodRuntime {
                 self.holds[index] = None;
                 true
             }
-            Availability::Pulling => {
+            Availability::Pulling { started } => {
+                if started {
+                    let message = format!("Pulling image {:?}", image.written);
+                    self.record_container_event(&[index], "Normal", "Pulling", &message);
+                }
                 self.hold(slot, WaitingReason::ContainerCreating, None, None);
                 false
             }
@@ -814,20 +824,37 @@ impl PodRuntime {
         }
         let name = self.containers[index].spec().name.clone();
         eprintln!("supervisor: [{name}] {text}");
-        if let Some(store) = &mut self.store {
-            let event_reason = match reason {
-                WaitingReason::ImagePullBackOff => "BackOff",
-                _ => "Failed",
-            };
-            let _ = store.record_event(
-                "Warning",
-                event_reason,
-                &format!("spec.containers{{{name}}}"),
-                &text,
-                SystemTime::now(),
-            );
-        }
+        let event_reason = match reason {
+            WaitingReason::ImagePullBackOff => "BackOff",
+            _ => "Failed",
+        };
+        self.record_container_event(&[index], "Warning", event_reason, &text);
         self.holds[index] = Some(text);
+    }
+
+    /// An event about the containers `indexes` (the first names it).
+    fn record_container_event(
+        &mut self,
+        indexes: &[usize],
+        kind: &str,
+        reason: &str,
+        message: &str,
+    ) {
+        let (Some(first), Some(store)) = (indexes.first(), &mut self.store) else {
+            return;
+        };
+        let c = &self.containers[*first];
+        let list = match c.slot() {
+            Slot::Init(_) => "initContainers",
+            Slot::App(_) => "containers",
+        };
+        let _ = store.record_event(
+            kind,
+            reason,
+            &format!("spec.{list}{{{}}}", c.spec().name),
+            message,
+            SystemTime::now(),
+        );
     }
 
     fn hold(

@@ -29,7 +29,7 @@ enum Command {
     Status(status::StatusArgs),
     /// Print a container's log (`-p` the previous instance, `-f` follow).
     Logs(logs::LogsArgs),
-    /// Manage the image store: load, import, ls, rm, prune.
+    /// Container images: pull, load, import, ls, rm, prune.
     Image(image::ImageArgs),
 }
 
