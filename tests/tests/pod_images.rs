@@ -689,7 +689,7 @@ fn tampered_truncated_and_escaping_layers_are_refused_and_leave_nothing() {
 }
 
 #[test]
-fn a_registry_stopped_in_the_middle_of_a_pull_leaves_nothing_and_the_retry_pulls() {
+fn a_registry_stopped_in_the_middle_of_a_pull_leaves_nothing_and_the_pod_untouched() {
     if !registry_prerequisites() {
         return;
     }
