@@ -53,6 +53,29 @@ fn options(store: &ImageStore, args: &[&str]) -> RunOptions {
     }
 }
 
+/// A temp dir and an image store in it.
+fn temp_store() -> (tempfile::TempDir, ImageStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = ImageStore::new(dir.path());
+    (dir, store)
+}
+
+/// Starts a pod `<prefix>-<pid>-<n>` of `containers` on `store`.
+fn start_pod(
+    store: &ImageStore,
+    prefix: &str,
+    extra: &str,
+    containers: &str,
+    args: &[&str],
+) -> RunningPod {
+    let name = unique_name(prefix);
+    RunningPod::start(
+        &name,
+        &pod_manifest(&name, "", extra, containers),
+        options(store, args),
+    )
+}
+
 /// Builds, archives and loads an image `name` of the busybox layer plus
 /// `layers`, with `config`.
 fn load_image(dir: &Path, store: &ImageStore, name: &str, layers: &[Vec<u8>], config: Value) {
@@ -133,8 +156,7 @@ fn command_and_args_against_entrypoint_and_cmd_in_all_four_cases() {
     if !prerequisites() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let store = ImageStore::new(dir.path());
+    let (dir, store) = temp_store();
     load_image(
         dir.path(),
         &store,
@@ -184,8 +206,7 @@ fn env_working_dir_and_user_come_from_the_image_as_kubelet_merges_them() {
     if !prerequisites() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let store = ImageStore::new(dir.path());
+    let (dir, store) = temp_store();
     load_image(
         dir.path(),
         &store,
@@ -198,16 +219,11 @@ fn env_working_dir_and_user_come_from_the_image_as_kubelet_merges_them() {
         }),
     );
     load_image(dir.path(), &store, "it.local/bare:1", &[], json!({}));
-    let name = unique_name("config");
     let script = r#"echo "PATH=$PATH"; echo "BOTH=$BOTH"; echo "FROM_IMAGE=$FROM_IMAGE"; echo "REF=$REF"; echo "PWD=$(pwd)"; echo "ID=$(id -u):$(id -g)"; exec sleep 3600"#;
     let containers = format!(
         "  - name: configured\n    image: it.local/config:1\n    command: [/bin/sh, -c, '{script}']\n    env:\n    - {{name: BOTH, value: container}}\n    - {{name: REF, value: \"$(FROM_IMAGE)-$(BOTH)\"}}\n  - name: bare\n    image: it.local/bare:1\n    command: [/bin/sh, -c, '{script}']\n"
     );
-    let pod = RunningPod::start(
-        &name,
-        &pod_manifest(&name, "", "", &containers),
-        options(&store, &[]),
-    );
+    let pod = start_pod(&store, "config", "", &containers, &[]);
     pod.wait_running(Duration::from_secs(20));
     wait_log_line(&pod, "configured", 0, "ID=");
     wait_log_line(&pod, "bare", 0, "ID=");
@@ -243,8 +259,7 @@ fn config_errors_and_missing_images_hold_only_their_container() {
     if !prerequisites() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let store = ImageStore::new(dir.path());
+    let (dir, store) = temp_store();
     load_image(
         dir.path(),
         &store,
@@ -253,15 +268,10 @@ fn config_errors_and_missing_images_hold_only_their_container() {
         json!({"User": "app", "Cmd": ["/bin/sleep", "3600"]}),
     );
     load_image(dir.path(), &store, "it.local/nothing:1", &[], json!({}));
-    let name = unique_name("holds");
     let containers = format!(
         "  - name: good\n    image: it.local/named-user:1\n  - name: nonroot\n    image: it.local/named-user:1\n    securityContext: {{runAsNonRoot: true}}\n  - name: nothing\n    image: it.local/nothing:1\n  - name: never\n    image: it.local/missing:1\n    imagePullPolicy: Never\n{SLEEPER}  - name: invalid\n    image: \"it.local/UPPER:1\"\n{SLEEPER}"
     );
-    let pod = RunningPod::start(
-        &name,
-        &pod_manifest(&name, "", "", &containers),
-        options(&store, &[]),
-    );
+    let pod = start_pod(&store, "holds", "", &containers, &[]);
     pod.wait_status(Duration::from_secs(20), "good running", |s| {
         RunningPod::container(s, "good")["state"]["running"].is_object()
     });
@@ -304,8 +314,7 @@ fn loading_a_file_that_is_not_an_image_fails_and_stores_nothing() {
     if !prerequisites() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let store = ImageStore::new(dir.path());
+    let (dir, store) = temp_store();
     let junk = dir.path().join("junk.tar");
     std::fs::write(&junk, b"this is not an image archive\n".repeat(100)).unwrap();
     let mut not_image = Layer::new();
@@ -336,18 +345,18 @@ fn the_image_rootfs_hides_the_host_and_a_restart_gets_a_fresh_writable_layer() {
         "the host has /etc/shadow"
     );
     std::fs::create_dir_all("/var/log/pods").unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let store = ImageStore::new(dir.path());
+    let (dir, store) = temp_store();
     load_image(dir.path(), &store, "it.local/plain:1", &[], json!({}));
-    let name = unique_name("isolation");
     let script = r#"if test -e /etc/shadow; then echo shadow=visible; else echo shadow=absent; fi; if test -e /var/log/pods; then echo pods=visible; else echo pods=absent; fi; if test -e /written; then echo written=left-over; else echo written=fresh; fi; echo mine > /written; echo passwd=$(cat /etc/passwd | tail -n 1); sleep 1; exit 1"#;
     let containers = format!(
         "  - name: probe\n    image: it.local/plain:1\n    command: [/bin/sh, -c, '{script}']\n"
     );
-    let pod = RunningPod::start(
-        &name,
-        &pod_manifest(&name, "", "", &containers),
-        options(&store, &["--backoff-initial", "1s"]),
+    let pod = start_pod(
+        &store,
+        "isolation",
+        "",
+        &containers,
+        &["--backoff-initial", "1s"],
     );
     for restart in [0, 1] {
         wait_log_line(&pod, "probe", restart, "passwd=");
@@ -378,8 +387,7 @@ fn an_image_of_150_layers_runs_with_whiteouts_opaque_dirs_hard_links_and_setuid(
     if !prerequisites() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let store = ImageStore::new(dir.path());
+    let (dir, store) = temp_store();
     let mut layers = vec![
         Layer::new()
             .dir("data", 0o755)
@@ -406,16 +414,11 @@ fn an_image_of_150_layers_runs_with_whiteouts_opaque_dirs_hard_links_and_setuid(
     layers.extend((0..147).map(numbered_layer));
     load_image(dir.path(), &store, "it.local/deep:1", &layers, json!({}));
     assert_eq!(store.layer_count(), 150);
-    let name = unique_name("deep");
     let script = r#"echo first=$(cat /layers/0) last=$(cat /layers/146); echo count=$(ls /layers | wc -l); echo data=$(ls /data); echo opq=$(ls /opq); echo hard=$(stat -c %h /hard/link):$(cat /hard/link); echo suid=$(stat -c %a /usr/bin/suid); exec sleep 3600"#;
     let containers = format!(
         "  - name: deep\n    image: it.local/deep:1\n    command: [/bin/sh, -c, '{script}']\n"
     );
-    let pod = RunningPod::start(
-        &name,
-        &pod_manifest(&name, "", "", &containers),
-        options(&store, &[]),
-    );
+    let pod = start_pod(&store, "deep", "", &containers, &[]);
     pod.wait_running(Duration::from_secs(30));
     wait_log_line(&pod, "deep", 0, "suid=");
     assert_eq!(
@@ -439,8 +442,7 @@ fn twenty_containers_of_one_image_share_its_layers() {
     if !prerequisites() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let store = ImageStore::new(dir.path());
+    let (dir, store) = temp_store();
     load_image(
         dir.path(),
         &store,
@@ -501,8 +503,7 @@ struct RegistryCase {
 
 impl RegistryCase {
     fn new() -> RegistryCase {
-        let dir = tempfile::tempdir().unwrap();
-        let store = ImageStore::new(dir.path());
+        let (dir, store) = temp_store();
         let base = docker_archive(
             &dir.path().join("base.tar"),
             "it.local/base:1",
@@ -853,8 +854,7 @@ fn the_articles_two_manifests_run_as_written_from_images() {
         Path::new("/usr/lib/cni/bridge").is_file() || Path::new("/opt/cni/bin/bridge").is_file(),
         "CNI plugins (containernetworking-plugins)"
     );
-    let dir = tempfile::tempdir().unwrap();
-    let store = ImageStore::new(dir.path());
+    let (dir, store) = temp_store();
     let registry = Registry::start(dir.path(), None);
     article_images(dir.path(), &store, &registry);
     let mirror = docker_io_mirror(&dir.path().join("registries.d"), &registry.address);
