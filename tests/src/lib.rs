@@ -8,6 +8,7 @@
 //! [`require!`]: it skips with a reason on a developer's machine and FAILS
 //! when `CI=true`, so CI can never go green on skips.
 
+pub mod image_fixtures;
 pub mod images;
 pub mod pod;
 

@@ -121,6 +121,8 @@ pub struct PodImages {
     auth_files: Vec<PathBuf>,
     /// Where pull results go (the pod's state dir).
     work_dir: PathBuf,
+    /// Pulls started so far: each one's result file is `pull-<n>.json`.
+    pulls_started: u64,
     lease_prefix: String,
 }
 
@@ -142,6 +144,7 @@ impl PodImages {
             resolved: BTreeMap::new(),
             auth_files: Vec::new(),
             work_dir: state_dir.join("images"),
+            pulls_started: 0,
             lease_prefix: format!("pod-{}-{}", pod.name, std::process::id()),
         }
     }
@@ -291,9 +294,11 @@ impl PodImages {
         } else {
             "IfNotPresent"
         };
+        // Its own file: two pulls running at once never share one.
+        self.pulls_started += 1;
         let result = self
             .work_dir
-            .join(format!("pull-{}.json", self.images.len()));
+            .join(format!("pull-{}.json", self.pulls_started));
         match PullProcess::spawn(&binary, &key, policy, &settings, result) {
             Ok(process) => {
                 eprintln!("supervisor: pulling image {key} (pid {})", process.pid);

@@ -337,7 +337,9 @@ impl PodRuntime {
             if self.stopping.is_some() && self.nothing_runs() && !self.images.pulling() {
                 return Ok(0);
             }
-            if self.stopping.is_none() && self.lifecycle.is_done() {
+            // A container waiting for a pull has no deadline: the pull's
+            // end makes it due, so the pod is not done while one runs.
+            if self.stopping.is_none() && self.lifecycle.is_done() && !self.images.pulling() {
                 self.finished = true;
                 let phase = self.lifecycle.phase();
                 eprintln!("supervisor: pod {} is {}", self.pod.name, phase.as_str());
