@@ -153,6 +153,11 @@ fn parse_reference(value: &str) -> Result<Reference, ParseError> {
         return Err(ParseError::ReferenceInvalidFormat);
     }
     let (registry, repository) = split_domain(name);
+    // The grammar lets an upper-case first part through as a domain; one
+    // that is no registry (no `.`, `:`, not localhost) is repository.
+    if repository.bytes().any(|c| c.is_ascii_uppercase()) {
+        return Err(ParseError::NameContainsUppercase);
+    }
     if repository.len() > NAME_MAX {
         return Err(ParseError::NameTooLong);
     }
@@ -328,6 +333,11 @@ mod tests {
             match (&ours, &theirs) {
                 (Ok(a), Ok(b)) => assert_eq!(a.whole(), b.whole(), "{case}"),
                 (Err(_), Err(_)) => {}
+                // oci-spec files an upper-case first part that is no
+                // registry under the repository; Docker and this parser
+                // refuse it.
+                (Err(ParseError::NameContainsUppercase), Ok(b))
+                    if b.repository().bytes().any(|c| c.is_ascii_uppercase()) => {}
                 _ => panic!("{case}: ours {ours:?}, oci-spec {theirs:?}"),
             }
         }
@@ -404,6 +414,7 @@ mod tests {
         for bad in [
             "",
             "Busybox",
+            "UPPER/x",
             "busybox:",
             "a b",
             " busybox",
