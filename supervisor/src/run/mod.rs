@@ -749,7 +749,7 @@ impl PodRuntime {
                     index,
                     WaitingReason::CreateContainerError,
                     message,
-                    now.mono + RESYNC,
+                    Some(now.mono + RESYNC),
                 );
             }
             Err(SupervisedError::Command(CommandError::User { source, .. })) => {
@@ -758,7 +758,7 @@ impl PodRuntime {
                 } else {
                     WaitingReason::CreateContainerError
                 };
-                self.held(index, reason, source.to_string(), now.mono + RESYNC);
+                self.held(index, reason, source.to_string(), Some(now.mono + RESYNC));
             }
             Err(error) => {
                 self.trace.record(&name, restart_count, Step::Failed);
@@ -796,25 +796,29 @@ impl PodRuntime {
                 false
             }
             Availability::Unavailable(unavailable) => {
-                let until = unavailable.retry_at;
-                match until {
-                    Some(until) => self.held(index, unavailable.reason, unavailable.message, until),
-                    None => {
-                        self.report_hold(index, unavailable.reason, &unavailable.message);
-                        self.hold(slot, unavailable.reason, Some(unavailable.message), None);
-                    }
-                }
+                self.held(
+                    index,
+                    unavailable.reason,
+                    unavailable.message,
+                    unavailable.retry_at,
+                );
                 false
             }
         }
     }
 
-    /// Container `index` waits with `reason` until `until`; reported once
-    /// per distinct message (log line and event).
-    fn held(&mut self, index: usize, reason: WaitingReason, message: String, until: Instant) {
+    /// Container `index` waits with `reason` until `until` (None: until a
+    /// pull ends); reported once per distinct message (log line and event).
+    fn held(
+        &mut self,
+        index: usize,
+        reason: WaitingReason,
+        message: String,
+        until: Option<Instant>,
+    ) {
         self.report_hold(index, reason, &message);
         let slot = self.containers[index].slot();
-        self.hold(slot, reason, Some(message), Some(until));
+        self.hold(slot, reason, Some(message), until);
     }
 
     fn report_hold(&mut self, index: usize, reason: WaitingReason, message: &str) {
