@@ -53,6 +53,7 @@ pub struct RootfsSpec {
     shm: Option<PathBuf>,
     read_only: bool,
     working_dir: Option<PathBuf>,
+    writable_layer_size: Option<u64>,
 }
 
 /// A rootfs description that cannot be prepared.
@@ -93,7 +94,15 @@ impl RootfsSpec {
             shm: None,
             read_only: false,
             working_dir: None,
+            writable_layer_size: None,
         }
+    }
+
+    /// The most bytes the writable layer (a tmpfs) holds: the container's
+    /// `ephemeral-storage` limit. None: the tmpfs default (half of RAM).
+    pub fn writable_layer_size(mut self, bytes: Option<u64>) -> RootfsSpec {
+        self.writable_layer_size = bytes;
+        self
     }
 
     /// The image's unpacked layers, topmost first, as the overlay's
@@ -149,12 +158,16 @@ impl RootfsSpec {
             None,
             "make all mounts private",
         )?;
+        let layer_options = match self.writable_layer_size {
+            Some(bytes) => format!("mode=0755,size={bytes}"),
+            None => "mode=0755".to_string(),
+        };
         plan.mount(
             Some("tmpfs"),
             staging,
             Some("tmpfs"),
             libc::MS_NOSUID | libc::MS_NODEV,
-            Some("mode=0755"),
+            Some(&layer_options),
             "tmpfs for the writable layer",
         )?;
         for dir in [&upper, &work, &root] {
