@@ -297,12 +297,14 @@ pub fn mount(
 /// An overlay mounted at `target` through the new mount API, its lower
 /// layers given one by one with `lowerdir+` (Linux 6.8+), so neither the
 /// page-sized option string nor the layer paths' length limits the number
-/// of layers (overlayfs' own limit is 500). Child-safe: no allocation.
+/// of layers (overlayfs' own limit is 500); `attrs` are the mount's
+/// `MOUNT_ATTR_*` flags. Child-safe: no allocation.
 pub fn mount_overlay_layers(
     lowers: &[CString],
     upper: &CStr,
     work: &CStr,
     target: &CStr,
+    attrs: u64,
 ) -> SysResult<()> {
     const FSOPEN_CLOEXEC: libc::c_uint = 1;
     const FSCONFIG_SET_STRING: libc::c_uint = 1;
@@ -345,7 +347,7 @@ pub fn mount_overlay_layers(
         })?;
         // SAFETY: `fs` is a configured fs context fd.
         let mnt =
-            check(unsafe { libc::syscall(libc::SYS_fsmount, fs, FSMOUNT_CLOEXEC, 0) })? as RawFd;
+            check(unsafe { libc::syscall(libc::SYS_fsmount, fs, FSMOUNT_CLOEXEC, attrs) })? as RawFd;
         // SAFETY: `mnt` is a detached mount fd, `target` a valid string.
         let moved = check(unsafe {
             libc::syscall(
@@ -415,19 +417,6 @@ pub fn mkdir_exist_ok(path: &CStr, mode: u32) -> SysResult<()> {
         Err(libc::EEXIST) => Ok(()),
         Err(e) => Err(e),
     }
-}
-
-/// Create an empty file if `path` does not exist (open O_CREAT). Child-safe.
-pub fn create_file_exist_ok(path: &CStr) -> SysResult<()> {
-    let fd = open(path, libc::O_WRONLY | libc::O_CREAT, 0o644)?;
-    close(fd);
-    Ok(())
-}
-
-/// symlink(2): create `link` pointing to `to`. Child-safe.
-pub fn symlink(to: &CStr, link: &CStr) -> SysResult<()> {
-    // SAFETY: both are valid NUL-terminated strings.
-    check_int(unsafe { libc::symlink(to.as_ptr(), link.as_ptr()) }).map(drop)
 }
 
 /// pivot_root(".", "."): make the current directory the root and stack

@@ -103,6 +103,11 @@ pub(crate) struct Prepared {
     pub loopback: bool,
     pub mounts: Vec<PreparedMount>,
     pub rootfs: Option<Rootfs>,
+    /// The rootfs's volume sources, opened before fork
+    /// ([`Rootfs::open_sources`]); `rootfs_source_fds` are their numbers.
+    #[expect(dead_code, reason = "keeps the sources open until the spawn returns")]
+    pub rootfs_sources: Vec<OwnedFd>,
+    pub rootfs_source_fds: Vec<RawFd>,
     pub cgroup_procs: Vec<CString>,
     /// Index in `cgroup_procs` of the unified hierarchy's file, skipped
     /// when clone3 put the child there already.
@@ -137,8 +142,9 @@ pub(crate) struct Park {
 }
 
 /// At most this many fds are kept by a parked process (the stdio ones, the
-/// namespace ones, the cgroup one); [`crate::Command::park`] checks.
-pub(crate) const MAX_PARK_FDS: usize = 32;
+/// namespace ones, the cgroup one, the rootfs's volume sources);
+/// [`crate::Command::park`] checks.
+pub(crate) const MAX_PARK_FDS: usize = 256;
 
 impl Prepared {
     /// The caller's fds the child uses after fork (stdio sources, the
@@ -152,6 +158,7 @@ impl Prepared {
             .chain(self.join_pidfd)
             .chain(self.join_files.iter().map(|(fd, _)| fd.as_raw_fd()))
             .chain(self.cgroup_v2_fd.as_ref().map(AsRawFd::as_raw_fd))
+            .chain(self.rootfs_source_fds.iter().copied())
             .collect();
         fds.sort_unstable();
         fds.dedup();
@@ -272,7 +279,7 @@ fn setup(p: &Prepared, report_fd: RawFd, in_unified: bool, joined: bool) -> Step
     // here, so cwd and the program are looked up inside it.
     if let Some(rootfs) = &p.rootfs {
         rootfs
-            .apply()
+            .apply(&p.rootfs_source_fds)
             .map_err(|f| (SpawnStep::Rootfs, f.errno, f.step as u32))?;
     }
     match p.session {

@@ -202,6 +202,37 @@ impl Command {
                 });
             }
         }
+        if let Some(rootfs) = &self.rootfs
+            && rootfs.mounts_cgroup2()
+            && !self.create.contains(Namespace::Cgroup)
+        {
+            return Err(Self::invalid(
+                "cgroup2 at /sys/fs/cgroup needs a cgroup namespace of its own",
+            ));
+        }
+        // Volume sources: opened here, in the caller's mount namespace.
+        let rootfs_sources = match &self.rootfs {
+            Some(rootfs) => rootfs.open_sources().map_err(|e| match e {
+                crate::rootfs::RootfsError::OpenSource {
+                    path,
+                    target,
+                    source,
+                } => SpawnError::Prepare {
+                    what: format!(
+                        "open mount source {} for {}",
+                        path.display(),
+                        target.display()
+                    ),
+                    source,
+                },
+                other => SpawnError::Prepare {
+                    what: "open the mount sources".into(),
+                    source: std::io::Error::other(other),
+                },
+            })?,
+            None => Vec::new(),
+        };
+        let rootfs_source_fds = rootfs_sources.iter().map(AsRawFd::as_raw_fd).collect();
         let mounts = self
             .mounts
             .iter()
@@ -271,6 +302,8 @@ impl Command {
             loopback: self.loopback,
             mounts,
             rootfs: self.rootfs.clone(),
+            rootfs_sources,
+            rootfs_source_fds,
             cgroup_procs,
             cgroup_unified_index,
             cgroup_v2_fd,
