@@ -11,6 +11,7 @@
 //! This module does not talk to systemd: on a systemd host give it a
 //! delegated parent.
 
+pub mod devices;
 mod v1;
 mod v2;
 
@@ -47,16 +48,19 @@ pub enum Controller {
     Pids,
     /// Freezing, used to kill every process race-free on v1.
     Freezer,
+    /// Device access (v1 only; see [`devices`]).
+    Devices,
 }
 
 impl Controller {
     /// Every controller, in order.
-    pub const ALL: [Controller; 5] = [
+    pub const ALL: [Controller; 6] = [
         Controller::Memory,
         Controller::Cpu,
         Controller::Cpuacct,
         Controller::Pids,
         Controller::Freezer,
+        Controller::Devices,
     ];
 
     /// The kernel's name for it.
@@ -67,6 +71,7 @@ impl Controller {
             Controller::Cpuacct => "cpuacct",
             Controller::Pids => "pids",
             Controller::Freezer => "freezer",
+            Controller::Devices => "devices",
         }
     }
 }
@@ -312,6 +317,22 @@ impl Cgroup {
             }
         }
         Ok(())
+    }
+
+    /// Allow only the standard device nodes ([`devices::ALLOWED`]) in the
+    /// v1 devices hierarchy, when the host has one; nothing to do without
+    /// it (cgroup v2: see [`devices`]). Call it on a cgroup that has no
+    /// children yet (a container's, before its instances): they inherit it.
+    pub fn restrict_devices(&self) -> Result<(), CgroupError> {
+        match self.v1.get(&Controller::Devices) {
+            Some(dir) => devices::restrict(dir),
+            None => Ok(()),
+        }
+    }
+
+    /// Whether the v1 devices hierarchy holds this cgroup.
+    pub fn has_devices_controller(&self) -> bool {
+        self.v1.contains_key(&Controller::Devices)
     }
 
     /// Move process `pid` into this cgroup in every hierarchy.
@@ -657,6 +678,7 @@ mod tests {
             PathBuf::from("/sys/fs/cgroup/cpuacct")
         );
         assert_eq!(v1.len(), 5);
+        assert!(!v1.contains_key(&Controller::Devices));
     }
 
     #[test]

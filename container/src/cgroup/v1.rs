@@ -42,7 +42,7 @@ pub fn apply(dir: &Path, controller: Controller, res: &Limits) -> Result<(), Cgr
                 write_file(&dir.join("pids.max"), &n.to_string())?;
             }
         }
-        Controller::Cpuacct | Controller::Freezer => {}
+        Controller::Cpuacct | Controller::Freezer | Controller::Devices => {}
     }
     Ok(())
 }
@@ -145,9 +145,15 @@ mod tests {
         assert_eq!(read(pids.join("pids.max")), "32");
         assert_eq!(
             ctr.procs_files().len(),
-            5,
+            6,
             "one cgroup.procs per v1 hierarchy"
         );
+        // The devices hierarchy gets runc's allow-list.
+        let devices = ctr.v1_dir(Controller::Devices).unwrap().to_path_buf();
+        assert_eq!(devices, tmp.path().join("devices/pods/pod-a/web"));
+        touch(&devices, &["devices.deny", "devices.allow"]);
+        ctr.restrict_devices().unwrap();
+        assert_eq!(read(devices.join("devices.deny")), "a");
     }
 
     #[test]

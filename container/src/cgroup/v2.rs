@@ -94,7 +94,7 @@ pub fn apply(dir: &Path, controller: Controller, res: &Limits) -> Result<(), Cgr
                 write_file(&dir.join("pids.max"), &limits::max_or(Some(n)))?;
             }
         }
-        Controller::Cpuacct | Controller::Freezer => {}
+        Controller::Cpuacct | Controller::Freezer | Controller::Devices => {}
     }
     Ok(())
 }
