@@ -11,6 +11,7 @@
 pub mod image_fixtures;
 pub mod images;
 pub mod pod;
+pub mod rootfs_checks;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};

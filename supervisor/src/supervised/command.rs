@@ -13,7 +13,7 @@ use crate::images::user::{self, UserError, UserRequest};
 use crate::spec::{Container, VolumeSource};
 use container::rootfs::{BindMount, RootfsSpec};
 use container::spawn::DEFAULT_PATH;
-use container::{CapSet, Cgroup, Command, Namespace, NamespaceSet, Stdio};
+use container::{CapSet, Cgroup, CgroupMode, Command, Namespace, NamespaceSet, Stdio};
 use nix::sys::signal::Signal;
 use std::path::{Path, PathBuf};
 
@@ -136,9 +136,16 @@ pub(super) fn command(
 
     let share_pid = ctx.pod.share_process_namespace;
     command.join_sandbox(ctx.sandbox, share_pid);
+    let mut create = NamespaceSet::EMPTY;
     if !share_pid {
-        command.create_namespaces(NamespaceSet::of(&[Namespace::Pid]));
+        create = create.with(Namespace::Pid);
     }
+    // A private cgroup namespace on pure cgroup v2, as containerd's CRI
+    // gives (none on v1 and hybrid hosts, as containerd).
+    if private_cgroup_namespace(ctx) {
+        create = create.with(Namespace::Cgroup);
+    }
+    command.create_namespaces(create);
     command.rootfs(rootfs(container, image, &working_dir, ctx)?);
     command.cgroup(cgroup);
     command.stdin(Stdio::Null);
@@ -147,6 +154,14 @@ pub(super) fn command(
     // Should the supervisor die without its teardown, the containers die too.
     command.parent_death_signal(Signal::SIGKILL);
     Ok(command)
+}
+
+/// Whether the container gets a cgroup namespace of its own, with its
+/// cgroup2 read-only at /sys/fs/cgroup: on a pure cgroup v2 host only, as
+/// containerd's CRI (`internal/cri/server/container_create_linux.go`
+/// adds the cgroup namespace when `cgroups.Mode() == cgroups.Unified`).
+fn private_cgroup_namespace(ctx: &PodContext<'_>) -> bool {
+    ctx.cgroup_host.mode() == CgroupMode::Unified
 }
 
 /// The container's root filesystem: its image's layers under a fresh
@@ -167,6 +182,7 @@ fn rootfs(
         source,
     })?;
     let mut spec = RootfsSpec::new(&staging)
+        .cgroup2(private_cgroup_namespace(ctx))
         .layers(image.layers_top_first.clone())
         .working_dir(working_dir)
         .read_only(container.security.read_only_root_filesystem);

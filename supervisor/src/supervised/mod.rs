@@ -177,6 +177,8 @@ impl SupervisedContainer {
                 .pod_cgroup
                 .create_child(ctx.cgroup_host, &format!("containers/{name}"))?;
             cgroup.apply(&self.spec.resources.limits)?;
+            // Before any instance cgroup exists beneath: they inherit it.
+            cgroup.restrict_devices()?;
             self.cgroup = Some(cgroup);
         }
         let container_cgroup = self.cgroup.as_ref().expect("created above");
