@@ -753,7 +753,7 @@ pub struct RootfsFailure {
 }
 
 /// `mount_setattr`'s propagation value for a private mount.
-const PRIVATE: u64 = libc::MS_PRIVATE as u64;
+const PRIVATE: u64 = libc::MS_PRIVATE;
 
 impl Rootfs {
     /// Open every volume source as a detached copy of its mount tree
