@@ -346,8 +346,8 @@ pub fn mount_overlay_layers(
             )
         })?;
         // SAFETY: `fs` is a configured fs context fd.
-        let mnt =
-            check(unsafe { libc::syscall(libc::SYS_fsmount, fs, FSMOUNT_CLOEXEC, attrs) })? as RawFd;
+        let mnt = check(unsafe { libc::syscall(libc::SYS_fsmount, fs, FSMOUNT_CLOEXEC, attrs) })?
+            as RawFd;
         // SAFETY: `mnt` is a detached mount fd, `target` a valid string.
         let moved = check(unsafe {
             libc::syscall(

@@ -42,9 +42,7 @@ pub fn value<'a>(lines: &'a [String], key: &str) -> &'a str {
 /// /proc/self/mountinfo (its third field).
 pub fn root_disk() -> Option<(u32, u32)> {
     let text = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
-    let line = text
-        .lines()
-        .find(|l| l.split(' ').nth(4) == Some("/"))?;
+    let line = text.lines().find(|l| l.split(' ').nth(4) == Some("/"))?;
     let (major, minor) = line.split(' ').nth(2)?.split_once(':')?;
     let device = (major.parse().ok()?, minor.parse().ok()?);
     // Major 0 is no block device (an overlay, a tmpfs root).

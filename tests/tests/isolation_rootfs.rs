@@ -326,3 +326,63 @@ spec:
     );
     stop(pod);
 }
+
+/// A volume source given as `/proc/self/fd/<n>` (how resolved subPaths
+/// are passed) is opened before fork, so it is the object the caller's fd
+/// holds, even once the path it was opened by points elsewhere; read-only
+/// as asked.
+#[test]
+fn a_source_given_as_an_fd_is_the_object_the_fd_holds() {
+    use std::io::{BufRead, BufReader};
+    use std::os::fd::AsRawFd;
+    if !prerequisites() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let staging = tmp.path().join("staging");
+    let held = tmp.path().join("held");
+    std::fs::create_dir_all(&staging).unwrap();
+    std::fs::create_dir_all(&held).unwrap();
+    std::fs::write(held.join("x"), "held-object\n").unwrap();
+    let fd = nix::fcntl::open(
+        &held,
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .unwrap();
+    // The path now names another directory: the fd still holds the first.
+    std::fs::rename(&held, tmp.path().join("moved")).unwrap();
+    std::fs::create_dir_all(&held).unwrap();
+    std::fs::write(held.join("x"), "swapped-in\n").unwrap();
+    let rootfs = container::RootfsSpec::new(&staging)
+        .bind(container::BindMount {
+            source: PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd())),
+            target: PathBuf::from("/podvisor-held"),
+            read_only: true,
+        })
+        .prepare()
+        .expect("prepare rootfs");
+    let mut command = container::Command::new("/bin/busybox");
+    command
+        .args([
+            "sh",
+            "-c",
+            "cat /podvisor-held/x; (touch /podvisor-held/y) 2>&1; echo END",
+        ])
+        .env("PATH", "/bin:/usr/bin")
+        .rootfs(rootfs)
+        .cwd("/")
+        .stdout(container::Stdio::Piped);
+    let mut child = command.spawn().expect("spawn");
+    drop(fd);
+    let out = child.stdout.take().unwrap();
+    let lines: Vec<String> = BufReader::new(out)
+        .lines()
+        .map_while(Result::ok)
+        .take_while(|l| l != "END")
+        .collect();
+    assert_eq!(child.wait().unwrap(), container::ExitStatus::Exited(0));
+    assert_eq!(lines[0], "held-object", "{lines:?}");
+    assert!(lines[1].contains("Read-only file system"), "{lines:?}");
+    assert!(!Path::new("/podvisor-held").exists());
+}

@@ -64,8 +64,15 @@ mod tests {
         assert_eq!(read("devices.deny"), "a");
         assert_eq!(read("devices.allow"), "c 136:* rwm");
         for node in ["1:3", "1:5", "1:7", "1:8", "1:9", "5:0", "5:2"] {
-            assert!(ALLOWED.contains(&format!("c {node} rwm").as_str()), "{node}");
+            assert!(
+                ALLOWED.contains(&format!("c {node} rwm").as_str()),
+                "{node}"
+            );
         }
-        assert!(!ALLOWED.iter().any(|r| r.starts_with('b') && r.contains('r')));
+        assert!(
+            !ALLOWED
+                .iter()
+                .any(|r| r.starts_with('b') && r.contains('r'))
+        );
     }
 }

@@ -276,7 +276,11 @@ impl RootfsSpec {
             plan.mkdir(dir, 0o755)?;
         }
         self.overlay(&mut plan, &root, &upper, &work)?;
-        plan.push(OpKind::OpenRoot(cstring(&root)?), "open the new root", &root);
+        plan.push(
+            OpKind::OpenRoot(cstring(&root)?),
+            "open the new root",
+            &root,
+        );
 
         // /proc of the container's PID namespace.
         let hardened = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC;
@@ -694,9 +698,13 @@ enum OpKind {
     },
     /// /dev/null over a file, an empty read-only tmpfs over a directory;
     /// nothing when the kernel has no such path.
-    Mask { at: CString },
+    Mask {
+        at: CString,
+    },
     /// A read-only bind of the path over itself; nothing when absent.
-    ReadOnly { at: CString },
+    ReadOnly {
+        at: CString,
+    },
     /// symlinkat in the directory `dir`.
     Symlink {
         to: CString,
@@ -704,7 +712,10 @@ enum OpKind {
         name: CString,
     },
     /// A directory (and its missing parents) in the root.
-    MakeDir { at: CString, mode: u32 },
+    MakeDir {
+        at: CString,
+        mode: u32,
+    },
     Chdir(CString),
     PivotRoot,
     DetachOldRoot,
@@ -914,15 +925,16 @@ fn apply_op(kind: &OpKind, root: &mut RawFd, sources: &[RawFd]) -> Result<(), i3
             if *recursive {
                 flags |= libc::AT_RECURSIVE as u32;
             }
-            let mount = sys::open_tree(libc::AT_FDCWD, source, flags).and_then(|m| {
-                match sys::mount_setattr(m, *recursive, *set, *clear, 0) {
-                    Ok(()) => Ok(m),
-                    Err(e) => {
-                        sys::close(m);
-                        Err(e)
-                    }
-                }
-            });
+            let mount =
+                sys::open_tree(libc::AT_FDCWD, source, flags).and_then(
+                    |m| match sys::mount_setattr(m, *recursive, *set, *clear, 0) {
+                        Ok(()) => Ok(m),
+                        Err(e) => {
+                            sys::close(m);
+                            Err(e)
+                        }
+                    },
+                );
             move_onto(mount, target)
         }
         OpKind::BindSource { index, at, create } => {

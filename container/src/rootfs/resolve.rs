@@ -87,7 +87,9 @@ pub(crate) fn resolve(root: RawFd, path: &[u8], create: Create) -> Result<RawFd,
                         .inspect_err(|_| sys::close(parent))?;
                     name[name_len] = 0;
                     let name_c = CStr::from_bytes_until_nul(&name).map_err(|_| libc::EINVAL)?;
-                    let last = rest.split(|b| *b == b'/').all(|c| c.is_empty() || c == b".");
+                    let last = rest
+                        .split(|b| *b == b'/')
+                        .all(|c| c.is_empty() || c == b".");
                     let made = match create {
                         Create::File if last => sys::create_file_at(parent, name_c, 0o644),
                         Create::Dir(mode) if last => sys::mkdirat(parent, name_c, mode),

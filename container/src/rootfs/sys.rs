@@ -117,9 +117,11 @@ pub fn create_file_at(dirfd: RawFd, name: &CStr, mode: u32) -> Result<(), Errno>
 /// readlinkat(2) into `buf`; the length of the link text. Child-safe.
 pub fn readlinkat(dirfd: RawFd, name: &CStr, buf: &mut [u8]) -> Result<usize, Errno> {
     // SAFETY: `buf` is valid for writes of `buf.len()` bytes.
-    let n = check(unsafe {
-        libc::readlinkat(dirfd, name.as_ptr(), buf.as_mut_ptr().cast(), buf.len())
-    } as libc::c_long)?;
+    let n =
+        check(
+            unsafe { libc::readlinkat(dirfd, name.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) }
+                as libc::c_long,
+        )?;
     Ok(n as usize)
 }
 
