@@ -8,6 +8,10 @@
 //! the `...OrCreate` types create anything. Mounting these into a container
 //! happens in the container's own mount namespace (see `rootfs`).
 
+pub mod subpath;
+
+pub use subpath::SubPathError;
+
 use crate::spec::{HostPathType, PodSpec, Volume, VolumeFile, VolumeSource};
 use nix::mount::{MntFlags, MsFlags};
 use std::collections::BTreeMap;
@@ -64,8 +68,22 @@ impl PodVolumes {
             root: root.to_path_buf(),
             ..PodVolumes::default()
         };
+        // Root only: no other user of the host reaches a pod's volumes or
+        // secrets through here (a container sees only the volumes bound
+        // into it, whatever the modes of their parents on the host).
+        let private = create_dir(root, 0o700)
+            .and_then(|()| fs::set_permissions(root, fs::Permissions::from_mode(0o700)));
+        if let Err(source) = private {
+            return Err(VolumeError::Io {
+                volume: "*".to_string(),
+                action: "create",
+                path: root.to_path_buf(),
+                source,
+            });
+        }
+        let pod_memory_limit = pod_memory_limit(pod);
         for volume in &pod.volumes {
-            if let Err(error) = volumes.prepare_one(volume, pod.fs_group) {
+            if let Err(error) = volumes.prepare_one(volume, pod.fs_group, pod_memory_limit) {
                 volumes.remove();
                 return Err(error);
             }
@@ -106,7 +124,12 @@ impl PodVolumes {
         self.paths.get(name).map(PathBuf::as_path)
     }
 
-    fn prepare_one(&mut self, volume: &Volume, fs_group: Option<u32>) -> Result<(), VolumeError> {
+    fn prepare_one(
+        &mut self,
+        volume: &Volume,
+        fs_group: Option<u32>,
+        pod_memory_limit: Option<u64>,
+    ) -> Result<(), VolumeError> {
         let name = volume.name.as_str();
         let io = |action: &'static str, path: &Path| {
             let path = path.to_path_buf();
@@ -122,7 +145,14 @@ impl PodVolumes {
                 let dir = self.root.join(name);
                 create_dir(&dir, 0o777).map_err(io("create", &dir))?;
                 if *memory {
-                    mount_tmpfs(&dir, *size_limit).map_err(|errno| VolumeError::Tmpfs {
+                    // kubelet (emptydir calculateEmptyDirMemorySize): the
+                    // sizeLimit, or the pod's memory limit when it is
+                    // smaller or the sizeLimit is unset.
+                    let size = match (*size_limit, pod_memory_limit) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        (a, b) => a.or(b),
+                    };
+                    mount_tmpfs(&dir, size).map_err(|errno| VolumeError::Tmpfs {
                         volume: name.to_string(),
                         path: dir.clone(),
                         errno,
@@ -178,6 +208,24 @@ impl PodVolumes {
         self.paths.clear();
         errors
     }
+}
+
+/// The pod's memory limit as kubelet's `ResourceConfigForPod` has it: when
+/// every container has one, their sum, or the largest init container's
+/// when that is more (init containers run one at a time); else none.
+pub fn pod_memory_limit(pod: &PodSpec) -> Option<u64> {
+    let limit = |c: &crate::spec::Container| c.resources.limits.memory_limit_bytes;
+    let apps = pod
+        .containers
+        .iter()
+        .map(limit)
+        .try_fold(0u64, |sum, l| l.map(|l| sum.saturating_add(l)))?;
+    let init = pod
+        .init_containers
+        .iter()
+        .map(limit)
+        .try_fold(0u64, |max, l| l.map(|l| max.max(l)))?;
+    Some(apps.max(init))
 }
 
 /// Unmount everything mounted at or below `dir` (deepest first): what a

@@ -126,6 +126,9 @@ pub(crate) struct Prepared {
     /// Parked ([`crate::Command::park`]): the go pipe's read end and the
     /// only other fds kept open while parked.
     pub park: Option<Park>,
+    /// The caller's fds named by mount sources (`/proc/self/fd/<n>`): kept
+    /// open while parked, and alive as long as this.
+    pub held_fds: Vec<std::sync::Arc<OwnedFd>>,
 }
 
 /// How a parked process waits: it reads one byte from `go_read`. Every
@@ -152,6 +155,7 @@ impl Prepared {
             .chain(self.join_pidfd)
             .chain(self.join_files.iter().map(|(fd, _)| fd.as_raw_fd()))
             .chain(self.cgroup_v2_fd.as_ref().map(AsRawFd::as_raw_fd))
+            .chain(self.held_fds.iter().map(|fd| fd.as_raw_fd()))
             .collect();
         fds.sort_unstable();
         fds.dedup();

@@ -752,6 +752,17 @@ impl PodRuntime {
                     Some(now.mono + RESYNC),
                 );
             }
+            // kubelet: a subPath it cannot prepare safely is
+            // CreateContainerConfigError (makeMounts), retried later.
+            Err(SupervisedError::Command(error @ CommandError::SubPath { .. })) => {
+                let message = supervised::error_chain(&error);
+                self.held(
+                    index,
+                    WaitingReason::CreateContainerConfigError,
+                    message,
+                    Some(now.mono + RESYNC),
+                );
+            }
             Err(SupervisedError::Command(CommandError::User { source, .. })) => {
                 let reason = if source.is_config_error() {
                     WaitingReason::CreateContainerConfigError

@@ -20,6 +20,13 @@ pub struct ContainerResources {
     pub limits: container::Limits,
     /// Memory request in bytes (it changes no cgroup file).
     pub memory_request_bytes: Option<u64>,
+    /// `limits.ephemeral-storage` in bytes: the size of the container's
+    /// writable layer (a tmpfs), and what its logs may take before the
+    /// pod is evicted (see `eviction`).
+    pub ephemeral_storage_limit_bytes: Option<u64>,
+    /// `requests.ephemeral-storage` in bytes (scheduling only: nothing
+    /// here acts on it).
+    pub ephemeral_storage_request_bytes: Option<u64>,
 }
 
 /// `memory` and `cpu` of one `limits` or `requests` map.
@@ -27,6 +34,7 @@ pub struct ContainerResources {
 struct Amounts {
     memory_bytes: Option<u64>,
     cpu_millis: Option<u64>,
+    ephemeral_storage_bytes: Option<u64>,
 }
 
 /// A container's `resources` at `rp`.
@@ -46,6 +54,11 @@ pub(super) fn resources(
     for (name, limit, request) in [
         ("memory", limits.memory_bytes, requests.memory_bytes),
         ("cpu", limits.cpu_millis, requests.cpu_millis),
+        (
+            "ephemeral-storage",
+            limits.ephemeral_storage_bytes,
+            requests.ephemeral_storage_bytes,
+        ),
     ] {
         if let (Some(l), Some(q)) = (limit, request)
             && q > l
@@ -69,6 +82,10 @@ pub(super) fn resources(
             pids_limit: None,
         },
         memory_request_bytes: requests.memory_bytes.or(limits.memory_bytes),
+        ephemeral_storage_limit_bytes: limits.ephemeral_storage_bytes,
+        ephemeral_storage_request_bytes: requests
+            .ephemeral_storage_bytes
+            .or(limits.ephemeral_storage_bytes),
     })
 }
 
@@ -79,15 +96,12 @@ fn amounts(ctx: &mut Ctx<'_>, map: &BTreeMap<String, QuantityText>, sp: &str) ->
         match name.as_str() {
             "memory" => out.memory_bytes = Some(bytes(ctx, &path, q)?),
             "cpu" => out.cpu_millis = Some(millicores(ctx, &path, q)?),
-            "ephemeral-storage" => {
-                bytes(ctx, &path, q)?;
-                ctx.ignored.push(path);
-            }
+            "ephemeral-storage" => out.ephemeral_storage_bytes = Some(bytes(ctx, &path, q)?),
             other => {
                 return Err(ctx.err(
                     &path,
                     Some(&q.0),
-                    format!("resource {other:?} not supported (cpu, memory; ephemeral-storage is ignored)"),
+                    format!("resource {other:?} not supported (cpu, memory, ephemeral-storage)"),
                 ));
             }
         }

@@ -15,7 +15,10 @@ use container::rootfs::{BindMount, RootfsSpec};
 use container::spawn::DEFAULT_PATH;
 use container::{CapSet, Cgroup, Command, Namespace, NamespaceSet, Stdio};
 use nix::sys::signal::Signal;
+use crate::volumes::subpath::{self, Missing};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Why a container's process could not be described (before any spawn).
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +44,14 @@ pub enum CommandError {
     User {
         container: String,
         source: UserError,
+    },
+    /// kubelet's makeMounts: "failed to prepare subPath for volumeMount
+    /// ... of container ..." (CreateContainerConfigError).
+    #[error("failed to prepare subPath for volumeMount {mount_path:?} of container {container:?}: {reason}")]
+    SubPath {
+        container: String,
+        mount_path: PathBuf,
+        reason: crate::volumes::SubPathError,
     },
     #[error("container {container}: create the rootfs staging dir {path}: {source}")]
     Staging {
@@ -139,7 +150,11 @@ pub(super) fn command(
     if !share_pid {
         command.create_namespaces(NamespaceSet::of(&[Namespace::Pid]));
     }
-    command.rootfs(rootfs(container, image, &working_dir, ctx)?);
+    let (rootfs, held) = rootfs(container, image, &working_dir, ctx)?;
+    command.rootfs(rootfs);
+    for fd in held {
+        command.hold_fd(fd);
+    }
     command.cgroup(cgroup);
     command.stdin(Stdio::Null);
     command.stdout(Stdio::Piped);
@@ -151,14 +166,17 @@ pub(super) fn command(
 
 /// The container's root filesystem: its image's layers under a fresh
 /// writable layer (a tmpfs in its own mount namespace, charged to its
-/// memory cgroup, gone with the instance), with the pod's volumes and
-/// files bound in and the working directory made if missing.
+/// memory cgroup, gone with the instance, as big as the container's
+/// `ephemeral-storage` limit), with the pod's volumes and files bound in
+/// and the working directory made if missing. A subPath is resolved inside
+/// its volume and bound through the descriptor returned with the rootfs,
+/// which the command holds until the child has mounted it.
 fn rootfs(
     container: &Container,
     image: &ResolvedImage,
     working_dir: &Path,
     ctx: &PodContext<'_>,
-) -> Result<container::rootfs::Rootfs, CommandError> {
+) -> Result<(container::rootfs::Rootfs, Vec<Arc<OwnedFd>>), CommandError> {
     let name = container.name.as_str();
     let staging = ctx.state_dir.join("rootfs").join(name);
     std::fs::create_dir_all(&staging).map_err(|source| CommandError::Staging {
@@ -169,13 +187,15 @@ fn rootfs(
     let mut spec = RootfsSpec::new(&staging)
         .layers(image.layers_top_first.clone())
         .working_dir(working_dir)
-        .read_only(container.security.read_only_root_filesystem);
+        .read_only(container.security.read_only_root_filesystem)
+        .writable_layer_size(container.resources.ephemeral_storage_limit_bytes);
     if let Some(shm) = ctx.volumes.shm() {
         spec = spec.shm(shm);
     }
     for file in ctx.pod_files {
         spec = spec.bind(file.clone());
     }
+    let mut held = Vec::new();
     for mount in &container.mounts {
         let base = ctx
             .volumes
@@ -185,29 +205,41 @@ fn rootfs(
                 volume: mount.volume.clone(),
                 mount_path: mount.mount_path.clone(),
             })?;
+        let volume = ctx.pod.volume(&mount.volume).map(|v| &v.source);
         let source = match &mount.sub_path {
             Some(sub) => {
-                let path = base.join(sub);
-                // kubelet creates a missing subPath directory in the volume.
-                let is_host_path = matches!(
-                    ctx.pod.volume(&mount.volume).map(|v| &v.source),
-                    Some(VolumeSource::HostPath { .. })
-                );
-                if !path.exists() && !is_host_path {
-                    let _ = std::fs::create_dir_all(&path);
-                }
-                path
+                // kubelet creates a missing subPath in the volume, safely
+                // (doSafeMakeDir); on a hostPath we create nothing.
+                let missing = if matches!(volume, Some(VolumeSource::HostPath { .. })) {
+                    Missing::Refuse
+                } else {
+                    Missing::Create
+                };
+                let fd = subpath::open(&mount.volume, base, sub, missing).map_err(|reason| {
+                    CommandError::SubPath {
+                        container: name.to_string(),
+                        mount_path: mount.mount_path.clone(),
+                        reason,
+                    }
+                })?;
+                let source = PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()));
+                held.push(Arc::new(fd));
+                source
             }
             None => base.to_path_buf(),
         };
+        // kubelet's makeMounts: configMap, secret, downwardAPI and projected
+        // volumes are mounted read-only whatever readOnly says (mustMountRO).
+        let must_read_only = matches!(volume, Some(VolumeSource::Files { .. }));
         spec = spec.bind(BindMount {
             source,
             target: mount.mount_path.clone(),
-            read_only: mount.read_only,
+            read_only: mount.read_only || must_read_only,
         });
     }
-    spec.prepare().map_err(|source| CommandError::Rootfs {
+    let rootfs = spec.prepare().map_err(|source| CommandError::Rootfs {
         container: name.to_string(),
         source,
-    })
+    })?;
+    Ok((rootfs, held))
 }
