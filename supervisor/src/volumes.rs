@@ -59,6 +59,9 @@ pub const SHM_SIZE: u64 = 64 * 1024 * 1024;
 /// The pod's /dev/shm under the volume dir; no volume name (a DNS label)
 /// can start with a dot.
 const SHM_DIR: &str = ".shm";
+/// The resolved subPaths, bound under the volume dir as kubelet binds them
+/// under `volume-subpaths/`: `.subpaths/<container>/<mount index>`.
+const SUBPATHS_DIR: &str = ".subpaths";
 
 impl PodVolumes {
     /// Create every volume of `pod` under `root` (the pod's volume dir).
@@ -182,10 +185,90 @@ impl PodVolumes {
         Ok(())
     }
 
+    /// Bind the subPath held by `fd` (see [`subpath::open`]) at the
+    /// container's staging point for mount `index`, through
+    /// `/proc/self/fd/<n>` (the very inode that was checked; nothing
+    /// swapped in the volume since is followed), and return that point:
+    /// the container binds it in its own mount namespace (a bind of an
+    /// fd's path from another mount namespace is EINVAL). The staging dir
+    /// is root's only, in no volume.
+    pub fn stage_subpath(
+        &self,
+        container: &str,
+        index: usize,
+        fd: &std::os::fd::OwnedFd,
+    ) -> Result<PathBuf, VolumeError> {
+        use std::os::fd::AsRawFd;
+        let point = self
+            .root
+            .join(SUBPATHS_DIR)
+            .join(container)
+            .join(index.to_string());
+        let io = |action: &'static str| {
+            let point = point.clone();
+            move |source| VolumeError::Io {
+                volume: format!("subPath of {container}"),
+                action,
+                path: point,
+                source,
+            }
+        };
+        let source = format!("/proc/self/fd/{}", fd.as_raw_fd());
+        let is_dir = fs::metadata(&source).map_err(io("inspect"))?.is_dir();
+        if let Some(parent) = point.parent() {
+            create_dir(parent, 0o700).map_err(io("create"))?;
+        }
+        if is_dir {
+            create_dir(&point, 0o700).map_err(io("create"))?;
+        } else {
+            fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o600)
+                .open(&point)
+                .map(drop)
+                .map_err(io("create"))?;
+        }
+        nix::mount::mount(
+            Some(source.as_str()),
+            &point,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .map_err(|errno| io("bind")(std::io::Error::from(errno)))?;
+        Ok(point)
+    }
+
+    /// Unmount and remove a container's staged subPaths (before it stages
+    /// its next instance's: the instances that used them have bound them
+    /// in their own mount namespaces already).
+    pub fn clear_subpaths(&self, container: &str) {
+        let dir = self.root.join(SUBPATHS_DIR).join(container);
+        if dir.exists() {
+            let _ = unmount_below(&dir);
+            let _ = fs::remove_dir_all(&dir);
+        }
+    }
+
     /// Unmount the tmpfs volumes and remove the volume directory. Errors are
     /// returned after everything possible was removed.
     pub fn remove(&mut self) -> Vec<VolumeError> {
         let mut errors = Vec::new();
+        // The staged subPaths are binds of volume (or host) directories:
+        // never remove through them.
+        let subpaths = self.root.join(SUBPATHS_DIR);
+        let unbound = unmount_below(&subpaths);
+        if !unbound.is_empty() {
+            errors.extend(unbound.into_iter().map(|problem| VolumeError::Io {
+                volume: "subPath".to_string(),
+                action: "unmount",
+                path: subpaths.clone(),
+                source: std::io::Error::other(problem),
+            }));
+            return errors;
+        }
         for (volume, path) in self.tmpfs.drain(..) {
             if let Err(errno) = nix::mount::umount2(&path, MntFlags::MNT_DETACH) {
                 errors.push(VolumeError::Tmpfs {

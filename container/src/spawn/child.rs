@@ -126,9 +126,6 @@ pub(crate) struct Prepared {
     /// Parked ([`crate::Command::park`]): the go pipe's read end and the
     /// only other fds kept open while parked.
     pub park: Option<Park>,
-    /// The caller's fds named by mount sources (`/proc/self/fd/<n>`): kept
-    /// open while parked, and alive as long as this.
-    pub held_fds: Vec<std::sync::Arc<OwnedFd>>,
 }
 
 /// How a parked process waits: it reads one byte from `go_read`. Every
@@ -155,7 +152,6 @@ impl Prepared {
             .chain(self.join_pidfd)
             .chain(self.join_files.iter().map(|(fd, _)| fd.as_raw_fd()))
             .chain(self.cgroup_v2_fd.as_ref().map(AsRawFd::as_raw_fd))
-            .chain(self.held_fds.iter().map(|fd| fd.as_raw_fd()))
             .collect();
         fds.sort_unstable();
         fds.dedup();

@@ -182,7 +182,6 @@ pub struct Command {
     inherit_fds: bool,
     lookup: ProgramLookup,
     reaper: bool,
-    held_fds: Vec<std::sync::Arc<OwnedFd>>,
 }
 
 impl Command {
@@ -216,7 +215,6 @@ impl Command {
             inherit_fds: false,
             lookup: ProgramLookup::Runtime,
             reaper: false,
-            held_fds: Vec::new(),
         }
     }
 
@@ -416,15 +414,6 @@ impl Command {
     /// close-on-exec, so a container gets its stdio only.
     pub fn inherit_fds(&mut self, on: bool) -> &mut Command {
         self.inherit_fds = on;
-        self
-    }
-
-    /// Keep `fd` open in the child until its exec (close-on-exec), also
-    /// while it is parked: a mount source given as `/proc/self/fd/<n>` (a
-    /// volume's subPath, resolved and held by the caller) must still name
-    /// the same file when the child mounts it.
-    pub fn hold_fd(&mut self, fd: std::sync::Arc<OwnedFd>) -> &mut Command {
-        self.held_fds.push(fd);
         self
     }
 

@@ -288,7 +288,6 @@ impl Command {
             no_new_privs: self.no_new_privs,
             reaper: self.reaper,
             park: None,
-            held_fds: self.held_fds.clone(),
         };
         // The pidfd must stay open until fork; keep it with the command.
         if let Some(pidfd) = join_pidfd {

@@ -128,3 +128,33 @@ fn quantity_error(ctx: &Ctx<'_>, path: &str, source: quantity::QuantityError) ->
         source,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    fn load(resources: &str) -> Result<crate::spec::PodSpec, String> {
+        crate::spec::load_str(
+            "t.yaml",
+            &format!(
+                "apiVersion: v1\nkind: Pod\nmetadata: {{name: p}}\nspec:\n  containers:\n  - name: c\n    image: busybox\n    command: [/bin/true]\n    resources: {resources}\n"
+            ),
+        )
+        .map(|loaded| loaded.pod)
+        .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn ephemeral_storage_is_parsed_and_its_request_defaults_to_the_limit() {
+        let pod = load("{limits: {ephemeral-storage: 1Mi}}").unwrap();
+        let r = pod.containers[0].resources;
+        assert_eq!(r.ephemeral_storage_limit_bytes, Some(1 << 20));
+        assert_eq!(r.ephemeral_storage_request_bytes, Some(1 << 20));
+        let error = load("{limits: {ephemeral-storage: 1Mi}, requests: {ephemeral-storage: 2Mi}}")
+            .unwrap_err();
+        assert!(
+            error.contains("requests.ephemeral-storage")
+                && error.contains("less than or equal to the ephemeral-storage limit 1Mi"),
+            "{error}"
+        );
+        assert!(load("{limits: {ephemeral-storage: 1Xi}}").is_err());
+    }
+}

@@ -11,14 +11,12 @@ use super::PodContext;
 use crate::images::ResolvedImage;
 use crate::images::user::{self, UserError, UserRequest};
 use crate::spec::{Container, VolumeSource};
+use crate::volumes::subpath::{self, Missing};
 use container::rootfs::{BindMount, RootfsSpec};
 use container::spawn::DEFAULT_PATH;
 use container::{CapSet, Cgroup, Command, Namespace, NamespaceSet, Stdio};
 use nix::sys::signal::Signal;
-use crate::volumes::subpath::{self, Missing};
-use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 /// Why a container's process could not be described (before any spawn).
 #[derive(Debug, thiserror::Error)]
@@ -47,11 +45,18 @@ pub enum CommandError {
     },
     /// kubelet's makeMounts: "failed to prepare subPath for volumeMount
     /// ... of container ..." (CreateContainerConfigError).
-    #[error("failed to prepare subPath for volumeMount {mount_path:?} of container {container:?}: {reason}")]
+    #[error(
+        "failed to prepare subPath for volumeMount {mount_path:?} of container {container:?}: {reason}"
+    )]
     SubPath {
         container: String,
         mount_path: PathBuf,
         reason: crate::volumes::SubPathError,
+    },
+    #[error("container {container}: {source}")]
+    StageSubPath {
+        container: String,
+        source: crate::volumes::VolumeError,
     },
     #[error("container {container}: create the rootfs staging dir {path}: {source}")]
     Staging {
@@ -150,11 +155,7 @@ pub(super) fn command(
     if !share_pid {
         command.create_namespaces(NamespaceSet::of(&[Namespace::Pid]));
     }
-    let (rootfs, held) = rootfs(container, image, &working_dir, ctx)?;
-    command.rootfs(rootfs);
-    for fd in held {
-        command.hold_fd(fd);
-    }
+    command.rootfs(rootfs(container, image, &working_dir, ctx)?);
     command.cgroup(cgroup);
     command.stdin(Stdio::Null);
     command.stdout(Stdio::Piped);
@@ -169,14 +170,15 @@ pub(super) fn command(
 /// memory cgroup, gone with the instance, as big as the container's
 /// `ephemeral-storage` limit), with the pod's volumes and files bound in
 /// and the working directory made if missing. A subPath is resolved inside
-/// its volume and bound through the descriptor returned with the rootfs,
-/// which the command holds until the child has mounted it.
+/// its volume, held as a descriptor and bound through it at a staging
+/// point of the pod's (kubelet's volume-subpaths), which the container
+/// binds.
 fn rootfs(
     container: &Container,
     image: &ResolvedImage,
     working_dir: &Path,
     ctx: &PodContext<'_>,
-) -> Result<(container::rootfs::Rootfs, Vec<Arc<OwnedFd>>), CommandError> {
+) -> Result<container::rootfs::Rootfs, CommandError> {
     let name = container.name.as_str();
     let staging = ctx.state_dir.join("rootfs").join(name);
     std::fs::create_dir_all(&staging).map_err(|source| CommandError::Staging {
@@ -195,8 +197,8 @@ fn rootfs(
     for file in ctx.pod_files {
         spec = spec.bind(file.clone());
     }
-    let mut held = Vec::new();
-    for mount in &container.mounts {
+    ctx.volumes.clear_subpaths(name);
+    for (index, mount) in container.mounts.iter().enumerate() {
         let base = ctx
             .volumes
             .path(&mount.volume)
@@ -222,9 +224,12 @@ fn rootfs(
                         reason,
                     }
                 })?;
-                let source = PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()));
-                held.push(Arc::new(fd));
-                source
+                ctx.volumes
+                    .stage_subpath(name, index, &fd)
+                    .map_err(|source| CommandError::StageSubPath {
+                        container: name.to_string(),
+                        source,
+                    })?
             }
             None => base.to_path_buf(),
         };
@@ -237,9 +242,8 @@ fn rootfs(
             read_only: mount.read_only || must_read_only,
         });
     }
-    let rootfs = spec.prepare().map_err(|source| CommandError::Rootfs {
+    spec.prepare().map_err(|source| CommandError::Rootfs {
         container: name.to_string(),
         source,
-    })?;
-    Ok((rootfs, held))
+    })
 }

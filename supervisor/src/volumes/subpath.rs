@@ -6,9 +6,11 @@
 //! host. Here the volume directory is opened, the subPath resolved from it
 //! with `openat2(RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS)` (the kernel
 //! refuses any `..` or symlink that leaves the volume, absolute symlinks
-//! included, with EXDEV), and the result kept as an `O_PATH` descriptor: the
-//! container binds `/proc/self/fd/<n>`, a magic link to that very inode,
-//! so nothing swapped in between the check and the mount is followed.
+//! included, with EXDEV), and the result kept as an `O_PATH` descriptor,
+//! bound through `/proc/self/fd/<n>` (a magic link to that very inode) at
+//! a root-only staging point (`PodVolumes::stage_subpath`, kubelet's
+//! `volume-subpaths/`), so nothing swapped in between the check and the
+//! mount is followed; the container binds the staging point.
 //! A missing subPath is made one directory at a time from the descriptor
 //! of its parent (kubelet's `doSafeMakeDir`), never through a symlink.
 
@@ -23,7 +25,9 @@ use std::path::{Component, Path, PathBuf};
 /// user's message too).
 #[derive(Debug, thiserror::Error)]
 pub enum SubPathError {
-    #[error("subPath {sub_path:?} of volume {volume:?} leaves the volume (through a symlink or \"..\")")]
+    #[error(
+        "subPath {sub_path:?} of volume {volume:?} leaves the volume (through a symlink or \"..\")"
+    )]
     Escapes { volume: String, sub_path: PathBuf },
     #[error("subPath {sub_path:?} of volume {volume:?} does not exist")]
     Missing { volume: String, sub_path: PathBuf },
