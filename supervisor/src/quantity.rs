@@ -244,6 +244,34 @@ pub fn parse_bytes(text: &str) -> Result<u64, QuantityError> {
     Quantity::parse(text)?.to_units()
 }
 
+/// `bytes` written back as Kubernetes' canonical quantity does: the
+/// largest binary suffix that divides it (`1Mi`), else the largest
+/// decimal one (`5M`), else plain bytes.
+pub fn format_bytes(bytes: u64) -> String {
+    if bytes == 0 {
+        return "0".to_string();
+    }
+    for (suffix, unit) in [
+        ("Ei", 1u64 << 60),
+        ("Pi", 1 << 50),
+        ("Ti", 1 << 40),
+        ("Gi", 1 << 30),
+        ("Mi", 1 << 20),
+        ("Ki", 1 << 10),
+        ("E", 1_000_000_000_000_000_000),
+        ("P", 1_000_000_000_000_000),
+        ("T", 1_000_000_000_000),
+        ("G", 1_000_000_000),
+        ("M", 1_000_000),
+        ("k", 1_000),
+    ] {
+        if bytes.is_multiple_of(unit) {
+            return format!("{}{suffix}", bytes / unit);
+        }
+    }
+    bytes.to_string()
+}
+
 /// Parses `text` as a CPU quantity in millicores (rounded up, non-negative).
 pub fn parse_millicores(text: &str) -> Result<u64, QuantityError> {
     Quantity::parse(text)?.to_millis()
@@ -264,6 +292,9 @@ mod tests {
         assert_eq!(parse_bytes("100Mi"), Ok(104_857_600));
         assert_eq!(parse_bytes("1Gi"), Ok(1_073_741_824));
         assert_eq!(parse_bytes("1Ki"), Ok(1024));
+        for text in ["1Mi", "5M", "1023", "3Gi", "0", "1500k"] {
+            assert_eq!(format_bytes(parse_bytes(text).unwrap()), text);
+        }
         assert_eq!(parse_bytes("1Ti"), Ok(1 << 40));
         assert_eq!(parse_bytes("1Pi"), Ok(1 << 50));
         assert_eq!(parse_bytes("1Ei"), Ok(1 << 60));

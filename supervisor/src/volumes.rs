@@ -8,6 +8,10 @@
 //! the `...OrCreate` types create anything. Mounting these into a container
 //! happens in the container's own mount namespace (see `rootfs`).
 
+pub mod subpath;
+
+pub use subpath::SubPathError;
+
 use crate::spec::{HostPathType, PodSpec, Volume, VolumeFile, VolumeSource};
 use nix::mount::{MntFlags, MsFlags};
 use std::collections::BTreeMap;
@@ -55,6 +59,9 @@ pub const SHM_SIZE: u64 = 64 * 1024 * 1024;
 /// The pod's /dev/shm under the volume dir; no volume name (a DNS label)
 /// can start with a dot.
 const SHM_DIR: &str = ".shm";
+/// The resolved subPaths, bound under the volume dir as kubelet binds them
+/// under `volume-subpaths/`: `.subpaths/<container>/<mount index>`.
+const SUBPATHS_DIR: &str = ".subpaths";
 
 impl PodVolumes {
     /// Create every volume of `pod` under `root` (the pod's volume dir).
@@ -64,8 +71,22 @@ impl PodVolumes {
             root: root.to_path_buf(),
             ..PodVolumes::default()
         };
+        // Root only: no other user of the host reaches a pod's volumes or
+        // secrets through here (a container sees only the volumes bound
+        // into it, whatever the modes of their parents on the host).
+        let private = create_dir(root, 0o700)
+            .and_then(|()| fs::set_permissions(root, fs::Permissions::from_mode(0o700)));
+        if let Err(source) = private {
+            return Err(VolumeError::Io {
+                volume: "*".to_string(),
+                action: "create",
+                path: root.to_path_buf(),
+                source,
+            });
+        }
+        let pod_memory_limit = pod_memory_limit(pod);
         for volume in &pod.volumes {
-            if let Err(error) = volumes.prepare_one(volume, pod.fs_group) {
+            if let Err(error) = volumes.prepare_one(volume, pod.fs_group, pod_memory_limit) {
                 volumes.remove();
                 return Err(error);
             }
@@ -106,7 +127,12 @@ impl PodVolumes {
         self.paths.get(name).map(PathBuf::as_path)
     }
 
-    fn prepare_one(&mut self, volume: &Volume, fs_group: Option<u32>) -> Result<(), VolumeError> {
+    fn prepare_one(
+        &mut self,
+        volume: &Volume,
+        fs_group: Option<u32>,
+        pod_memory_limit: Option<u64>,
+    ) -> Result<(), VolumeError> {
         let name = volume.name.as_str();
         let io = |action: &'static str, path: &Path| {
             let path = path.to_path_buf();
@@ -122,7 +148,14 @@ impl PodVolumes {
                 let dir = self.root.join(name);
                 create_dir(&dir, 0o777).map_err(io("create", &dir))?;
                 if *memory {
-                    mount_tmpfs(&dir, *size_limit).map_err(|errno| VolumeError::Tmpfs {
+                    // kubelet (emptydir calculateEmptyDirMemorySize): the
+                    // sizeLimit, or the pod's memory limit when it is
+                    // smaller or the sizeLimit is unset.
+                    let size = match (*size_limit, pod_memory_limit) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        (a, b) => a.or(b),
+                    };
+                    mount_tmpfs(&dir, size).map_err(|errno| VolumeError::Tmpfs {
                         volume: name.to_string(),
                         path: dir.clone(),
                         errno,
@@ -152,10 +185,90 @@ impl PodVolumes {
         Ok(())
     }
 
+    /// Bind the subPath held by `fd` (see [`subpath::open`]) at the
+    /// container's staging point for mount `index`, through
+    /// `/proc/self/fd/<n>` (the very inode that was checked; nothing
+    /// swapped in the volume since is followed), and return that point:
+    /// the container binds it in its own mount namespace (a bind of an
+    /// fd's path from another mount namespace is EINVAL). The staging dir
+    /// is root's only, in no volume.
+    pub fn stage_subpath(
+        &self,
+        container: &str,
+        index: usize,
+        fd: &std::os::fd::OwnedFd,
+    ) -> Result<PathBuf, VolumeError> {
+        use std::os::fd::AsRawFd;
+        let point = self
+            .root
+            .join(SUBPATHS_DIR)
+            .join(container)
+            .join(index.to_string());
+        let io = |action: &'static str| {
+            let point = point.clone();
+            move |source| VolumeError::Io {
+                volume: format!("subPath of {container}"),
+                action,
+                path: point,
+                source,
+            }
+        };
+        let source = format!("/proc/self/fd/{}", fd.as_raw_fd());
+        let is_dir = fs::metadata(&source).map_err(io("inspect"))?.is_dir();
+        if let Some(parent) = point.parent() {
+            create_dir(parent, 0o700).map_err(io("create"))?;
+        }
+        if is_dir {
+            create_dir(&point, 0o700).map_err(io("create"))?;
+        } else {
+            fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o600)
+                .open(&point)
+                .map(drop)
+                .map_err(io("create"))?;
+        }
+        nix::mount::mount(
+            Some(source.as_str()),
+            &point,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .map_err(|errno| io("bind")(std::io::Error::from(errno)))?;
+        Ok(point)
+    }
+
+    /// Unmount and remove a container's staged subPaths (before it stages
+    /// its next instance's: the instances that used them have bound them
+    /// in their own mount namespaces already).
+    pub fn clear_subpaths(&self, container: &str) {
+        let dir = self.root.join(SUBPATHS_DIR).join(container);
+        if dir.exists() {
+            let _ = unmount_below(&dir);
+            let _ = fs::remove_dir_all(&dir);
+        }
+    }
+
     /// Unmount the tmpfs volumes and remove the volume directory. Errors are
     /// returned after everything possible was removed.
     pub fn remove(&mut self) -> Vec<VolumeError> {
         let mut errors = Vec::new();
+        // The staged subPaths are binds of volume (or host) directories:
+        // never remove through them.
+        let subpaths = self.root.join(SUBPATHS_DIR);
+        let unbound = unmount_below(&subpaths);
+        if !unbound.is_empty() {
+            errors.extend(unbound.into_iter().map(|problem| VolumeError::Io {
+                volume: "subPath".to_string(),
+                action: "unmount",
+                path: subpaths.clone(),
+                source: std::io::Error::other(problem),
+            }));
+            return errors;
+        }
         for (volume, path) in self.tmpfs.drain(..) {
             if let Err(errno) = nix::mount::umount2(&path, MntFlags::MNT_DETACH) {
                 errors.push(VolumeError::Tmpfs {
@@ -178,6 +291,24 @@ impl PodVolumes {
         self.paths.clear();
         errors
     }
+}
+
+/// The pod's memory limit as kubelet's `ResourceConfigForPod` has it: when
+/// every container has one, their sum, or the largest init container's
+/// when that is more (init containers run one at a time); else none.
+pub fn pod_memory_limit(pod: &PodSpec) -> Option<u64> {
+    let limit = |c: &crate::spec::Container| c.resources.limits.memory_limit_bytes;
+    let apps = pod
+        .containers
+        .iter()
+        .map(limit)
+        .try_fold(0u64, |sum, l| l.map(|l| sum.saturating_add(l)))?;
+    let init = pod
+        .init_containers
+        .iter()
+        .map(limit)
+        .try_fold(0u64, |max, l| l.map(|l| max.max(l)))?;
+    Some(apps.max(init))
 }
 
 /// Unmount everything mounted at or below `dir` (deepest first): what a

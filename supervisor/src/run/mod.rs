@@ -10,6 +10,7 @@
 mod sandbox;
 
 use crate::event_loop::{EventLoop, EventLoopError, TIMER};
+use crate::eviction::Eviction;
 use crate::host;
 use crate::images::{Availability, ImageOptions, PodImages, RESYNC};
 use crate::logs::{Echo, LogConfig, Stream};
@@ -198,6 +199,10 @@ struct PodRuntime {
     /// The pod reached a terminal phase (restartPolicy Never/OnFailure).
     finished: bool,
     trace: Trace,
+    /// Local-storage limits, checked on kubelet's housekeeping timer.
+    eviction: Eviction,
+    /// The pod was evicted: kubelet's message (status Failed, Evicted).
+    evicted: Option<String>,
 }
 
 impl PodRuntime {
@@ -260,6 +265,8 @@ impl PodRuntime {
             stopping: None,
             finished: false,
             trace,
+            eviction: Eviction::default(),
+            evicted: None,
         }
     }
 
@@ -288,6 +295,15 @@ impl PodRuntime {
             self.sandbox.pause_pid().unwrap_or(0),
             self.pod.init_containers.len(),
             self.pod.containers.len()
+        );
+        let ctx = self
+            .sandbox
+            .context(&self.pod, &self.config.layout, self.config.log);
+        self.eviction = Eviction::new(
+            &self.pod,
+            ctx.as_ref().map(|c| c.volumes),
+            &self.config.layout,
+            Instant::now(),
         );
         Ok(())
     }
@@ -321,8 +337,11 @@ impl PodRuntime {
                         "supervisor: pod {}: processes left {CGROUP_TIMEOUT:?} after SIGKILL",
                         self.pod.name
                     );
-                    return Ok(0);
+                    return Ok(self.exit_code_when_stopped());
                 }
+            }
+            if let Some(message) = self.eviction.check_if_due(now) {
+                self.evict(message);
             }
             for slot in self.lifecycle.due(now) {
                 self.start_container(slot);
@@ -335,12 +354,13 @@ impl PodRuntime {
                 c.sweep_retired(swept_at);
             }
             if self.stopping.is_some() && self.nothing_runs() && !self.images.pulling() {
-                return Ok(0);
+                return Ok(self.exit_code_when_stopped());
             }
             // A container waiting for a pull has no deadline: the pull's
             // end makes it due, so the pod is not done while one runs.
             if self.stopping.is_none() && self.lifecycle.is_done() && !self.images.pulling() {
                 self.finished = true;
+                self.eviction.stop();
                 let phase = self.lifecycle.phase();
                 eprintln!("supervisor: pod {} is {}", self.pod.name, phase.as_str());
                 return Ok(if phase == restart::PodPhase::Succeeded {
@@ -353,6 +373,7 @@ impl PodRuntime {
                 self.lifecycle.next_deadline(),
                 self.stopping.as_ref().map(|s| s.deadline),
                 self.notifier.next_ping(),
+                self.eviction.next_check(),
                 self.probe_deadline(),
                 self.containers.iter().filter_map(|c| c.park_at()).min(),
                 self.containers
@@ -502,6 +523,7 @@ impl PodRuntime {
             grace.as_secs()
         );
         self.notifier.stopping(grace);
+        self.eviction.stop();
         self.lifecycle.stop();
         self.images.stop_pulls();
         self.drop_parked();
@@ -516,6 +538,32 @@ impl PodRuntime {
             deadline: Instant::now() + grace,
             killed: false,
         });
+    }
+
+    /// kubelet's eviction for a local-storage limit: the containers are
+    /// killed at once (grace period 0), nothing restarts, and the pod is
+    /// Failed with reason Evicted and `message`.
+    fn evict(&mut self, message: String) {
+        eprintln!("supervisor: pod {} evicted: {message}", self.pod.name);
+        if let Some(store) = &mut self.store {
+            let _ = store.record_event("Warning", "Evicted", "", &message, SystemTime::now());
+        }
+        self.evicted = Some(message);
+        self.eviction.stop();
+        self.lifecycle.stop();
+        self.images.stop_pulls();
+        self.drop_parked();
+        self.stopping = Some(Stopping {
+            deadline: Instant::now(),
+            killed: false,
+        });
+        self.kill_all("evicted");
+    }
+
+    /// What `run` returns once a stopped pod is down: 1 when it was
+    /// evicted (it Failed), else 0 (stopped by a signal).
+    fn exit_code_when_stopped(&self) -> i32 {
+        i32::from(self.evicted.is_some())
     }
 
     /// SIGKILL every process of the pod's containers through their cgroups.
@@ -752,6 +800,17 @@ impl PodRuntime {
                     Some(now.mono + RESYNC),
                 );
             }
+            // kubelet: a subPath it cannot prepare safely is
+            // CreateContainerConfigError (makeMounts), retried later.
+            Err(SupervisedError::Command(error @ CommandError::SubPath { .. })) => {
+                let message = supervised::error_chain(&error);
+                self.held(
+                    index,
+                    WaitingReason::CreateContainerConfigError,
+                    message,
+                    Some(now.mono + RESYNC),
+                );
+            }
             Err(SupervisedError::Command(CommandError::User { source, .. })) => {
                 let reason = if source.is_config_error() {
                     WaitingReason::CreateContainerConfigError
@@ -920,7 +979,13 @@ impl PodRuntime {
         let Some(store) = &mut self.store else {
             return;
         };
-        let record = status::build(&self.meta, &self.lifecycle, store.last(), SystemTime::now());
+        let mut record =
+            status::build(&self.meta, &self.lifecycle, store.last(), SystemTime::now());
+        if let Some(message) = &self.evicted {
+            record.status.phase = restart::PodPhase::Failed.as_str().to_owned();
+            record.status.reason = Some("Evicted".to_owned());
+            record.status.message = Some(message.clone());
+        }
         if let Err(error) = store.write(&record) {
             eprintln!("supervisor: status: {error}");
         }

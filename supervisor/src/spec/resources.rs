@@ -20,6 +20,13 @@ pub struct ContainerResources {
     pub limits: container::Limits,
     /// Memory request in bytes (it changes no cgroup file).
     pub memory_request_bytes: Option<u64>,
+    /// `limits.ephemeral-storage` in bytes: the size of the container's
+    /// writable layer (a tmpfs), and what its logs may take before the
+    /// pod is evicted (see `eviction`).
+    pub ephemeral_storage_limit_bytes: Option<u64>,
+    /// `requests.ephemeral-storage` in bytes (scheduling only: nothing
+    /// here acts on it).
+    pub ephemeral_storage_request_bytes: Option<u64>,
 }
 
 /// `memory` and `cpu` of one `limits` or `requests` map.
@@ -27,6 +34,7 @@ pub struct ContainerResources {
 struct Amounts {
     memory_bytes: Option<u64>,
     cpu_millis: Option<u64>,
+    ephemeral_storage_bytes: Option<u64>,
 }
 
 /// A container's `resources` at `rp`.
@@ -46,6 +54,11 @@ pub(super) fn resources(
     for (name, limit, request) in [
         ("memory", limits.memory_bytes, requests.memory_bytes),
         ("cpu", limits.cpu_millis, requests.cpu_millis),
+        (
+            "ephemeral-storage",
+            limits.ephemeral_storage_bytes,
+            requests.ephemeral_storage_bytes,
+        ),
     ] {
         if let (Some(l), Some(q)) = (limit, request)
             && q > l
@@ -69,6 +82,10 @@ pub(super) fn resources(
             pids_limit: None,
         },
         memory_request_bytes: requests.memory_bytes.or(limits.memory_bytes),
+        ephemeral_storage_limit_bytes: limits.ephemeral_storage_bytes,
+        ephemeral_storage_request_bytes: requests
+            .ephemeral_storage_bytes
+            .or(limits.ephemeral_storage_bytes),
     })
 }
 
@@ -79,15 +96,12 @@ fn amounts(ctx: &mut Ctx<'_>, map: &BTreeMap<String, QuantityText>, sp: &str) ->
         match name.as_str() {
             "memory" => out.memory_bytes = Some(bytes(ctx, &path, q)?),
             "cpu" => out.cpu_millis = Some(millicores(ctx, &path, q)?),
-            "ephemeral-storage" => {
-                bytes(ctx, &path, q)?;
-                ctx.ignored.push(path);
-            }
+            "ephemeral-storage" => out.ephemeral_storage_bytes = Some(bytes(ctx, &path, q)?),
             other => {
                 return Err(ctx.err(
                     &path,
                     Some(&q.0),
-                    format!("resource {other:?} not supported (cpu, memory; ephemeral-storage is ignored)"),
+                    format!("resource {other:?} not supported (cpu, memory, ephemeral-storage)"),
                 ));
             }
         }
@@ -112,5 +126,35 @@ fn quantity_error(ctx: &Ctx<'_>, path: &str, source: quantity::QuantityError) ->
         path: path.to_owned(),
         location: None,
         source,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    fn load(resources: &str) -> Result<crate::spec::PodSpec, String> {
+        crate::spec::load_str(
+            "t.yaml",
+            &format!(
+                "apiVersion: v1\nkind: Pod\nmetadata: {{name: p}}\nspec:\n  containers:\n  - name: c\n    image: busybox\n    command: [/bin/true]\n    resources: {resources}\n"
+            ),
+        )
+        .map(|loaded| loaded.pod)
+        .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn ephemeral_storage_is_parsed_and_its_request_defaults_to_the_limit() {
+        let pod = load("{limits: {ephemeral-storage: 1Mi}}").unwrap();
+        let r = pod.containers[0].resources;
+        assert_eq!(r.ephemeral_storage_limit_bytes, Some(1 << 20));
+        assert_eq!(r.ephemeral_storage_request_bytes, Some(1 << 20));
+        let error = load("{limits: {ephemeral-storage: 1Mi}, requests: {ephemeral-storage: 2Mi}}")
+            .unwrap_err();
+        assert!(
+            error.contains("requests.ephemeral-storage")
+                && error.contains("less than or equal to the ephemeral-storage limit 1Mi"),
+            "{error}"
+        );
+        assert!(load("{limits: {ephemeral-storage: 1Xi}}").is_err());
     }
 }

@@ -11,6 +11,7 @@ use super::PodContext;
 use crate::images::ResolvedImage;
 use crate::images::user::{self, UserError, UserRequest};
 use crate::spec::{Container, VolumeSource};
+use crate::volumes::subpath::{self, Missing};
 use container::rootfs::{BindMount, RootfsSpec};
 use container::spawn::DEFAULT_PATH;
 use container::{CapSet, Cgroup, CgroupMode, Command, Namespace, NamespaceSet, Stdio};
@@ -41,6 +42,21 @@ pub enum CommandError {
     User {
         container: String,
         source: UserError,
+    },
+    /// kubelet's makeMounts: "failed to prepare subPath for volumeMount
+    /// ... of container ..." (CreateContainerConfigError).
+    #[error(
+        "failed to prepare subPath for volumeMount {mount_path:?} of container {container:?}: {reason}"
+    )]
+    SubPath {
+        container: String,
+        mount_path: PathBuf,
+        reason: crate::volumes::SubPathError,
+    },
+    #[error("container {container}: {source}")]
+    StageSubPath {
+        container: String,
+        source: crate::volumes::VolumeError,
     },
     #[error("container {container}: create the rootfs staging dir {path}: {source}")]
     Staging {
@@ -166,8 +182,12 @@ fn private_cgroup_namespace(ctx: &PodContext<'_>) -> bool {
 
 /// The container's root filesystem: its image's layers under a fresh
 /// writable layer (a tmpfs in its own mount namespace, charged to its
-/// memory cgroup, gone with the instance), with the pod's volumes and
-/// files bound in and the working directory made if missing.
+/// memory cgroup, gone with the instance, as big as the container's
+/// `ephemeral-storage` limit), with the pod's volumes and files bound in
+/// and the working directory made if missing. A subPath is resolved inside
+/// its volume, held as a descriptor and bound through it at a staging
+/// point of the pod's (kubelet's volume-subpaths), which the container
+/// binds.
 fn rootfs(
     container: &Container,
     image: &ResolvedImage,
@@ -185,14 +205,16 @@ fn rootfs(
         .cgroup2(private_cgroup_namespace(ctx))
         .layers(image.layers_top_first.clone())
         .working_dir(working_dir)
-        .read_only(container.security.read_only_root_filesystem);
+        .read_only(container.security.read_only_root_filesystem)
+        .writable_layer_size(container.resources.ephemeral_storage_limit_bytes);
     if let Some(shm) = ctx.volumes.shm() {
         spec = spec.shm(shm);
     }
     for file in ctx.pod_files {
         spec = spec.bind(file.clone());
     }
-    for mount in &container.mounts {
+    ctx.volumes.clear_subpaths(name);
+    for (index, mount) in container.mounts.iter().enumerate() {
         let base = ctx
             .volumes
             .path(&mount.volume)
@@ -201,25 +223,39 @@ fn rootfs(
                 volume: mount.volume.clone(),
                 mount_path: mount.mount_path.clone(),
             })?;
+        let volume = ctx.pod.volume(&mount.volume).map(|v| &v.source);
         let source = match &mount.sub_path {
             Some(sub) => {
-                let path = base.join(sub);
-                // kubelet creates a missing subPath directory in the volume.
-                let is_host_path = matches!(
-                    ctx.pod.volume(&mount.volume).map(|v| &v.source),
-                    Some(VolumeSource::HostPath { .. })
-                );
-                if !path.exists() && !is_host_path {
-                    let _ = std::fs::create_dir_all(&path);
-                }
-                path
+                // kubelet creates a missing subPath in the volume, safely
+                // (doSafeMakeDir); on a hostPath we create nothing.
+                let missing = if matches!(volume, Some(VolumeSource::HostPath { .. })) {
+                    Missing::Refuse
+                } else {
+                    Missing::Create
+                };
+                let fd = subpath::open(&mount.volume, base, sub, missing).map_err(|reason| {
+                    CommandError::SubPath {
+                        container: name.to_string(),
+                        mount_path: mount.mount_path.clone(),
+                        reason,
+                    }
+                })?;
+                ctx.volumes
+                    .stage_subpath(name, index, &fd)
+                    .map_err(|source| CommandError::StageSubPath {
+                        container: name.to_string(),
+                        source,
+                    })?
             }
             None => base.to_path_buf(),
         };
+        // kubelet's makeMounts: configMap, secret, downwardAPI and projected
+        // volumes are mounted read-only whatever readOnly says (mustMountRO).
+        let must_read_only = matches!(volume, Some(VolumeSource::Files { .. }));
         spec = spec.bind(BindMount {
             source,
             target: mount.mount_path.clone(),
-            read_only: mount.read_only,
+            read_only: mount.read_only || must_read_only,
         });
     }
     spec.prepare().map_err(|source| CommandError::Rootfs {
