@@ -15,8 +15,9 @@ use crate::images::{Availability, ImageOptions, PodImages, RESYNC};
 use crate::logs::{Echo, LogConfig, Stream};
 use crate::network::CniPaths;
 use crate::notify::Notifier;
-use crate::paths::Layout;
+use crate::paths::{Layout, PodId};
 use crate::pid1::{self, Signals};
+use crate::pod_lock::PodLock;
 use crate::probe::{Outcome, ProbeIo};
 use crate::restart::{self, BackoffConfig, Decision, Event, Slot, Stamp, WaitingReason};
 use crate::spec::{self, PodSpec};
@@ -71,13 +72,19 @@ pub fn run(options: RunOptions) -> anyhow::Result<i32> {
     for warning in &loaded.warnings {
         eprintln!("supervisor: warning: {warning}");
     }
+    // One supervisor per pod: the pod's lock, before anything of the pod is
+    // touched, held until this process exits (after the teardown).
+    let layout = Layout::resolve(options.state_dir.as_deref(), options.log_dir.as_deref());
+    let id = PodId::new(&loaded.pod.namespace, &loaded.pod.name)?;
+    status::create_pod_dir(&layout, &id)?;
+    let _lock = PodLock::acquire(&layout.lock_file(&id), &id.to_string())?;
     let pause = host::find_pause(options.pause.as_deref())?;
     host::raise_fd_limit();
     if !pid1::is_pid1() {
         pid1::become_subreaper().context("become a child subreaper")?;
     }
     let config = Config {
-        layout: Layout::resolve(options.state_dir.as_deref(), options.log_dir.as_deref()),
+        layout,
         cgroup_parent: options.cgroup_parent,
         pause,
         log: options.log,
@@ -89,9 +96,9 @@ pub fn run(options: RunOptions) -> anyhow::Result<i32> {
         Some(path) => Trace::open(path).with_context(|| format!("--trace {}", path.display()))?,
         None => Trace::default(),
     };
-    let mut runtime = PodRuntime::new(loaded.pod, config, signals, trace);
+    let mut runtime = PodRuntime::new(id, loaded.pod, config, signals, trace);
     let result = runtime.start().and_then(|()| runtime.run());
-    runtime.teardown();
+    runtime.teardown(result.as_ref().err());
     result
 }
 
@@ -177,6 +184,8 @@ struct Stopping {
 }
 
 struct PodRuntime {
+    /// `namespace/name`: the pod's key on this host.
+    id: PodId,
     pod: PodSpec,
     config: Config,
     signals: Signals,
@@ -197,11 +206,13 @@ struct PodRuntime {
     stopping: Option<Stopping>,
     /// The pod reached a terminal phase (restartPolicy Never/OnFailure).
     finished: bool,
+    /// The signal that stopped the pod.
+    stopped_by: Option<Signal>,
     trace: Trace,
 }
 
 impl PodRuntime {
-    fn new(pod: PodSpec, config: Config, signals: Signals, trace: Trace) -> PodRuntime {
+    fn new(id: PodId, pod: PodSpec, config: Config, signals: Signals, trace: Trace) -> PodRuntime {
         let now = Stamp::now();
         let lifecycle = restart::PodStateMachine::new(
             pod.restart_policy,
@@ -230,7 +241,7 @@ impl PodRuntime {
         let meta = PodMeta {
             name: pod.name.clone(),
             namespace: Some(pod.namespace.clone()),
-            uid: None,
+            uid: Some(id.uid()),
             created: now.wall,
             deleting: None,
             start_time: None,
@@ -238,14 +249,16 @@ impl PodRuntime {
             pod_ips: Vec::new(),
             init_containers: pod.init_containers.iter().map(image).collect(),
             containers: pod.containers.iter().map(image).collect(),
+            ended: None,
         };
-        let state_dir = config.layout.pod_state_dir(&pod.name);
+        let state_dir = config.layout.pod_state_dir(&id);
         let images = PodImages::new(config.images.clone(), config.backoff, &pod, &state_dir);
         let holds = vec![None; pod.init_containers.len() + pod.containers.len()];
         PodRuntime {
             images,
             holds,
-            sandbox: PodSandbox::new(&pod, state_dir.clone()),
+            sandbox: PodSandbox::new(&id, state_dir.clone()),
+            id,
             pod,
             config,
             signals,
@@ -259,6 +272,7 @@ impl PodRuntime {
             notifier: Notifier::from_env(now.mono),
             stopping: None,
             finished: false,
+            stopped_by: None,
             trace,
         }
     }
@@ -269,9 +283,7 @@ impl PodRuntime {
         let event_loop = EventLoop::new()?;
         event_loop.watch(self.signals.as_fd(), SIGNALS)?;
         self.event_loop = Some(event_loop);
-        std::fs::create_dir_all(&self.state_dir)
-            .with_context(|| format!("create the state dir {}", self.state_dir.display()))?;
-        self.store = Some(StatusStore::create(&self.config.layout, &self.pod.name)?);
+        self.store = Some(StatusStore::create(&self.config.layout, &self.id)?);
         self.images.prepare(&self.pod).with_context(|| {
             format!("write the pull secrets under {}", self.state_dir.display())
         })?;
@@ -284,7 +296,7 @@ impl PodRuntime {
         self.start_sandbox()?;
         eprintln!(
             "supervisor: pod {} sandbox up (pause pid {}), {} init container(s), {} container(s)",
-            self.pod.name,
+            self.id,
             self.sandbox.pause_pid().unwrap_or(0),
             self.pod.init_containers.len(),
             self.pod.containers.len()
@@ -319,7 +331,7 @@ impl PodRuntime {
                     // kernel): the teardown tries once more and reports.
                     eprintln!(
                         "supervisor: pod {}: processes left {CGROUP_TIMEOUT:?} after SIGKILL",
-                        self.pod.name
+                        self.id
                     );
                     return Ok(0);
                 }
@@ -342,7 +354,7 @@ impl PodRuntime {
             if self.stopping.is_none() && self.lifecycle.is_done() && !self.images.pulling() {
                 self.finished = true;
                 let phase = self.lifecycle.phase();
-                eprintln!("supervisor: pod {} is {}", self.pod.name, phase.as_str());
+                eprintln!("supervisor: pod {} is {}", self.id, phase.as_str());
                 return Ok(if phase == restart::PodPhase::Succeeded {
                     0
                 } else {
@@ -498,10 +510,11 @@ impl PodRuntime {
         let grace = self.pod.termination_grace_period;
         eprintln!(
             "supervisor: {signal}: stopping pod {} (grace period {}s)",
-            self.pod.name,
+            self.id,
             grace.as_secs()
         );
         self.notifier.stopping(grace);
+        self.stopped_by = Some(signal);
         self.lifecycle.stop();
         self.images.stop_pulls();
         self.drop_parked();
@@ -522,7 +535,7 @@ impl PodRuntime {
     fn kill_all(&mut self, why: &str) {
         eprintln!(
             "supervisor: {why}: killing what is left of pod {}",
-            self.pod.name
+            self.id
         );
         // SIGKILL to every container at once, without waiting for one
         // before the next: their exits come back as SIGCHLD.
@@ -623,7 +636,7 @@ impl PodRuntime {
         }
         eprintln!(
             "supervisor: pause of pod {} died ({status}): recreating the sandbox",
-            self.pod.name
+            self.id
         );
         if let Some(store) = &mut self.store {
             let _ = store.record_event(
@@ -732,7 +745,7 @@ impl PodRuntime {
                     c.set_readiness_probe(gated);
                 }
                 let container_id =
-                    format!("supervisor://{}/{}/{}", self.pod.name, name, restart_count);
+                    format!("supervisor://{}/{}/{}", self.id.key(), name, restart_count);
                 if let Err(error) = self.lifecycle.handle(
                     slot,
                     Event::Started {
@@ -934,8 +947,9 @@ impl PodRuntime {
     }
 
     /// Remove everything the pod made: processes, sandbox, volumes,
-    /// cgroups. Safe to call whatever `start` got to.
-    fn teardown(&mut self) {
+    /// cgroups, then write the last status (`error`: why the supervisor
+    /// gives up the pod, if it does). Safe to call whatever `start` got to.
+    fn teardown(&mut self, error: Option<&anyhow::Error>) {
         self.drop_parked();
         // Whatever still runs dies now (a failed start, or a finished pod's
         // leftovers); then reap so no zombie is left.
@@ -950,6 +964,26 @@ impl PodRuntime {
             c.forget();
         }
         self.sandbox.teardown();
+        // The last record: a pod stopped on a signal says so (a terminal
+        // phase, nothing Running, not Terminating any more). This process
+        // still holds the pod's lock: a reader that gets it sees this.
+        let pid = std::process::id();
+        let message = match (self.stopped_by, error) {
+            (_, Some(error)) => Some(format!(
+                "its supervisor (pid {pid}) stopped it on an error: {error:#}"
+            )),
+            (Some(signal), None) => Some(format!(
+                "stopped on {signal} by its supervisor (pid {pid}), which then exited"
+            )),
+            // Finished by itself: its phase says how.
+            (None, None) => None,
+        };
+        if let Some(message) = message {
+            self.meta.ended = Some(status::PodEnd {
+                reason: status::STOPPED.to_owned(),
+                message,
+            });
+        }
         self.publish_status();
         let _ = pid1::reap();
     }
