@@ -1012,13 +1012,15 @@ mod tests {
         assert_eq!(instances(&dir).unwrap(), [1, 2]);
         assert_eq!(content_of(&layout, true), "second\n");
         // A reopened sink appends (supervisor restarted mid-instance).
-        let mut again = ContainerLog::open(&layout, &pod_id(), "web", 2, LogConfig::default()).unwrap();
+        let mut again =
+            ContainerLog::open(&layout, &pod_id(), "web", 2, LogConfig::default()).unwrap();
         again
             .feed(Stream::Stderr, b"fourth\n", t0(), &mut echo)
             .unwrap();
         assert_eq!(content_of(&layout, false), "third\nfourth\n");
         // A new run of the pod starts clean.
-        let mut fresh = ContainerLog::open(&layout, &pod_id(), "web", 0, LogConfig::default()).unwrap();
+        let mut fresh =
+            ContainerLog::open(&layout, &pod_id(), "web", 0, LogConfig::default()).unwrap();
         fresh
             .feed(Stream::Stdout, b"new run\n", t0(), &mut echo)
             .unwrap();
@@ -1061,7 +1063,8 @@ mod tests {
         let mut echo = Echo::to_fd(writer, ECHO_BUFFER);
         let dir = tempfile::tempdir().unwrap();
         let layout = Layout::new(dir.path(), dir.path());
-        let mut log = ContainerLog::open(&layout, &pod_id(), "web", 0, LogConfig::default()).unwrap();
+        let mut log =
+            ContainerLog::open(&layout, &pod_id(), "web", 0, LogConfig::default()).unwrap();
         log.feed(Stream::Stdout, b"a\nb\n", t0(), &mut echo)
             .unwrap();
         log.feed(Stream::Stderr, b"c\n", t0(), &mut echo).unwrap();
@@ -1143,8 +1146,8 @@ mod tests {
         fs::write(&status, "{}").unwrap();
         // The pod's supervisor holds the pod's lock (as this test does)
         // while it runs.
-        let lock = crate::pod_lock::PodLock::acquire(&layout.lock_file(&pod_id()), "default/pod")
-            .unwrap();
+        let lock =
+            crate::pod_lock::PodLock::acquire(&layout.lock_file(&pod_id()), "default/pod").unwrap();
         let mut echo = Echo::disabled();
         log.feed(Stream::Stdout, b"before\n", t0(), &mut echo)
             .unwrap();

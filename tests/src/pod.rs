@@ -5,13 +5,13 @@
 
 use crate::{bin, wait_until};
 use serde_json::Value;
-use supervisor::paths::{Layout, PodId};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use supervisor::paths::{Layout, PodId};
 
 /// The cgroup parent all test pods use (never `process_api`).
 pub const CGROUP_PARENT: &str = "podvisor-test";

@@ -7,9 +7,7 @@
 //! Traffic goes only to the pods' own addresses on the example bridge.
 
 use it::images::BUSYBOX as IMAGE;
-use it::pod::{
-    CGROUP_PARENT, RunOptions, RunningPod, example_cni_dir, leftovers_of, unique_name,
-};
+use it::pod::{CGROUP_PARENT, RunOptions, RunningPod, example_cni_dir, leftovers_of, unique_name};
 use it::{bin, wait_until};
 use nix::sys::signal::Signal;
 use serde_json::Value;
@@ -118,10 +116,20 @@ fn two_web_pods_in_two_namespaces_are_independent() {
     let name = unique_name("web");
     // One state root, log root and CNI cache for both, as on one host.
     let dir = tempfile::tempdir().unwrap();
-    let a =
-        RunningPod::start_in_namespace("a", &name, &manifest("a", &name), options(true), dir.path());
-    let b =
-        RunningPod::start_in_namespace("b", &name, &manifest("b", &name), options(true), dir.path());
+    let a = RunningPod::start_in_namespace(
+        "a",
+        &name,
+        &manifest("a", &name),
+        options(true),
+        dir.path(),
+    );
+    let b = RunningPod::start_in_namespace(
+        "b",
+        &name,
+        &manifest("b", &name),
+        options(true),
+        dir.path(),
+    );
     let status_a = a.wait_running(Duration::from_secs(30));
     let status_b = b.wait_running(Duration::from_secs(30));
     assert_eq!(status_a["metadata"]["namespace"], "a");
@@ -130,9 +138,18 @@ fn two_web_pods_in_two_namespaces_are_independent() {
     // Own state dirs (0750, as kubelet's pods dir), logs, cgroups, netns, IPs.
     assert_ne!(a.state_dir(), b.state_dir());
     for pod in [&a, &b] {
-        assert_eq!(mode(&pod.state_dir()), 0o750, "{}", pod.state_dir().display());
+        assert_eq!(
+            mode(&pod.state_dir()),
+            0o750,
+            "{}",
+            pod.state_dir().display()
+        );
         assert_eq!(mode(&pod.state_dir().join("volumes")), 0o750);
-        assert!(pod.cgroup_dir("pids").is_dir(), "{}", pod.cgroup_dir("pids").display());
+        assert!(
+            pod.cgroup_dir("pids").is_dir(),
+            "{}",
+            pod.cgroup_dir("pids").display()
+        );
         let netns = Path::new("/run/netns").join(pod.id().key());
         assert!(netns.exists(), "{}", netns.display());
     }
@@ -142,7 +159,9 @@ fn two_web_pods_in_two_namespaces_are_independent() {
     assert_ne!(ip_a, ip_b);
     let logged = |pod: &RunningPod, ns: &str| {
         wait_until(Duration::from_secs(10), || {
-            pod.log("app", 0).contains(&format!("hello-from-{ns}")).then_some(())
+            pod.log("app", 0)
+                .contains(&format!("hello-from-{ns}"))
+                .then_some(())
         })
         .unwrap_or_else(|| panic!("no log of {ns}/{name}: {:?}", pod.log("app", 0)));
     };
@@ -160,8 +179,10 @@ fn two_web_pods_in_two_namespaces_are_independent() {
         assert!(
             table
                 .lines()
-                .any(|l| l.split_whitespace().collect::<Vec<_>>()[..2] == [ns, name.as_str()]
-                    && l.contains("Running")),
+                .any(
+                    |l| l.split_whitespace().collect::<Vec<_>>()[..2] == [ns, name.as_str()]
+                        && l.contains("Running")
+                ),
             "{table}"
         );
     }
@@ -172,7 +193,10 @@ fn two_web_pods_in_two_namespaces_are_independent() {
     assert_eq!(json["status"]["podIP"], ip_b.as_str());
     let (code, _, stderr) = status_cmd(dir.path(), &[&name]);
     assert_eq!(code, 1, "no pod of that name in namespace default");
-    assert!(stderr.contains(&format!("default/{name} not found")), "{stderr}");
+    assert!(
+        stderr.contains(&format!("default/{name} not found")),
+        "{stderr}"
+    );
     let logs = Command::new(bin("supervisor"))
         .args(["logs", "--log-dir"])
         .arg(dir.path().join("logs"))
@@ -180,7 +204,10 @@ fn two_web_pods_in_two_namespaces_are_independent() {
         .output()
         .unwrap();
     let logs = String::from_utf8_lossy(&logs.stdout);
-    assert!(logs.contains("hello-from-a") && !logs.contains("hello-from-b"), "{logs}");
+    assert!(
+        logs.contains("hello-from-a") && !logs.contains("hello-from-b"),
+        "{logs}"
+    );
     // Each pod's emptyDir holds its own marker.
     let marker = |pod: &RunningPod| -> Vec<String> {
         find_files(&pod.state_dir().join("volumes"), "marker")
@@ -197,7 +224,10 @@ fn two_web_pods_in_two_namespaces_are_independent() {
     let (code, _, output) = a.stop(Signal::SIGTERM, Duration::from_secs(20));
     assert_eq!(code.code(), Some(0), "{output}");
     assert_eq!(leftovers_of("a", &name, &a_state), Vec::<String>::new());
-    assert!(!Path::new(HOST_LOCAL_STORE).join(&ip_a).exists(), "a's address is released");
+    assert!(
+        !Path::new(HOST_LOCAL_STORE).join(&ip_a).exists(),
+        "a's address is released"
+    );
     let status_b = b.status().unwrap();
     let app = RunningPod::container(&status_b, "app");
     assert!(app["state"]["running"].is_object(), "{status_b:#}");
@@ -205,7 +235,10 @@ fn two_web_pods_in_two_namespaces_are_independent() {
     assert_eq!(b.container_pid("app"), Some(b_app));
     assert_eq!(b.pause_pid(), Some(b_pause));
     assert_eq!(marker(&b), ["b"]);
-    assert!(Path::new(HOST_LOCAL_STORE).join(&ip_b).exists(), "b keeps its address");
+    assert!(
+        Path::new(HOST_LOCAL_STORE).join(&ip_b).exists(),
+        "b keeps its address"
+    );
     assert!(Path::new("/run/netns").join(b.id().key()).exists());
     let b_state = b.state_dir();
     let (code, _, output) = b.stop(Signal::SIGTERM, Duration::from_secs(20));
@@ -241,7 +274,10 @@ fn a_second_run_of_a_running_pod_is_refused_naming_the_first_supervisor() {
     let output = second.output();
     assert_eq!(code.code(), Some(1), "{output}");
     assert!(
-        output.contains(&format!("default/{name} is already running under supervisor pid {}", first.pid())),
+        output.contains(&format!(
+            "default/{name} is already running under supervisor pid {}",
+            first.pid()
+        )),
         "{output}"
     );
     assert!(!output.contains("cleaning up"), "{output}");
@@ -291,7 +327,10 @@ fn a_pod_stopped_with_sigterm_shows_as_stopped_not_terminating() {
         .find(|l| l.contains(&name))
         .unwrap_or_else(|| panic!("{table}"));
     assert!(line.contains(" Stopped "), "{table}");
-    assert!(!table.contains("Terminating") && !table.contains("Running"), "{table}");
+    assert!(
+        !table.contains("Terminating") && !table.contains("Running"),
+        "{table}"
+    );
     let (_, json, _) = status_cmd(dir.path(), &[&name, "-o", "json"]);
     let status: Value = serde_json::from_str(&json).unwrap();
     assert_eq!(status["status"]["reason"], "Stopped", "{status:#}");
@@ -309,7 +348,10 @@ fn a_pod_stopped_with_sigterm_shows_as_stopped_not_terminating() {
         !state_dir.join("supervisor.json").exists(),
         "a clean teardown leaves no run record"
     );
-    assert_eq!(leftovers_of("default", &name, &state_dir), Vec::<String>::new());
+    assert_eq!(
+        leftovers_of("default", &name, &state_dir),
+        Vec::<String>::new()
+    );
 }
 
 #[test]
@@ -359,7 +401,10 @@ fn after_a_sigkilled_supervisor_status_says_gone_and_cleans_up() {
     assert!(left.iter().any(|l| l.starts_with("cgroup")), "{left:?}");
     assert!(left.iter().any(|l| l.contains(".shm")), "{left:?}");
     assert!(Path::new(HOST_LOCAL_STORE).join(&ip).exists());
-    assert!(straggler.try_wait().unwrap().is_none(), "the straggler lives");
+    assert!(
+        straggler.try_wait().unwrap().is_none(),
+        "the straggler lives"
+    );
     // The status on disk still says Running; `supervisor status` knows
     // better, and cleans up.
     assert_eq!(first.status().unwrap()["status"]["phase"], "Running");
@@ -374,7 +419,10 @@ fn after_a_sigkilled_supervisor_status_says_gone_and_cleans_up() {
         .find(|l| l.contains(&name))
         .unwrap_or_else(|| panic!("{table}"));
     assert!(line.contains(" SupervisorGone "), "{table}");
-    assert!(!table.contains("Running") && !table.contains("Terminating"), "{table}");
+    assert!(
+        !table.contains("Running") && !table.contains("Terminating"),
+        "{table}"
+    );
     let status = first.status().unwrap();
     assert_eq!(status["status"]["reason"], "SupervisorGone");
     assert!(
@@ -384,12 +432,23 @@ fn after_a_sigkilled_supervisor_status_says_gone_and_cleans_up() {
         "{status:#}"
     );
     let app = RunningPod::container(&status, "app");
-    assert_eq!(app["state"]["terminated"]["reason"], "ContainerStatusUnknown");
+    assert_eq!(
+        app["state"]["terminated"]["reason"],
+        "ContainerStatusUnknown"
+    );
     assert_eq!(app["state"]["terminated"]["exitCode"], 137);
-    assert_eq!(leftovers_of("default", &name, &state_dir), Vec::<String>::new());
-    assert!(!Path::new(HOST_LOCAL_STORE).join(&ip).exists(), "the address is released");
-    let ended = wait_until(Duration::from_secs(5), || straggler.try_wait().ok().flatten())
-        .expect("the straggler was killed");
+    assert_eq!(
+        leftovers_of("default", &name, &state_dir),
+        Vec::<String>::new()
+    );
+    assert!(
+        !Path::new(HOST_LOCAL_STORE).join(&ip).exists(),
+        "the address is released"
+    );
+    let ended = wait_until(Duration::from_secs(5), || {
+        straggler.try_wait().ok().flatten()
+    })
+    .expect("the straggler was killed");
     assert!(!ended.success());
     assert!(!state_dir.join("supervisor.json").exists());
     // A second look changes nothing.
@@ -409,5 +468,8 @@ fn after_a_sigkilled_supervisor_status_says_gone_and_cleans_up() {
     assert!(status["status"]["reason"].is_null(), "{status:#}");
     let (code, _, output) = second.stop(Signal::SIGTERM, Duration::from_secs(20));
     assert_eq!(code.code(), Some(0), "{output}");
-    assert_eq!(leftovers_of("default", &name, &state_dir), Vec::<String>::new());
+    assert_eq!(
+        leftovers_of("default", &name, &state_dir),
+        Vec::<String>::new()
+    );
 }

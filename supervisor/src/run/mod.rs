@@ -533,10 +533,7 @@ impl PodRuntime {
 
     /// SIGKILL every process of the pod's containers through their cgroups.
     fn kill_all(&mut self, why: &str) {
-        eprintln!(
-            "supervisor: {why}: killing what is left of pod {}",
-            self.id
-        );
+        eprintln!("supervisor: {why}: killing what is left of pod {}", self.id);
         // SIGKILL to every container at once, without waiting for one
         // before the next: their exits come back as SIGCHLD.
         for c in &self.containers {

@@ -116,13 +116,11 @@ impl PodSandbox {
         {
             use std::os::unix::fs::PermissionsExt as _;
             let mode = std::fs::Permissions::from_mode(crate::status::POD_DIR_MODE);
-            std::fs::set_permissions(&volumes_dir, mode).map_err(|source| {
-                VolumeError::Io {
-                    volume: "(all)".to_owned(),
-                    action: "chmod 0750",
-                    path: volumes_dir.clone(),
-                    source,
-                }
+            std::fs::set_permissions(&volumes_dir, mode).map_err(|source| VolumeError::Io {
+                volume: "(all)".to_owned(),
+                action: "chmod 0750",
+                path: volumes_dir.clone(),
+                source,
             })?;
         }
         Ok(())

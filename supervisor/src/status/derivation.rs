@@ -312,9 +312,12 @@ fn terminate_unknown(c: &mut ContainerStatus, message: &str, stamp: &str) {
 /// container exited 0, else Failed.
 fn terminal_phase(statuses: &[ContainerStatus]) -> String {
     let all_succeeded = !statuses.is_empty()
-        && statuses
-            .iter()
-            .all(|c| c.state.terminated.as_ref().is_some_and(|t| t.exit_code == 0));
+        && statuses.iter().all(|c| {
+            c.state
+                .terminated
+                .as_ref()
+                .is_some_and(|t| t.exit_code == 0)
+        });
     if all_succeeded { "Succeeded" } else { "Failed" }.to_owned()
 }
 

@@ -151,12 +151,10 @@ pub fn render_table(records: &[PodRecord], now: SystemTime, namespaces: bool) ->
     for r in records {
         column.push(namespace_of(r));
         let s = &r.status;
-        column.extend(
-            std::iter::repeat_n(
-                String::new(),
-                s.init_container_statuses.len() + s.container_statuses.len(),
-            ),
-        );
+        column.extend(std::iter::repeat_n(
+            String::new(),
+            s.init_container_statuses.len() + s.container_statuses.len(),
+        ));
     }
     let rows: Vec<[String; 6]> = column
         .into_iter()
@@ -297,10 +295,10 @@ mod tests {
     use super::*;
     use crate::paths::Layout;
     use crate::restart::Slot;
+    use crate::status::fixtures::demo_id;
     use crate::status::fixtures::{
         crashed_sidecar, exit, record_sample_events, sample, start, started,
     };
-    use crate::status::fixtures::demo_id;
     use crate::status::{StatusStore, build};
 
     #[test]

@@ -59,7 +59,11 @@ pub fn main(args: StatusArgs) -> anyhow::Result<i32> {
         }
         None => list_pod_ids(&layout)?
             .into_iter()
-            .filter(|id| args.namespace.as_deref().is_none_or(|n| id.namespace() == n))
+            .filter(|id| {
+                args.namespace
+                    .as_deref()
+                    .is_none_or(|n| id.namespace() == n)
+            })
             .collect(),
     };
     for id in &ids {
