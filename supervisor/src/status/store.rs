@@ -346,7 +346,7 @@ mod tests {
         use std::os::unix::fs::PermissionsExt as _;
         let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o7777;
         assert_eq!(mode(store.dir()), 0o750);
-        assert_eq!(list_pod_ids(&layout).unwrap(), [id.clone()]);
+        assert_eq!(list_pod_ids(&layout).unwrap(), std::slice::from_ref(&id));
         let listed = list_pods(&layout).unwrap();
         assert_eq!(listed, [r]);
         store.remove().unwrap();
