@@ -1043,7 +1043,7 @@ mod tests {
         };
         assert!(
             err.to_string()
-                .starts_with("previous terminated container \"web\" in pod \"pod\" not found"),
+                .starts_with("previous terminated container \"web\" in pod default/pod not found"),
             "{err}"
         );
     }
