@@ -324,7 +324,7 @@ image_pod() {
 # Wait until pod NAME (its supervisor PID) has a running container, polling
 # status.json every 10 ms, at most 30 s.
 wait_first_running() {
-  local status=$work/state/$1/status.json
+  local status=$work/state/default_$1/status.json
   for _ in $(seq 3000); do
     [[ -f $status ]] && grep -q '"running"' "$status" && return 0
     kill -0 "$2" 2>/dev/null || break

@@ -95,7 +95,7 @@ bench_image() {
 
 # Wait until N containers of pod NAME run (status.json), at most T seconds.
 wait_running() {
-  local pod=$1 n=$2 t=$3 status="$work/state/$1/status.json"
+  local pod=$1 n=$2 t=$3 status="$work/state/default_$1/status.json"
   for _ in $(seq $((t * 10))); do
     if [[ -f $status ]] && (($(grep -c '"running"' "$status") >= n)); then
       return 0

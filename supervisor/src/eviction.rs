@@ -15,7 +15,7 @@
 //! The timer runs only while the pod has such a limit: a pod without one
 //! never wakes for it.
 
-use crate::paths::Layout;
+use crate::paths::{Layout, PodId};
 use crate::quantity::format_bytes;
 use crate::spec::{PodSpec, VolumeSource};
 use crate::volumes::PodVolumes;
@@ -54,7 +54,13 @@ impl Eviction {
     /// directories from `volumes`) and its containers with an
     /// ephemeral-storage limit (their log dirs in `layout`). The first
     /// check is one interval after `now`.
-    pub fn new(pod: &PodSpec, volumes: Option<&PodVolumes>, layout: &Layout, now: Instant) -> Self {
+    pub fn new(
+        pod: &PodSpec,
+        id: &PodId,
+        volumes: Option<&PodVolumes>,
+        layout: &Layout,
+        now: Instant,
+    ) -> Self {
         let mut checks = Vec::new();
         for volume in &pod.volumes {
             if let VolumeSource::EmptyDir {
@@ -74,7 +80,7 @@ impl Eviction {
             if let Some(limit) = c.resources.ephemeral_storage_limit_bytes {
                 checks.push(Check::ContainerLogs {
                     container: c.name.clone(),
-                    dir: layout.container_log_dir(&pod.name, &c.name),
+                    dir: layout.container_log_dir(id, &c.name),
                     limit,
                 });
             }
@@ -175,7 +181,13 @@ mod tests {
     fn a_pod_without_limits_has_no_timer() {
         let layout = Layout::new("/run/x", "/var/log/pods");
         let spec = pod("[{name: d, emptyDir: {}}]", "{}");
-        let eviction = Eviction::new(&spec, None, &layout, Instant::now());
+        let eviction = Eviction::new(
+            &spec,
+            &PodId::new("default", "p").unwrap(),
+            None,
+            &layout,
+            Instant::now(),
+        );
         assert_eq!(eviction.next_check(), None);
     }
 
@@ -196,7 +208,13 @@ mod tests {
             }
         };
         let now = Instant::now();
-        let mut eviction = Eviction::new(&spec, volumes.as_ref(), &layout, now);
+        let mut eviction = Eviction::new(
+            &spec,
+            &PodId::new("default", "p").unwrap(),
+            volumes.as_ref(),
+            &layout,
+            now,
+        );
         if volumes.is_none() {
             eviction.checks = vec![Check::EmptyDir {
                 volume: "data".into(),
@@ -224,12 +242,18 @@ mod tests {
     fn container_limits_are_checked_against_its_logs() {
         let layout = Layout::new("/run/x", "/var/log/pods");
         let spec = pod("[]", "{limits: {ephemeral-storage: 1Mi}}");
-        let eviction = Eviction::new(&spec, None, &layout, Instant::now());
+        let eviction = Eviction::new(
+            &spec,
+            &PodId::new("default", "p").unwrap(),
+            None,
+            &layout,
+            Instant::now(),
+        );
         assert_eq!(
             eviction.checks,
             vec![Check::ContainerLogs {
                 container: "c".into(),
-                dir: layout.container_log_dir("p", "c"),
+                dir: layout.container_log_dir(&PodId::new("default", "p").unwrap(), "c"),
                 limit: 1 << 20,
             }]
         );

@@ -15,7 +15,9 @@
 //! probes, [`notify`] speaks sd_notify; [`status`] shapes, stores and renders
 //! the pod's status and [`logs`] its containers' output ([`paths`] says
 //! where both live, [`time`] formats their times); [`init`] and [`pid1`]
-//! are the PID 1 of `supervisor init`. The only `unsafe` is in `sys`.
+//! are the PID 1 of `supervisor init`. [`pod_lock`] keeps one supervisor
+//! per pod, [`reclaim`] cleans up after a dead one. The only `unsafe` is in
+//! `sys`.
 
 pub mod atomic_file;
 pub mod cni;
@@ -31,8 +33,10 @@ pub mod network;
 pub mod notify;
 pub mod paths;
 pub mod pid1;
+pub mod pod_lock;
 pub mod probe;
 pub mod quantity;
+pub mod reclaim;
 pub mod restart;
 pub mod run;
 pub mod spec;

@@ -43,7 +43,7 @@ use std::time::{Duration, SystemTime};
 
 use nix::sys::socket::{MsgFlags, send};
 
-use crate::paths::{self, Layout};
+use crate::paths::{self, Layout, PodId};
 use crate::time::format_rfc3339_nano;
 
 /// Which pipe the bytes came from.
@@ -110,7 +110,7 @@ pub enum LogError {
     #[error(transparent)]
     Name(#[from] paths::NameError),
     /// `logs` found no instance (or no previous one with `-p`).
-    #[error("{what}container {container:?} in pod {pod:?} not found (looked in {dir})")]
+    #[error("{what}container {container:?} in pod {pod} not found (looked in {dir})")]
     NotFound {
         /// "previous terminated " or "".
         what: &'static str,
@@ -325,18 +325,17 @@ pub struct ContainerLog {
 }
 
 impl ContainerLog {
-    /// Creates `<log root>/<pod>/<container>/` and opens (appending)
+    /// Creates `<log root>/<namespace>_<pod>_<uid>/<container>/` and opens (appending)
     /// `<restart_count>.log`; deletes instances older than the previous one.
     /// `restart_count` 0 is a new run of the pod: files an earlier run left
     /// there are deleted first, so `logs` never shows a stale instance.
     pub fn open(
         layout: &Layout,
-        pod: &str,
+        pod: &PodId,
         container: &str,
         restart_count: u32,
         config: LogConfig,
     ) -> Result<Self, LogError> {
-        paths::check_name("pod", pod)?;
         paths::check_name("container", container)?;
         let dir = layout.container_log_dir(pod, container);
         fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
@@ -689,7 +688,7 @@ pub struct LogRequest {
     /// The previous instance of the container.
     pub previous: bool,
     /// The pod.
-    pub pod: String,
+    pub pod: PodId,
     /// The container.
     pub container: String,
 }
@@ -722,12 +721,11 @@ const FOLLOW_POLL: Duration = Duration::from_millis(100);
 
 /// Writes the log `request` names to `out`.
 pub fn show(layout: &Layout, args: &LogRequest, out: &mut impl Write) -> Result<(), ShowError> {
-    paths::check_name("pod", &args.pod).map_err(LogError::from)?;
     paths::check_name("container", &args.container).map_err(LogError::from)?;
     let dir = layout.container_log_dir(&args.pod, &args.container);
     let not_found = |what| LogError::NotFound {
         what,
-        pod: args.pod.clone(),
+        pod: args.pod.to_string(),
         container: args.container.clone(),
         dir: dir.clone(),
     };
@@ -765,7 +763,9 @@ pub fn show(layout: &Layout, args: &LogRequest, out: &mut impl Write) -> Result<
             current = next;
             continue;
         }
-        if !dir.is_dir() || !status.exists() {
+        // The pod is gone, or its supervisor is: nothing more will come.
+        if !dir.is_dir() || !status.exists() || !crate::reclaim::supervisor_alive(layout, &args.pod)
+        {
             follower.drain(out)?;
             return Ok(());
         }
@@ -869,6 +869,10 @@ impl Follower {
 
 #[cfg(test)]
 mod tests {
+    fn pod_id() -> PodId {
+        PodId::new("default", "pod").unwrap()
+    }
+
     use super::*;
     use std::os::fd::OwnedFd;
 
@@ -879,7 +883,7 @@ mod tests {
     fn setup(config: LogConfig) -> (tempfile::TempDir, Layout, ContainerLog) {
         let dir = tempfile::tempdir().unwrap();
         let layout = Layout::new(dir.path().join("state"), dir.path().join("logs"));
-        let log = ContainerLog::open(&layout, "pod", "web", 0, config).unwrap();
+        let log = ContainerLog::open(&layout, &pod_id(), "web", 0, config).unwrap();
         (dir, layout, log)
     }
 
@@ -891,7 +895,7 @@ mod tests {
         let args = LogRequest {
             follow: false,
             previous,
-            pod: "pod".into(),
+            pod: pod_id(),
             container: "web".into(),
         };
         let mut out = Vec::new();
@@ -912,7 +916,7 @@ mod tests {
             .unwrap();
         log.feed(Stream::Stdout, b"tail", later, &mut echo).unwrap();
         log.finish(Stream::Stdout, later, &mut echo).unwrap();
-        let file = layout.container_log_file("pod", "web", 0);
+        let file = layout.container_log_file(&pod_id(), "web", 0);
         assert_eq!(
             read(&file),
             "2027-01-15T08:00:00Z stdout F hello\n\
@@ -936,7 +940,7 @@ mod tests {
             .unwrap();
         log.feed(Stream::Stdout, b"abcde", t0(), &mut echo).unwrap();
         log.feed(Stream::Stdout, b"\n", t0(), &mut echo).unwrap();
-        let tags: Vec<String> = read(&layout.container_log_file("pod", "web", 0))
+        let tags: Vec<String> = read(&layout.container_log_file(&pod_id(), "web", 0))
             .lines()
             .map(|l| l.splitn(3, ' ').nth(2).unwrap().to_owned())
             .collect();
@@ -965,7 +969,7 @@ mod tests {
             log.feed(Stream::Stdout, a, t0(), &mut echo).unwrap();
             log.feed(Stream::Stdout, b, t0(), &mut echo).unwrap();
         }
-        let dir = layout.container_log_dir("pod", "web");
+        let dir = layout.container_log_dir(&pod_id(), "web");
         let parts = rotated_parts(&dir, 0).unwrap();
         assert_eq!(parts.len(), 2, "max_files 3 = current + 2 rotated");
         let mut kept = String::new();
@@ -1004,17 +1008,19 @@ mod tests {
         log.restart(2, t0(), &mut echo).unwrap();
         log.feed(Stream::Stdout, b"third\n", t0(), &mut echo)
             .unwrap();
-        let dir = layout.container_log_dir("pod", "web");
+        let dir = layout.container_log_dir(&pod_id(), "web");
         assert_eq!(instances(&dir).unwrap(), [1, 2]);
         assert_eq!(content_of(&layout, true), "second\n");
         // A reopened sink appends (supervisor restarted mid-instance).
-        let mut again = ContainerLog::open(&layout, "pod", "web", 2, LogConfig::default()).unwrap();
+        let mut again =
+            ContainerLog::open(&layout, &pod_id(), "web", 2, LogConfig::default()).unwrap();
         again
             .feed(Stream::Stderr, b"fourth\n", t0(), &mut echo)
             .unwrap();
         assert_eq!(content_of(&layout, false), "third\nfourth\n");
         // A new run of the pod starts clean.
-        let mut fresh = ContainerLog::open(&layout, "pod", "web", 0, LogConfig::default()).unwrap();
+        let mut fresh =
+            ContainerLog::open(&layout, &pod_id(), "web", 0, LogConfig::default()).unwrap();
         fresh
             .feed(Stream::Stdout, b"new run\n", t0(), &mut echo)
             .unwrap();
@@ -1028,7 +1034,7 @@ mod tests {
         let args = LogRequest {
             follow: false,
             previous: true,
-            pod: "pod".into(),
+            pod: pod_id(),
             container: "web".into(),
         };
         let err = show(&layout, &args, &mut Vec::new()).unwrap_err();
@@ -1037,7 +1043,7 @@ mod tests {
         };
         assert!(
             err.to_string()
-                .starts_with("previous terminated container \"web\" in pod \"pod\" not found"),
+                .starts_with("previous terminated container \"web\" in pod default/pod not found"),
             "{err}"
         );
     }
@@ -1057,7 +1063,8 @@ mod tests {
         let mut echo = Echo::to_fd(writer, ECHO_BUFFER);
         let dir = tempfile::tempdir().unwrap();
         let layout = Layout::new(dir.path(), dir.path());
-        let mut log = ContainerLog::open(&layout, "pod", "web", 0, LogConfig::default()).unwrap();
+        let mut log =
+            ContainerLog::open(&layout, &pod_id(), "web", 0, LogConfig::default()).unwrap();
         log.feed(Stream::Stdout, b"a\nb\n", t0(), &mut echo)
             .unwrap();
         log.feed(Stream::Stderr, b"c\n", t0(), &mut echo).unwrap();
@@ -1134,9 +1141,13 @@ mod tests {
             max_files: 5,
         };
         let (_d, layout, mut log) = setup(config);
-        let status = layout.status_file("pod");
+        let status = layout.status_file(&pod_id());
         fs::create_dir_all(status.parent().unwrap()).unwrap();
         fs::write(&status, "{}").unwrap();
+        // The pod's supervisor holds the pod's lock (as this test does)
+        // while it runs.
+        let lock =
+            crate::pod_lock::PodLock::acquire(&layout.lock_file(&pod_id()), "default/pod").unwrap();
         let mut echo = Echo::disabled();
         log.feed(Stream::Stdout, b"before\n", t0(), &mut echo)
             .unwrap();
@@ -1147,7 +1158,7 @@ mod tests {
                 let args = LogRequest {
                     follow: true,
                     previous: false,
-                    pod: "pod".into(),
+                    pod: pod_id(),
                     container: "web".into(),
                 };
                 show(&layout, &args, &mut out).map_err(|e| format!("{e:?}"))
@@ -1182,7 +1193,8 @@ mod tests {
             .unwrap();
         want.push_str("after restart\n");
         wait_for(&want);
-        fs::remove_file(&status).unwrap();
+        // Its supervisor is gone: the follower ends.
+        drop(lock);
         let result = follower.join().unwrap();
         assert_eq!(result, Ok(()));
         assert_eq!(

@@ -11,6 +11,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use supervisor::paths::{Layout, PodId};
 
 /// The cgroup parent all test pods use (never `process_api`).
 pub const CGROUP_PARENT: &str = "podvisor-test";
@@ -46,6 +47,8 @@ pub struct RunOptions {
 /// A running `supervisor run`.
 pub struct RunningPod {
     pub name: String,
+    /// `metadata.namespace` ("default" unless [`RunningPod::start_in_namespace`]).
+    pub namespace: String,
     child: Option<Child>,
     /// The root of the pod's state, log, CNI cache dirs and manifest.
     pub root: PathBuf,
@@ -66,7 +69,19 @@ impl RunningPod {
     /// Start with the state, log and CNI cache dirs under `root` (which
     /// the caller keeps), e.g. to run the same pod again after a crash.
     pub fn start_in(name: &str, manifest: &str, options: RunOptions, root: &Path) -> RunningPod {
-        let path = root.join("pod.yaml");
+        RunningPod::start_in_namespace("default", name, manifest, options, root)
+    }
+
+    /// Start pod `namespace/name` (the manifest says the namespace) with
+    /// its dirs under `root`.
+    pub fn start_in_namespace(
+        namespace: &str,
+        name: &str,
+        manifest: &str,
+        options: RunOptions,
+        root: &Path,
+    ) -> RunningPod {
+        let path = root.join(format!("{namespace}.pod.yaml"));
         std::fs::write(&path, manifest).unwrap();
         let empty = root.join("no-cni");
         std::fs::create_dir_all(&empty).unwrap();
@@ -114,6 +129,7 @@ impl RunningPod {
         }
         RunningPod {
             name: name.to_string(),
+            namespace: namespace.to_string(),
             child: Some(child),
             root: root.to_path_buf(),
             _dir: None,
@@ -132,14 +148,29 @@ impl RunningPod {
         self.output.lock().unwrap().clone()
     }
 
-    /// The state dir of the pod.
+    /// The pod's namespace and name, as the supervisor keys its files.
+    pub fn id(&self) -> PodId {
+        PodId::new(&self.namespace, &self.name).expect("valid names")
+    }
+
+    /// The supervisor's layout of this pod's roots.
+    pub fn layout(&self) -> Layout {
+        Layout::new(self.root.join("state"), self.log_root())
+    }
+
+    /// The state dir of the pod (`<state root>/<namespace>_<name>`).
     pub fn state_dir(&self) -> PathBuf {
-        self.root.join("state").join(&self.name)
+        self.layout().pod_state_dir(&self.id())
     }
 
     /// The log dir root.
     pub fn log_root(&self) -> PathBuf {
         self.root.join("logs")
+    }
+
+    /// The pod's log dir (`<log root>/<namespace>_<name>_<uid>`).
+    pub fn log_dir(&self) -> PathBuf {
+        self.layout().pod_log_dir(&self.id())
     }
 
     /// status.json, if written.
@@ -192,9 +223,7 @@ impl RunningPod {
         } else {
             root.join(controller)
         };
-        hierarchy
-            .join(CGROUP_PARENT)
-            .join(format!("default_{}", self.name))
+        hierarchy.join(CGROUP_PARENT).join(self.id().key())
     }
 
     /// The trimmed content of a limit file of container `name`: `v1_file`
@@ -300,12 +329,11 @@ impl RunningPod {
 
     /// A container's current log file content (the CRI lines).
     pub fn log(&self, container: &str, restart_count: u32) -> String {
-        std::fs::read_to_string(
-            self.log_root()
-                .join(&self.name)
-                .join(container)
-                .join(format!("{restart_count}.log")),
-        )
+        std::fs::read_to_string(self.layout().container_log_file(
+            &self.id(),
+            container,
+            restart_count,
+        ))
         .unwrap_or_default()
     }
 }
@@ -328,20 +356,28 @@ impl Drop for RunningPod {
     }
 }
 
-/// Whether nothing of the pod is left on the host: no cgroup in any v1
-/// hierarchy or the unified one, no netns file, no mount below its state dir.
+/// Whether nothing of the pod `name` of namespace "default" is left on the
+/// host (see [`leftovers_of`]).
 pub fn leftovers(name: &str, state_dir: &Path) -> Vec<String> {
+    leftovers_of("default", name, state_dir)
+}
+
+/// Whether nothing of the pod `namespace/name` is left on the host: no
+/// cgroup in any v1 hierarchy or the unified one, no netns file, no mount
+/// below its state dir.
+pub fn leftovers_of(namespace: &str, name: &str, state_dir: &Path) -> Vec<String> {
     let mut left = Vec::new();
+    let key = PodId::new(namespace, name).expect("valid names").key();
     for hierarchy in ["memory", "cpu", "pids", "freezer", "unified", ""] {
         let dir = Path::new("/sys/fs/cgroup")
             .join(hierarchy)
             .join(CGROUP_PARENT)
-            .join(format!("default_{name}"));
+            .join(&key);
         if dir.exists() {
             left.push(format!("cgroup {}", dir.display()));
         }
     }
-    let netns = Path::new("/run/netns").join(format!("default_{name}"));
+    let netns = Path::new("/run/netns").join(&key);
     if netns.exists() {
         left.push(format!("netns {}", netns.display()));
     }

@@ -193,7 +193,7 @@ fn supervisor_image_runs_a_pod_in_docker() {
         "docker stop took {took:?}; logs:\n{output}"
     );
     for expected in [
-        "stopping pod web",
+        "stopping pod default/web",
         "[web] exited: Completed (exit code 0)",
         "[log-reader] exited: Completed (exit code 0)",
     ] {

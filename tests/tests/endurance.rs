@@ -406,7 +406,7 @@ fn a_thousand_restarts_leak_nothing_and_keep_the_ip_and_pause() {
     let pause = *pauses.first().unwrap();
     assert_eq!(pod.pause_pid(), Some(pause));
     // Only the last instances' logs are kept.
-    let log_dir = pod.log_root().join(&name).join("crash");
+    let log_dir = pod.log_dir().join("crash");
     let instances: BTreeSet<u64> = std::fs::read_dir(&log_dir)
         .unwrap()
         .flatten()
@@ -563,8 +563,8 @@ fn a_log_flood_blocks_no_one_stays_bounded_and_rotates_without_tearing() {
             ..RunOptions::default()
         },
     );
-    let flood_dir = pod.log_root().join(&name).join("flood");
-    let beat_dir = pod.log_root().join(&name).join("beat");
+    let flood_dir = pod.log_dir().join("flood");
+    let beat_dir = pod.log_dir().join("beat");
     let last = n.to_string();
     // The first record is caught while it is there (its file is pruned
     // once max_files newer ones exist), so the test looks often at first.

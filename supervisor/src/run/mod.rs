@@ -16,8 +16,9 @@ use crate::images::{Availability, ImageOptions, PodImages, RESYNC};
 use crate::logs::{Echo, LogConfig, Stream};
 use crate::network::CniPaths;
 use crate::notify::Notifier;
-use crate::paths::Layout;
+use crate::paths::{Layout, PodId};
 use crate::pid1::{self, Signals};
+use crate::pod_lock::PodLock;
 use crate::probe::{Outcome, ProbeIo};
 use crate::restart::{self, BackoffConfig, Decision, Event, Slot, Stamp, WaitingReason};
 use crate::spec::{self, PodSpec};
@@ -72,13 +73,19 @@ pub fn run(options: RunOptions) -> anyhow::Result<i32> {
     for warning in &loaded.warnings {
         eprintln!("supervisor: warning: {warning}");
     }
+    // One supervisor per pod: the pod's lock, before anything of the pod is
+    // touched, held until this process exits (after the teardown).
+    let layout = Layout::resolve(options.state_dir.as_deref(), options.log_dir.as_deref());
+    let id = PodId::new(&loaded.pod.namespace, &loaded.pod.name)?;
+    status::create_pod_dir(&layout, &id)?;
+    let _lock = PodLock::acquire(&layout.lock_file(&id), &id.to_string())?;
     let pause = host::find_pause(options.pause.as_deref())?;
     host::raise_fd_limit();
     if !pid1::is_pid1() {
         pid1::become_subreaper().context("become a child subreaper")?;
     }
     let config = Config {
-        layout: Layout::resolve(options.state_dir.as_deref(), options.log_dir.as_deref()),
+        layout,
         cgroup_parent: options.cgroup_parent,
         pause,
         log: options.log,
@@ -90,9 +97,9 @@ pub fn run(options: RunOptions) -> anyhow::Result<i32> {
         Some(path) => Trace::open(path).with_context(|| format!("--trace {}", path.display()))?,
         None => Trace::default(),
     };
-    let mut runtime = PodRuntime::new(loaded.pod, config, signals, trace);
+    let mut runtime = PodRuntime::new(id, loaded.pod, config, signals, trace);
     let result = runtime.start().and_then(|()| runtime.run());
-    runtime.teardown();
+    runtime.teardown(result.as_ref().err());
     result
 }
 
@@ -178,6 +185,8 @@ struct Stopping {
 }
 
 struct PodRuntime {
+    /// `namespace/name`: the pod's key on this host.
+    id: PodId,
     pod: PodSpec,
     config: Config,
     signals: Signals,
@@ -198,6 +207,8 @@ struct PodRuntime {
     stopping: Option<Stopping>,
     /// The pod reached a terminal phase (restartPolicy Never/OnFailure).
     finished: bool,
+    /// The signal that stopped the pod.
+    stopped_by: Option<Signal>,
     trace: Trace,
     /// Local-storage limits, checked on kubelet's housekeeping timer.
     eviction: Eviction,
@@ -206,7 +217,7 @@ struct PodRuntime {
 }
 
 impl PodRuntime {
-    fn new(pod: PodSpec, config: Config, signals: Signals, trace: Trace) -> PodRuntime {
+    fn new(id: PodId, pod: PodSpec, config: Config, signals: Signals, trace: Trace) -> PodRuntime {
         let now = Stamp::now();
         let lifecycle = restart::PodStateMachine::new(
             pod.restart_policy,
@@ -235,7 +246,7 @@ impl PodRuntime {
         let meta = PodMeta {
             name: pod.name.clone(),
             namespace: Some(pod.namespace.clone()),
-            uid: None,
+            uid: Some(id.uid()),
             created: now.wall,
             deleting: None,
             start_time: None,
@@ -243,14 +254,16 @@ impl PodRuntime {
             pod_ips: Vec::new(),
             init_containers: pod.init_containers.iter().map(image).collect(),
             containers: pod.containers.iter().map(image).collect(),
+            ended: None,
         };
-        let state_dir = config.layout.pod_state_dir(&pod.name);
+        let state_dir = config.layout.pod_state_dir(&id);
         let images = PodImages::new(config.images.clone(), config.backoff, &pod, &state_dir);
         let holds = vec![None; pod.init_containers.len() + pod.containers.len()];
         PodRuntime {
             images,
             holds,
-            sandbox: PodSandbox::new(&pod, state_dir.clone()),
+            sandbox: PodSandbox::new(&id, state_dir.clone()),
+            id,
             pod,
             config,
             signals,
@@ -264,6 +277,7 @@ impl PodRuntime {
             notifier: Notifier::from_env(now.mono),
             stopping: None,
             finished: false,
+            stopped_by: None,
             trace,
             eviction: Eviction::default(),
             evicted: None,
@@ -276,9 +290,7 @@ impl PodRuntime {
         let event_loop = EventLoop::new()?;
         event_loop.watch(self.signals.as_fd(), SIGNALS)?;
         self.event_loop = Some(event_loop);
-        std::fs::create_dir_all(&self.state_dir)
-            .with_context(|| format!("create the state dir {}", self.state_dir.display()))?;
-        self.store = Some(StatusStore::create(&self.config.layout, &self.pod.name)?);
+        self.store = Some(StatusStore::create(&self.config.layout, &self.id)?);
         self.images.prepare(&self.pod).with_context(|| {
             format!("write the pull secrets under {}", self.state_dir.display())
         })?;
@@ -291,7 +303,7 @@ impl PodRuntime {
         self.start_sandbox()?;
         eprintln!(
             "supervisor: pod {} sandbox up (pause pid {}), {} init container(s), {} container(s)",
-            self.pod.name,
+            self.id,
             self.sandbox.pause_pid().unwrap_or(0),
             self.pod.init_containers.len(),
             self.pod.containers.len()
@@ -301,6 +313,7 @@ impl PodRuntime {
             .context(&self.pod, &self.config.layout, self.config.log);
         self.eviction = Eviction::new(
             &self.pod,
+            &self.id,
             ctx.as_ref().map(|c| c.volumes),
             &self.config.layout,
             Instant::now(),
@@ -335,7 +348,7 @@ impl PodRuntime {
                     // kernel): the teardown tries once more and reports.
                     eprintln!(
                         "supervisor: pod {}: processes left {CGROUP_TIMEOUT:?} after SIGKILL",
-                        self.pod.name
+                        self.id
                     );
                     return Ok(self.exit_code_when_stopped());
                 }
@@ -362,7 +375,7 @@ impl PodRuntime {
                 self.finished = true;
                 self.eviction.stop();
                 let phase = self.lifecycle.phase();
-                eprintln!("supervisor: pod {} is {}", self.pod.name, phase.as_str());
+                eprintln!("supervisor: pod {} is {}", self.id, phase.as_str());
                 return Ok(if phase == restart::PodPhase::Succeeded {
                     0
                 } else {
@@ -519,11 +532,12 @@ impl PodRuntime {
         let grace = self.pod.termination_grace_period;
         eprintln!(
             "supervisor: {signal}: stopping pod {} (grace period {}s)",
-            self.pod.name,
+            self.id,
             grace.as_secs()
         );
         self.notifier.stopping(grace);
         self.eviction.stop();
+        self.stopped_by = Some(signal);
         self.lifecycle.stop();
         self.images.stop_pulls();
         self.drop_parked();
@@ -544,7 +558,7 @@ impl PodRuntime {
     /// killed at once (grace period 0), nothing restarts, and the pod is
     /// Failed with reason Evicted and `message`.
     fn evict(&mut self, message: String) {
-        eprintln!("supervisor: pod {} evicted: {message}", self.pod.name);
+        eprintln!("supervisor: pod {} evicted: {message}", self.id);
         if let Some(store) = &mut self.store {
             let _ = store.record_event("Warning", "Evicted", "", &message, SystemTime::now());
         }
@@ -568,10 +582,7 @@ impl PodRuntime {
 
     /// SIGKILL every process of the pod's containers through their cgroups.
     fn kill_all(&mut self, why: &str) {
-        eprintln!(
-            "supervisor: {why}: killing what is left of pod {}",
-            self.pod.name
-        );
+        eprintln!("supervisor: {why}: killing what is left of pod {}", self.id);
         // SIGKILL to every container at once, without waiting for one
         // before the next: their exits come back as SIGCHLD.
         for c in &self.containers {
@@ -671,7 +682,7 @@ impl PodRuntime {
         }
         eprintln!(
             "supervisor: pause of pod {} died ({status}): recreating the sandbox",
-            self.pod.name
+            self.id
         );
         if let Some(store) = &mut self.store {
             let _ = store.record_event(
@@ -780,7 +791,7 @@ impl PodRuntime {
                     c.set_readiness_probe(gated);
                 }
                 let container_id =
-                    format!("supervisor://{}/{}/{}", self.pod.name, name, restart_count);
+                    format!("supervisor://{}/{}/{}", self.id.key(), name, restart_count);
                 if let Err(error) = self.lifecycle.handle(
                     slot,
                     Event::Started {
@@ -999,8 +1010,9 @@ impl PodRuntime {
     }
 
     /// Remove everything the pod made: processes, sandbox, volumes,
-    /// cgroups. Safe to call whatever `start` got to.
-    fn teardown(&mut self) {
+    /// cgroups, then write the last status (`error`: why the supervisor
+    /// gives up the pod, if it does). Safe to call whatever `start` got to.
+    fn teardown(&mut self, error: Option<&anyhow::Error>) {
         self.drop_parked();
         // Whatever still runs dies now (a failed start, or a finished pod's
         // leftovers); then reap so no zombie is left.
@@ -1015,6 +1027,26 @@ impl PodRuntime {
             c.forget();
         }
         self.sandbox.teardown();
+        // The last record: a pod stopped on a signal says so (a terminal
+        // phase, nothing Running, not Terminating any more). This process
+        // still holds the pod's lock: a reader that gets it sees this.
+        let pid = std::process::id();
+        let message = match (self.stopped_by, error) {
+            (_, Some(error)) => Some(format!(
+                "its supervisor (pid {pid}) stopped it on an error: {error:#}"
+            )),
+            (Some(signal), None) => Some(format!(
+                "stopped on {signal} by its supervisor (pid {pid}), which then exited"
+            )),
+            // Finished by itself: its phase says how.
+            (None, None) => None,
+        };
+        if let Some(message) = message {
+            self.meta.ended = Some(status::PodEnd {
+                reason: status::STOPPED.to_owned(),
+                message,
+            });
+        }
         self.publish_status();
         let _ = pid1::reap();
     }

@@ -10,7 +10,8 @@
 use crate::host;
 use crate::logs::LogConfig;
 use crate::network::{self, CniPaths, PodNetwork};
-use crate::paths::Layout;
+use crate::paths::{self, Layout, PodId};
+use crate::reclaim::{self, RunRecord};
 use crate::spec::{PodSpec, RuntimeValues};
 use crate::supervised::{CGROUP_TIMEOUT, PodContext};
 use crate::volumes::{PodVolumes, VolumeError};
@@ -35,6 +36,8 @@ pub enum SandboxError {
     Pause(#[from] container::SandboxError),
     #[error(transparent)]
     Cni(#[from] crate::cni::CniError),
+    #[error(transparent)]
+    RunRecord(#[from] reclaim::RecordError),
     #[error("write the pod's /etc/hosts, /etc/resolv.conf and /etc/hostname in {}", dir.display())]
     PodFiles {
         dir: PathBuf,
@@ -46,7 +49,10 @@ pub enum SandboxError {
 pub(super) struct PodSandbox {
     /// `<namespace>_<name>`: the /run/netns file and the cgroup of the pod.
     name: String,
+    id: PodId,
     state_dir: PathBuf,
+    /// Whether this run wrote its run record (removed by a clean teardown).
+    recorded: bool,
     cgroup_host: Option<CgroupHost>,
     pod_cgroup: Option<Cgroup>,
     pause_cgroup: Option<Cgroup>,
@@ -60,10 +66,12 @@ pub(super) struct PodSandbox {
 }
 
 impl PodSandbox {
-    pub fn new(pod: &PodSpec, state_dir: PathBuf) -> PodSandbox {
+    pub fn new(id: &PodId, state_dir: PathBuf) -> PodSandbox {
         PodSandbox {
-            name: format!("{}_{}", pod.namespace, pod.name),
+            name: id.key(),
+            id: id.clone(),
             state_dir,
+            recorded: false,
             cgroup_host: None,
             pod_cgroup: None,
             pause_cgroup: None,
@@ -81,8 +89,10 @@ impl PodSandbox {
     }
 
     /// The pod's cgroups (under `cgroup_parent`, else as `host` decides)
-    /// and volumes, after cleaning up what a crashed previous run left.
-    /// Pause comes next, with `start_pause`.
+    /// and volumes, after cleaning up what a crashed previous run left and
+    /// writing this run's record (what a reclaim needs if this process
+    /// dies). The caller holds the pod's lock. Pause comes next, with
+    /// `start_pause`.
     pub fn prepare(
         &mut self,
         pod: &PodSpec,
@@ -91,12 +101,28 @@ impl PodSandbox {
     ) -> Result<(), SandboxError> {
         let host = CgroupHost::detect()?;
         let cgroup_parent = host::cgroup_parent(cgroup_parent, &host)?;
-        self.clean_up_after_a_crash(&host, &cgroup_parent, cni);
+        self.clean_up_after_a_crash(&cgroup_parent, cni);
+        RunRecord::new(&cgroup_parent, cni).write(&self.run_record_path())?;
+        self.recorded = true;
         let pod_cgroup = Cgroup::create(&host, cgroup_parent.join(&self.name))?;
         self.pause_cgroup = Some(pod_cgroup.create_child(&host, "pause")?);
         self.pod_cgroup = Some(pod_cgroup);
         self.cgroup_host = Some(host);
-        self.volumes = Some(PodVolumes::prepare(pod, &self.state_dir.join("volumes"))?);
+        let volumes_dir = self.state_dir.join("volumes");
+        self.volumes = Some(PodVolumes::prepare(pod, &volumes_dir)?);
+        // The volumes' parent is the pod's as kubelet's pods dir is: 0750
+        // root (the containers reach their volumes through bind mounts,
+        // made by root, so they need no search right on it).
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::Permissions::from_mode(crate::status::POD_DIR_MODE);
+            std::fs::set_permissions(&volumes_dir, mode).map_err(|source| VolumeError::Io {
+                volume: "(all)".to_owned(),
+                action: "chmod 0750",
+                path: volumes_dir.clone(),
+                source,
+            })?;
+        }
         Ok(())
     }
 
@@ -135,7 +161,7 @@ impl PodSandbox {
                     let ips = result.pod_ips();
                     eprintln!(
                         "supervisor: pod {} has IP {} ({})",
-                        pod.name,
+                        self.id,
                         ips.iter()
                             .map(ToString::to_string)
                             .collect::<Vec<_>>()
@@ -222,35 +248,48 @@ impl PodSandbox {
     }
 
     /// A previous run of this pod was killed before its teardown: release
-    /// its address, kill what is left in its cgroups, unmount its volumes.
-    fn clean_up_after_a_crash(&self, host: &CgroupHost, cgroup_parent: &Path, cni: &CniPaths) {
-        for problem in network::release_leftovers(cni, &self.name) {
-            eprintln!("supervisor: cleaning up a previous run: {problem}");
+    /// its address, kill what is left in its cgroups, unmount its volumes
+    /// (`reclaim::clean_up`), where that run made them (its record) and
+    /// where this one will. Runs with the pod's lock held, so what it
+    /// touches is no live supervisor's.
+    fn clean_up_after_a_crash(&self, cgroup_parent: &Path, cni: &CniPaths) {
+        let current = RunRecord::new(cgroup_parent, cni);
+        let previous = RunRecord::read(&self.run_record_path());
+        if let Some(previous) = &previous {
+            eprintln!(
+                "supervisor: pod {}: cleaning up after the previous run (supervisor pid {}, gone without its teardown)",
+                self.id, previous.pid
+            );
         }
-        if let Ok(pod_cgroup) = Cgroup::open(host, cgroup_parent.join(&self.name))
-            && pod_cgroup.dirs().iter().any(|d| d.exists())
-        {
-            eprintln!("supervisor: cleaning up the cgroups of a previous run");
-            for error in pod_cgroup.remove_tree(CGROUP_TIMEOUT) {
-                eprintln!("supervisor: cleaning up a previous run: {error}");
+        let mut records = previous.into_iter().collect::<Vec<_>>();
+        if records.iter().all(|r| {
+            r.cgroup_parent != current.cgroup_parent || r.cni_cache_dir != current.cni_cache_dir
+        }) {
+            records.push(current);
+        }
+        for record in &records {
+            for problem in reclaim::clean_up(&self.id, &self.state_dir, record) {
+                eprintln!("supervisor: cleaning up a previous run: {problem}");
             }
         }
-        for error in crate::volumes::unmount_below(&self.state_dir) {
-            eprintln!("supervisor: cleaning up a previous run: {error}");
-        }
-        let netns = Path::new(container::sandbox::NETNS_RUN_DIR).join(&self.name);
-        if netns.exists() {
-            let _ = nix::mount::umount2(&netns, nix::mount::MntFlags::MNT_DETACH);
-            let _ = std::fs::remove_file(&netns);
-        }
-        let _ = std::fs::remove_dir_all(self.state_dir.join("volumes"));
+    }
+
+    fn run_record_path(&self) -> PathBuf {
+        self.state_dir.join(paths::RUN_RECORD_FILE)
     }
 
     /// Remove the sandbox: network, pause, volumes, the pod's cgroup tree,
     /// the containers' rootfs staging. The containers are gone already.
     /// Safe to call whatever `prepare` got to.
     pub fn teardown(&mut self) {
-        self.detach_network();
+        let mut clean = true;
+        if let Some(network) = self.network.take()
+            && let Err(error) = network.detach()
+        {
+            eprintln!("supervisor: CNI DEL: {error}");
+            clean = false;
+        }
+        self.runtime_values.pod_ips.clear();
         if let Some(pause) = self.pause.take()
             && let Err(error) = pause.stop(PAUSE_GRACE)
         {
@@ -259,14 +298,23 @@ impl PodSandbox {
         if let Some(mut volumes) = self.volumes.take() {
             for error in volumes.remove() {
                 eprintln!("supervisor: {error}");
+                clean = false;
             }
         }
         self.pause_cgroup = None;
         if let Some(pod_cgroup) = self.pod_cgroup.take() {
             for error in pod_cgroup.remove_tree(CGROUP_TIMEOUT) {
                 eprintln!("supervisor: {error}");
+                clean = false;
             }
         }
         let _ = std::fs::remove_dir_all(self.state_dir.join("rootfs"));
+        // Nothing left outside the state dir: no reclaim is needed. What
+        // could not be removed keeps the record, for `supervisor status`
+        // (or the next run) to try again.
+        if self.recorded && clean {
+            let _ = std::fs::remove_file(self.run_record_path());
+            self.recorded = false;
+        }
     }
 }

@@ -3,6 +3,14 @@
 //! sandbox knows ([`PodMeta`]): container states, the phase, and the four
 //! conditions, which keep their `lastTransitionTime` while unchanged.
 //! Pure: it neither reads the clock (the caller passes `now`) nor writes files.
+//!
+//! A pod that ended without finishing by itself says so in `status.reason`:
+//! [`STOPPED`] (its supervisor stopped it on a signal, [`PodEnd`]) or
+//! [`SUPERVISOR_GONE`] (its supervisor died: [`supervisor_gone`] rewrites
+//! the last record written). Either has a terminal phase, as kubelet gives
+//! a deleted pod (`getPhase` with `podIsTerminal`, pkg/kubelet/kubelet_pods.go:
+//! Succeeded when every container exited 0, else Failed), and no container
+//! left Running.
 
 use std::time::SystemTime;
 
@@ -10,7 +18,7 @@ use super::api::{
     ContainerState, ContainerStateRunning, ContainerStateTerminated, ContainerStateWaiting,
     ContainerStatus, ObjectMeta, PodCondition, PodIp, PodRecord, PodStatus,
 };
-use crate::restart::{self, ContainerStateMachine, PodPhase, State, Terminated};
+use crate::restart::{self, ContainerStateMachine, State, Terminated};
 use crate::time::format_rfc3339;
 
 /// Per-container facts that are not lifecycle: the image.
@@ -20,6 +28,24 @@ pub struct ContainerMeta {
     pub image: String,
     /// Resolved image id, empty when unknown.
     pub image_id: String,
+}
+
+/// `status.reason` of a pod its supervisor stopped on SIGTERM or SIGINT.
+pub const STOPPED: &str = "Stopped";
+/// `status.reason` of a pod whose supervisor died without stopping it.
+pub const SUPERVISOR_GONE: &str = "SupervisorGone";
+/// The reason kubelet gives a container it cannot find any more
+/// (`convertToAPIContainerStatuses`, pkg/kubelet/kubelet_pods.go), with
+/// its exit code 137.
+pub const CONTAINER_STATUS_UNKNOWN: &str = "ContainerStatusUnknown";
+
+/// How a pod that did not finish by itself ended (None while it runs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodEnd {
+    /// `status.reason`: [`STOPPED`].
+    pub reason: String,
+    /// `status.message`.
+    pub message: String,
 }
 
 /// What the sandbox knows about the pod.
@@ -45,6 +71,8 @@ pub struct PodMeta {
     pub init_containers: Vec<ContainerMeta>,
     /// One per container, in spec order.
     pub containers: Vec<ContainerMeta>,
+    /// Set by the teardown of a pod stopped on a signal.
+    pub ended: Option<PodEnd>,
 }
 
 fn terminated_state(t: &Terminated) -> ContainerStateTerminated {
@@ -147,20 +175,33 @@ pub fn build(
     now: SystemTime,
 ) -> PodRecord {
     let phase = pod.phase();
-    let init_statuses: Vec<ContainerStatus> = pod
+    let mut init_statuses: Vec<ContainerStatus> = pod
         .init_containers()
         .iter()
         .enumerate()
         .map(|(i, c)| container_status(c, meta.init_containers.get(i)))
         .collect();
-    let statuses: Vec<ContainerStatus> = pod
+    let mut statuses: Vec<ContainerStatus> = pod
         .containers()
         .iter()
         .enumerate()
         .map(|(i, c)| container_status(c, meta.containers.get(i)))
         .collect();
+    if meta.ended.is_some() {
+        // The teardown killed what was left: nothing of a stopped pod runs.
+        let message = "The container was still running when the pod was stopped: killed";
+        for c in init_statuses.iter_mut().chain(&mut statuses) {
+            if c.state.running.is_some() {
+                terminate_unknown(c, message, &format_rfc3339(now));
+            }
+        }
+    }
     let previous = previous.map(|p| &p.status);
-    let completed = matches!(phase, PodPhase::Succeeded | PodPhase::Failed);
+    let phase = match &meta.ended {
+        Some(_) => terminal_phase(&statuses),
+        None => phase.as_str().to_owned(),
+    };
+    let completed = matches!(phase.as_str(), "Succeeded" | "Failed");
     let list = |names: Vec<&str>| format!("[{}]", names.join(" "));
     let incomplete: Vec<&str> = pod
         .init_containers()
@@ -232,10 +273,10 @@ pub fn build(
             deletion_timestamp: meta.deleting.map(format_rfc3339),
         },
         status: PodStatus {
-            phase: phase.as_str().to_owned(),
+            phase,
             conditions,
-            reason: None,
-            message: None,
+            reason: meta.ended.as_ref().map(|e| e.reason.clone()),
+            message: meta.ended.as_ref().map(|e| e.message.clone()),
             host_ip: meta.host_ips.first().cloned(),
             host_ips: ips(&meta.host_ips),
             pod_ip: meta.pod_ips.first().cloned(),
@@ -245,6 +286,87 @@ pub fn build(
             container_statuses: statuses,
         },
     }
+}
+
+/// A container whose end nobody saw, as kubelet reports one it cannot
+/// find: terminated, exit code 137, [`CONTAINER_STATUS_UNKNOWN`].
+fn terminate_unknown(c: &mut ContainerStatus, message: &str, stamp: &str) {
+    let started_at = c.state.running.as_ref().and_then(|r| r.started_at.clone());
+    c.state = ContainerState {
+        terminated: Some(ContainerStateTerminated {
+            exit_code: 137,
+            signal: None,
+            reason: Some(CONTAINER_STATUS_UNKNOWN.to_owned()),
+            message: Some(message.to_owned()),
+            started_at,
+            finished_at: Some(stamp.to_owned()),
+            container_id: c.container_id.clone(),
+        }),
+        ..ContainerState::default()
+    };
+    c.ready = false;
+    c.started = Some(false);
+}
+
+/// kubelet's phase of a pod that is terminal: Succeeded when every
+/// container exited 0, else Failed.
+fn terminal_phase(statuses: &[ContainerStatus]) -> String {
+    let all_succeeded = !statuses.is_empty()
+        && statuses.iter().all(|c| {
+            c.state
+                .terminated
+                .as_ref()
+                .is_some_and(|t| t.exit_code == 0)
+        });
+    if all_succeeded { "Succeeded" } else { "Failed" }.to_owned()
+}
+
+/// Whether `record` is the last one its pod will have: a terminal phase
+/// (finished, stopped, or its supervisor gone), so nothing of it runs.
+pub fn is_final(record: &PodRecord) -> bool {
+    matches!(record.status.phase.as_str(), "Succeeded" | "Failed")
+}
+
+/// The record of a pod whose supervisor (`pid`, when known) died without
+/// stopping it, from the last one it wrote: what ran is terminated as
+/// kubelet reports a container it cannot find (exit code 137,
+/// ContainerStatusUnknown), nothing is ready, the phase is terminal, and
+/// `status.reason` is [`SUPERVISOR_GONE`] with a message naming the pid.
+pub fn supervisor_gone(last: &PodRecord, pid: Option<i32>, now: SystemTime) -> PodRecord {
+    let mut record = last.clone();
+    let who = pid.map_or_else(
+        || "its supervisor".to_owned(),
+        |p| format!("its supervisor (pid {p})"),
+    );
+    let stamp = format_rfc3339(now);
+    let s = &mut record.status;
+    let message =
+        format!("The container could not be located when the pod was terminated: {who} is gone");
+    for c in s
+        .init_container_statuses
+        .iter_mut()
+        .chain(&mut s.container_statuses)
+    {
+        if c.state.terminated.is_none() {
+            terminate_unknown(c, &message, &stamp);
+        }
+    }
+    s.phase = terminal_phase(&s.container_statuses);
+    for condition in &mut s.conditions {
+        if matches!(condition.type_.as_str(), "Ready" | "ContainersReady")
+            && condition.status == "True"
+        {
+            condition.status = "False".to_owned();
+            condition.last_transition_time = Some(stamp.clone());
+            condition.reason = Some(SUPERVISOR_GONE.to_owned());
+            condition.message = None;
+        }
+    }
+    s.reason = Some(SUPERVISOR_GONE.to_owned());
+    s.message = Some(format!(
+        "{who} died without stopping the pod; what it left was cleaned up at {stamp}"
+    ));
+    record
 }
 
 #[cfg(test)]
@@ -319,5 +441,53 @@ mod tests {
         // Transition times stay while a condition holds.
         let later = build(&meta, &pod, Some(&r), t.wall + Duration::from_secs(30));
         assert_eq!(later.status.conditions, r.status.conditions);
+    }
+
+    #[test]
+    fn a_pod_whose_supervisor_is_gone_runs_nothing_and_says_why() {
+        let (meta, pod, t) = crashed_sidecar();
+        let r = build(&meta, &pod, None, t.wall);
+        assert!(!is_final(&r));
+        let gone = supervisor_gone(&r, Some(4242), t.wall + Duration::from_secs(5));
+        assert!(is_final(&gone));
+        assert_eq!(gone.status.phase, "Failed");
+        assert_eq!(gone.status.reason.as_deref(), Some(SUPERVISOR_GONE));
+        assert!(
+            gone.status.message.as_deref().unwrap().contains("pid 4242"),
+            "{:?}",
+            gone.status.message
+        );
+        let web = &gone.status.container_statuses[0];
+        let ended = web.state.terminated.as_ref().expect("terminated");
+        assert_eq!(ended.exit_code, 137);
+        assert_eq!(ended.reason.as_deref(), Some(CONTAINER_STATUS_UNKNOWN));
+        assert_eq!(ended.started_at.as_deref(), Some("2027-01-15T08:00:02Z"));
+        assert!(!web.ready);
+        // The init container that had completed keeps its state.
+        assert_eq!(
+            gone.status.init_container_statuses[0].state,
+            r.status.init_container_statuses[0].state
+        );
+        assert!(
+            gone.status
+                .container_statuses
+                .iter()
+                .all(|c| c.state.running.is_none() && c.state.waiting.is_none())
+        );
+    }
+
+    #[test]
+    fn a_stopped_pod_has_a_terminal_phase_and_its_reason() {
+        let (mut meta, mut pod, t) = crashed_sidecar();
+        pod.stop();
+        meta.deleting = Some(t.wall);
+        meta.ended = Some(PodEnd {
+            reason: STOPPED.to_owned(),
+            message: "stopped on SIGTERM".to_owned(),
+        });
+        let r = build(&meta, &pod, None, t.wall);
+        assert!(is_final(&r));
+        assert_eq!(r.status.reason.as_deref(), Some(STOPPED));
+        assert_eq!(r.status.phase, "Failed");
     }
 }

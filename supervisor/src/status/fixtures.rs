@@ -44,6 +44,7 @@ pub(super) fn sample() -> (PodMeta, PodStateMachine, Stamp) {
         pod_ips: vec!["10.88.0.5".into()],
         init_containers: vec![image("busybox")],
         containers: vec![image("python:3"), image("busybox")],
+        ended: None,
     };
     (meta, pod, t)
 }
@@ -121,4 +122,9 @@ pub(super) fn record_sample_events(store: &mut StatusStore, t: SystemTime) {
             .record_event(type_, reason, field_path, message, at)
             .unwrap();
     }
+}
+
+/// The fixtures' pod: `default/demo`.
+pub fn demo_id() -> crate::paths::PodId {
+    crate::paths::PodId::new("default", "demo").unwrap()
 }

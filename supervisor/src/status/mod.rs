@@ -19,8 +19,14 @@ pub use api::{
     ContainerState, ContainerStateRunning, ContainerStateTerminated, ContainerStateWaiting,
     ContainerStatus, ObjectMeta, PodCondition, PodEvent, PodIp, PodRecord, PodStatus,
 };
-pub use derivation::{ContainerMeta, PodMeta, build};
+pub use derivation::{
+    CONTAINER_STATUS_UNKNOWN, ContainerMeta, PodEnd, PodMeta, STOPPED, SUPERVISOR_GONE, build,
+    is_final, supervisor_gone,
+};
 pub use render::{
     container_status_string, pod_status_string, render_events, render_table, to_yaml,
 };
-pub use store::{MAX_EVENTS, StatusError, StatusStore, list_pods, read_events, read_record};
+pub use store::{
+    MAX_EVENTS, POD_DIR_MODE, StatusError, StatusStore, create_pod_dir, list_pod_ids, list_pods,
+    read_events, read_record,
+};

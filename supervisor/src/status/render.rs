@@ -8,6 +8,7 @@ use std::fmt::Write as _;
 use std::time::{Duration, SystemTime};
 
 use super::api::{ContainerStatus, PodEvent, PodRecord};
+use super::derivation::{STOPPED, SUPERVISOR_GONE, is_final};
 use crate::time::{human_duration, parse_rfc3339};
 
 /// The STATUS column of `kubectl get pod` (kubectl's `printPod`).
@@ -62,7 +63,17 @@ pub fn pod_status_string(record: &PodRecord) -> String {
             reason = "Running".to_owned();
         }
     }
-    if record.metadata.deletion_timestamp.is_some() {
+    // A pod that ended without finishing (stopped, or its supervisor gone)
+    // says how, over its containers' reasons and "Terminating": it is
+    // neither running nor being stopped any more.
+    if let Some(end) = status
+        .reason
+        .as_deref()
+        .filter(|r| [STOPPED, SUPERVISOR_GONE].contains(r))
+    {
+        return end.to_owned();
+    }
+    if record.metadata.deletion_timestamp.is_some() && !is_final(record) {
         reason = "Terminating".to_owned();
     }
     reason
@@ -122,8 +133,38 @@ fn restarts_column<'a>(
 }
 
 /// `NAME READY STATUS RESTARTS AGE`, one line per pod and one indented line
-/// per container (init containers as `init:<name>`), aligned like kubectl.
-pub fn render_table(records: &[PodRecord], now: SystemTime) -> String {
+/// per container (init containers as `init:<name>`), aligned like kubectl;
+/// with `namespaces`, a NAMESPACE column first, as `kubectl get pods -A`.
+pub fn render_table(records: &[PodRecord], now: SystemTime, namespaces: bool) -> String {
+    let rows = pod_rows(records, now);
+    if !namespaces {
+        return align(&rows);
+    }
+    let namespace_of = |r: &PodRecord| {
+        r.metadata
+            .namespace
+            .clone()
+            .unwrap_or_else(|| crate::paths::DEFAULT_NAMESPACE.to_owned())
+    };
+    // The header, then each pod's namespace on its line (not its containers').
+    let mut column = vec!["NAMESPACE".to_owned()];
+    for r in records {
+        column.push(namespace_of(r));
+        let s = &r.status;
+        column.extend(std::iter::repeat_n(
+            String::new(),
+            s.init_container_statuses.len() + s.container_statuses.len(),
+        ));
+    }
+    let rows: Vec<[String; 6]> = column
+        .into_iter()
+        .zip(rows)
+        .map(|(namespace, [a, b, c, d, e])| [namespace, a, b, c, d, e])
+        .collect();
+    align(&rows)
+}
+
+fn pod_rows(records: &[PodRecord], now: SystemTime) -> Vec<[String; 5]> {
     let mut rows: Vec<[String; 5]> = vec![[
         "NAME".into(),
         "READY".into(),
@@ -149,7 +190,7 @@ pub fn render_table(records: &[PodRecord], now: SystemTime) -> String {
             ),
             age,
         ]);
-        let terminating = r.metadata.deletion_timestamp.is_some();
+        let terminating = r.metadata.deletion_timestamp.is_some() && !is_final(r);
         let inits = s.init_container_statuses.iter().map(|c| (c, "init:"));
         let apps = s.container_statuses.iter().map(|c| (c, ""));
         for (c, label) in inits.chain(apps) {
@@ -175,7 +216,7 @@ pub fn render_table(records: &[PodRecord], now: SystemTime) -> String {
             ]);
         }
     }
-    align(&rows)
+    rows
 }
 
 /// kubectl's tabwriter: columns padded to the widest cell plus 3 spaces.
@@ -254,6 +295,7 @@ mod tests {
     use super::*;
     use crate::paths::Layout;
     use crate::restart::Slot;
+    use crate::status::fixtures::demo_id;
     use crate::status::fixtures::{
         crashed_sidecar, exit, record_sample_events, sample, start, started,
     };
@@ -266,7 +308,7 @@ mod tests {
         assert_eq!(pod_status_string(&r), "Init:0/1");
         let (meta, pod, t) = crashed_sidecar();
         let r = build(&meta, &pod, None, t.wall);
-        let table = render_table(std::slice::from_ref(&r), t.wall);
+        let table = render_table(std::slice::from_ref(&r), t.wall, false);
         let lines: Vec<&str> = table.lines().collect();
         assert_eq!(
             lines[0].split_whitespace().collect::<Vec<_>>(),
@@ -282,6 +324,42 @@ mod tests {
         );
         assert!(
             lines[3].contains("web") && lines[3].contains("Running"),
+            "{table}"
+        );
+        let table = render_table(std::slice::from_ref(&r), t.wall, true);
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(
+            lines[0].split_whitespace().collect::<Vec<_>>(),
+            ["NAMESPACE", "NAME", "READY", "STATUS", "RESTARTS", "AGE"]
+        );
+        assert!(lines[1].starts_with("default "), "{table}");
+        assert!(lines[1].contains(" demo "), "{table}");
+        assert!(lines[3].trim_start().starts_with("web "), "{table}");
+    }
+
+    #[test]
+    fn a_stopped_or_gone_pod_is_neither_running_nor_terminating() {
+        let (mut meta, mut pod, t) = crashed_sidecar();
+        let running = build(&meta, &pod, None, t.wall);
+        let gone = crate::status::supervisor_gone(&running, Some(7), t.wall);
+        assert_eq!(pod_status_string(&gone), "SupervisorGone");
+        let table = render_table(std::slice::from_ref(&gone), t.wall, false);
+        assert!(
+            !table.contains("Running") && !table.contains("Terminating"),
+            "{table}"
+        );
+        assert!(table.contains("ContainerStatusUnknown"), "{table}");
+        pod.stop();
+        meta.deleting = Some(t.wall);
+        meta.ended = Some(crate::status::PodEnd {
+            reason: STOPPED.into(),
+            message: "stopped".into(),
+        });
+        let stopped = build(&meta, &pod, None, t.wall);
+        assert_eq!(pod_status_string(&stopped), "Stopped");
+        let table = render_table(std::slice::from_ref(&stopped), t.wall, false);
+        assert!(
+            !table.contains("Running") && !table.contains("Terminating"),
             "{table}"
         );
     }
@@ -329,7 +407,7 @@ mod tests {
     fn events_table_counts_repeats() {
         let dir = tempfile::tempdir().unwrap();
         let layout = Layout::new(dir.path(), dir.path().join("logs"));
-        let mut store = StatusStore::create(&layout, "demo").unwrap();
+        let mut store = StatusStore::create(&layout, &demo_id()).unwrap();
         let t = sample().2.wall;
         record_sample_events(&mut store, t);
         let shown = render_events(store.events(), t + Duration::from_secs(10));

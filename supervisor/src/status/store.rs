@@ -1,8 +1,11 @@
-//! One pod's status on disk: [`StatusStore`] writes `<state root>/<pod>/status.json`
+//! One pod's status on disk: [`StatusStore`] writes `<state root>/<namespace>_<pod>/status.json`
 //! (only when its bytes changed) and `events.json` (coalescing repeats),
 //! both through [`write_atomic`]; [`read_record`], [`read_events`] and
 //! [`list_pods`] read them back for `supervisor status`. The paths come from
-//! [`Layout`]; the JSON shape from [`super::api`].
+//! [`Layout`]; the JSON shape from [`super::api`]. [`create_pod_dir`] makes
+//! the pod's state dir 0750 (and the state root, when it makes it), as
+//! kubelet keeps /var/lib/kubelet/pods: other users of the host cannot list
+//! or open anything of a pod (volumes, secrets, status).
 
 use std::fs;
 use std::io;
@@ -11,7 +14,7 @@ use std::time::SystemTime;
 
 use super::api::{PodEvent, PodRecord};
 use crate::atomic_file::{AtomicWriteError, write_atomic};
-use crate::paths::{self, Layout};
+use crate::paths::{self, Layout, PodId};
 use crate::time::format_rfc3339;
 
 /// Errors of the status files and the `status` command.
@@ -56,9 +59,9 @@ pub enum StatusError {
     #[error(transparent)]
     Name(#[from] paths::NameError),
     /// No status for this pod.
-    #[error("pod {pod:?} not found in {dir}")]
+    #[error("pod {pod} not found in {dir}")]
     NoSuchPod {
-        /// The pod asked for.
+        /// The pod asked for, `namespace/name`.
         pod: String,
         /// The state root searched.
         dir: PathBuf,
@@ -92,7 +95,75 @@ pub fn read_events(path: &Path) -> Result<Vec<PodEvent>, StatusError> {
     }
 }
 
-/// Every pod with a `status.json` under the state root, sorted by name.
+/// Mode of the pod dirs and of a state root the supervisor creates.
+pub const POD_DIR_MODE: u32 = 0o750;
+
+/// Creates the pod's state dir with mode 0750 (set even when it existed),
+/// and the state root as 0750 when it is missing. An existing root keeps
+/// its mode unless it is a plain one that others may read (no sticky bit,
+/// as /tmp has): then it becomes 0750 too.
+pub fn create_pod_dir(layout: &Layout, pod: &PodId) -> Result<PathBuf, StatusError> {
+    use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
+    let root = layout.state_root();
+    let create = |path: &Path| -> Result<(), StatusError> {
+        match fs::DirBuilder::new()
+            .recursive(true)
+            .mode(POD_DIR_MODE)
+            .create(path)
+        {
+            Ok(()) => Ok(()),
+            Err(source) => Err(StatusError::CreateDir {
+                path: path.to_path_buf(),
+                source,
+            }),
+        }
+    };
+    let chmod = |path: &Path, mode: u32| {
+        fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(|source| {
+            StatusError::CreateDir {
+                path: path.to_path_buf(),
+                source,
+            }
+        })
+    };
+    create(root)?;
+    if let Ok(meta) = fs::metadata(root) {
+        let mode = meta.permissions().mode() & 0o7777;
+        if mode & 0o1000 == 0 && mode & 0o027 != 0 {
+            chmod(root, mode & POD_DIR_MODE)?;
+        }
+    }
+    let dir = layout.pod_state_dir(pod);
+    create(&dir)?;
+    chmod(&dir, POD_DIR_MODE)?;
+    Ok(dir)
+}
+
+/// The pods that have a state dir under the state root, by namespace and
+/// name.
+pub fn list_pod_ids(layout: &Layout) -> Result<Vec<PodId>, StatusError> {
+    let root = layout.state_root();
+    let entries = match fs::read_dir(root) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => {
+            return Err(StatusError::Read {
+                path: root.to_path_buf(),
+                source,
+            });
+        }
+    };
+    let mut ids: Vec<PodId> = entries
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .filter_map(|e| PodId::from_dir_name(e.file_name().to_str()?))
+        .collect();
+    ids.sort();
+    Ok(ids)
+}
+
+/// Every pod with a `status.json` under the state root, sorted by
+/// namespace and name.
 pub fn list_pods(layout: &Layout) -> Result<Vec<PodRecord>, StatusError> {
     let root = layout.state_root();
     let entries = match fs::read_dir(root) {
@@ -112,7 +183,9 @@ pub fn list_pods(layout: &Layout) -> Result<Vec<PodRecord>, StatusError> {
             records.push(read_record(&file)?);
         }
     }
-    records.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+    records.sort_by(|a, b| {
+        (&a.metadata.namespace, &a.metadata.name).cmp(&(&b.metadata.namespace, &b.metadata.name))
+    });
     Ok(records)
 }
 
@@ -129,14 +202,9 @@ pub struct StatusStore {
 }
 
 impl StatusStore {
-    /// Creates `<state root>/<pod>` (mode 0755, parents as needed).
-    pub fn create(layout: &Layout, pod: &str) -> Result<Self, StatusError> {
-        paths::check_name("pod", pod)?;
-        let dir = layout.pod_state_dir(pod);
-        fs::create_dir_all(&dir).map_err(|source| StatusError::CreateDir {
-            path: dir.clone(),
-            source,
-        })?;
+    /// Creates `<state root>/<namespace>_<pod>` ([`create_pod_dir`]).
+    pub fn create(layout: &Layout, pod: &PodId) -> Result<Self, StatusError> {
+        let dir = create_pod_dir(layout, pod)?;
         Ok(StatusStore {
             dir,
             last_written: None,
@@ -245,28 +313,29 @@ impl StatusStore {
 mod tests {
     use super::*;
     use crate::status::build;
-    use crate::status::fixtures::{record_sample_events, sample};
+    use crate::status::fixtures::{demo_id, record_sample_events, sample};
 
     #[test]
     fn store_writes_atomically_and_only_on_change() {
         let dir = tempfile::tempdir().unwrap();
         let layout = Layout::new(dir.path(), dir.path().join("logs"));
         let (meta, pod, t) = sample();
-        let mut store = StatusStore::create(&layout, "demo").unwrap();
+        let id = demo_id();
+        let mut store = StatusStore::create(&layout, &id).unwrap();
         let r = build(&meta, &pod, None, t.wall);
         assert!(store.write(&r).unwrap());
         assert!(
             !store.write(&r).unwrap(),
             "unchanged record is not rewritten"
         );
-        assert_eq!(read_record(&layout.status_file("demo")).unwrap(), r);
+        assert_eq!(read_record(&layout.status_file(&id)).unwrap(), r);
         let leftovers: Vec<_> = fs::read_dir(store.dir())
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();
         assert_eq!(leftovers, ["status.json"]);
         record_sample_events(&mut store, t.wall);
-        let events = read_events(&layout.events_file("demo")).unwrap();
+        let events = read_events(&layout.events_file(&id)).unwrap();
         assert_eq!(events.len(), 2);
         assert_eq!(events[0].count, 2);
         assert_eq!(
@@ -274,10 +343,14 @@ mod tests {
             Some("2027-01-15T08:00:05Z")
         );
         assert_eq!(events, store.events());
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode(store.dir()), 0o750);
+        assert_eq!(list_pod_ids(&layout).unwrap(), std::slice::from_ref(&id));
         let listed = list_pods(&layout).unwrap();
         assert_eq!(listed, [r]);
         store.remove().unwrap();
-        assert!(!layout.pod_state_dir("demo").exists());
+        assert!(!layout.pod_state_dir(&id).exists());
         assert!(list_pods(&layout).unwrap().is_empty());
     }
 }

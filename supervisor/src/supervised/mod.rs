@@ -187,9 +187,11 @@ impl SupervisedContainer {
         match &mut self.log {
             Some(log) => log.restart(restart_count, now, echo)?,
             None => {
+                let pod = crate::paths::PodId::new(&ctx.pod.namespace, &ctx.pod.name)
+                    .map_err(LogError::from)?;
                 self.log = Some(ContainerLog::open(
                     ctx.layout,
-                    &ctx.pod.name,
+                    &pod,
                     &name,
                     restart_count,
                     ctx.log,

@@ -1,16 +1,17 @@
-//! `supervisor logs [-f] [-p] POD CONTAINER`: its flags, and where the
-//! log goes.
+//! `supervisor logs [-f] [-p] [-n NAMESPACE] POD CONTAINER`: its flags, and
+//! where the log goes.
 
 use std::io;
 use std::path::PathBuf;
 
 use supervisor::logs::{self, LogRequest, ShowError};
-use supervisor::paths::Layout;
+use supervisor::paths::{DEFAULT_NAMESPACE, Layout, PodId};
 
-/// `supervisor logs [-f] [-p] POD CONTAINER`.
+/// `supervisor logs [-f] [-p] [-n NAMESPACE] POD CONTAINER`.
 #[derive(Debug, clap::Args)]
 pub struct LogsArgs {
-    /// Follow the log (across rotations and restarts) until the pod is gone.
+    /// Follow the log (across rotations and restarts) until the pod or its
+    /// supervisor is gone.
     #[arg(short = 'f', long)]
     pub follow: bool,
     /// The previous instance of the container.
@@ -23,6 +24,9 @@ pub struct LogsArgs {
     /// (default $SUPERVISOR_STATE_DIR, else /run/supervisor).
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
+    /// The pod's namespace.
+    #[arg(short = 'n', long, value_name = "NAMESPACE", default_value = DEFAULT_NAMESPACE)]
+    pub namespace: String,
     /// The pod.
     pub pod: String,
     /// The container.
@@ -35,7 +39,7 @@ pub fn main(args: LogsArgs) -> anyhow::Result<i32> {
     let request = LogRequest {
         follow: args.follow,
         previous: args.previous,
-        pod: args.pod,
+        pod: PodId::new(&args.namespace, &args.pod)?,
         container: args.container,
     };
     let stdout = io::stdout();

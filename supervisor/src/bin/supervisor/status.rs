@@ -1,13 +1,16 @@
-//! `supervisor status [POD] [-o table|json|yaml]`: its flags, and which of
-//! the status store's records go to which renderer.
+//! `supervisor status [POD] [-n NAMESPACE] [-o table|json|yaml]`: its flags,
+//! which pods' records go to which renderer, and the reclaim of pods whose
+//! supervisor is gone (`supervisor::reclaim`) before they are shown.
 
 use std::io::{self, Write as _};
 use std::path::PathBuf;
 use std::time::SystemTime;
 
-use supervisor::paths::{self, Layout};
+use supervisor::paths::{DEFAULT_NAMESPACE, Layout, PodId};
+use supervisor::reclaim::{self, Reclaimed};
 use supervisor::status::{
-    StatusError, list_pods, read_events, read_record, render_events, render_table, to_yaml,
+    PodRecord, StatusError, list_pod_ids, read_events, read_record, render_events, render_table,
+    to_yaml,
 };
 
 /// Output format of `supervisor status`.
@@ -21,11 +24,16 @@ pub enum Output {
     Yaml,
 }
 
-/// `supervisor status [POD] [-o json|yaml] [--state-dir DIR]`.
+/// `supervisor status [POD] [-n NAMESPACE] [-o json|yaml] [--state-dir DIR]`.
 #[derive(Debug, clap::Args)]
 pub struct StatusArgs {
-    /// The pod; all pods in the state dir when omitted.
+    /// The pod; every pod (of NAMESPACE with -n, else of all namespaces)
+    /// when omitted.
     pub pod: Option<String>,
+    /// The pod's namespace (default "default" for POD; without POD: only
+    /// that namespace's pods).
+    #[arg(short = 'n', long, value_name = "NAMESPACE")]
+    pub namespace: Option<String>,
     /// Output format.
     #[arg(short = 'o', long = "output", value_enum, default_value = "table")]
     pub output: Output,
@@ -34,34 +42,77 @@ pub struct StatusArgs {
     pub state_dir: Option<PathBuf>,
 }
 
-/// Runs `supervisor status`.
+/// Runs `supervisor status`. A pod whose supervisor is gone is reclaimed
+/// first (its leftovers removed, its status rewritten as SupervisorGone),
+/// so it is never shown as Running or Terminating.
 pub fn main(args: StatusArgs) -> anyhow::Result<i32> {
     let layout = Layout::resolve(args.state_dir.as_deref(), None);
     let now = SystemTime::now();
-    let (records, events) = match &args.pod {
+    let ids = match &args.pod {
         Some(pod) => {
-            paths::check_name("pod", pod)?;
-            let file = layout.status_file(pod);
-            if !file.is_file() {
-                return Err(StatusError::NoSuchPod {
-                    pod: pod.clone(),
-                    dir: layout.state_root().to_path_buf(),
-                }
-                .into());
+            let namespace = args.namespace.as_deref().unwrap_or(DEFAULT_NAMESPACE);
+            let id = PodId::new(namespace, pod)?;
+            if !layout.pod_state_dir(&id).is_dir() {
+                return Err(no_such_pod(&layout, &id).into());
             }
-            let events = read_events(&layout.events_file(pod))?;
-            (vec![read_record(&file)?], events)
+            vec![id]
         }
-        None => (list_pods(&layout)?, Vec::new()),
+        None => list_pod_ids(&layout)?
+            .into_iter()
+            .filter(|id| {
+                args.namespace
+                    .as_deref()
+                    .is_none_or(|n| id.namespace() == n)
+            })
+            .collect(),
+    };
+    for id in &ids {
+        match reclaim::reclaim(&layout, id) {
+            Ok(Reclaimed::Gone { pid, problems }) => {
+                let pid = pid.map_or_else(|| "unknown".to_owned(), |p| p.to_string());
+                eprintln!(
+                    "supervisor: pod {id}: its supervisor (pid {pid}) is gone; cleaned up what it left"
+                );
+                for problem in problems {
+                    eprintln!("supervisor: pod {id}: clean-up: {problem}");
+                }
+            }
+            Ok(Reclaimed::Owned | Reclaimed::Ended) => {}
+            Err(error) => eprintln!("supervisor: pod {id}: {error}"),
+        }
+    }
+    let mut records: Vec<PodRecord> = Vec::new();
+    for id in &ids {
+        let file = layout.status_file(id);
+        match read_record(&file) {
+            Ok(record) => records.push(record),
+            Err(_) if args.pod.is_none() && !file.exists() => {}
+            Err(StatusError::Read { .. }) if !file.exists() => {
+                return Err(no_such_pod(&layout, id).into());
+            }
+            Err(error) => return Err(error.into()),
+        }
+    }
+    let events = match (&args.pod, ids.first()) {
+        (Some(_), Some(id)) => read_events(&layout.events_file(id))?,
+        _ => Vec::new(),
     };
     let mut stdout = io::stdout().lock();
     match args.output {
         Output::Table => {
             if records.is_empty() {
-                eprintln!("No pods found in {}.", layout.state_root().display());
+                match &args.namespace {
+                    Some(namespace) => eprintln!(
+                        "No pods found in namespace {namespace} in {}.",
+                        layout.state_root().display()
+                    ),
+                    None => eprintln!("No pods found in {}.", layout.state_root().display()),
+                }
                 return Ok(0);
             }
-            stdout.write_all(render_table(&records, now).as_bytes())?;
+            // Every namespace listed: a NAMESPACE column, as kubectl -A.
+            let namespaces = args.pod.is_none() && args.namespace.is_none();
+            stdout.write_all(render_table(&records, now, namespaces).as_bytes())?;
             if !events.is_empty() {
                 writeln!(stdout, "\nEvents:")?;
                 stdout.write_all(render_events(&events, now).as_bytes())?;
@@ -87,4 +138,11 @@ pub fn main(args: StatusArgs) -> anyhow::Result<i32> {
         }
     }
     Ok(0)
+}
+
+fn no_such_pod(layout: &Layout, id: &PodId) -> StatusError {
+    StatusError::NoSuchPod {
+        pod: id.to_string(),
+        dir: layout.state_root().to_path_buf(),
+    }
 }
