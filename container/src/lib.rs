@@ -76,6 +76,7 @@
 
 #![deny(missing_docs)]
 
+pub mod apparmor;
 pub mod caps;
 pub mod cgroup;
 pub mod error;
@@ -85,6 +86,7 @@ pub mod namespace;
 pub mod pidfd;
 pub mod rootfs;
 pub mod sandbox;
+pub mod seccomp;
 pub mod signal;
 pub mod spawn;
 mod sys;
