@@ -105,8 +105,8 @@ impl Host {
     /// The profile this process runs under (`unconfined` when none), as
     /// containerd names the daemon profile in the template.
     pub fn own_profile(&self) -> String {
-        let current = std::fs::read_to_string(self.path("/proc/self/attr/current"))
-            .unwrap_or_default();
+        let current =
+            std::fs::read_to_string(self.path("/proc/self/attr/current")).unwrap_or_default();
         match current.split_whitespace().next() {
             Some(p) if !p.is_empty() => p.to_string(),
             _ => "unconfined".to_string(),
@@ -266,7 +266,6 @@ profile {name} flags=(attach_disconnected,mediate_deleted) {{
     )
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -312,7 +311,10 @@ mod tests {
     fn a_host_without_apparmor_refuses_every_profile() {
         let (_d, host) = fake(None, None);
         let e = host.check("my-app").unwrap_err().to_string();
-        assert!(e.contains("not enabled") && e.contains("parameters/enabled"), "{e}");
+        assert!(
+            e.contains("not enabled") && e.contains("parameters/enabled"),
+            "{e}"
+        );
         assert!(check_name("two words").is_err());
         assert!(check_name("").is_err());
     }
@@ -328,7 +330,9 @@ mod tests {
         assert!(text.contains("signal (receive) peer=unconfined,"));
         assert!(text.contains("deny @{PROC}/sysrq-trigger rwklx,"));
         assert!(text.contains("deny @{PROC}/sys/kernel/{?,??,[^s][^h][^m]**} w,"));
-        assert!(text.contains("ptrace (trace,tracedby,read,readby) peer=cri-containerd.apparmor.d,"));
+        assert!(
+            text.contains("ptrace (trace,tracedby,read,readby) peer=cri-containerd.apparmor.d,")
+        );
         assert!(text.trim_end().ends_with('}'));
         let bare = default_profile_text(DEFAULT_PROFILE, "supervisor", false, false);
         assert!(bare.starts_with("@{PROC}=/proc/\n"));
@@ -339,6 +343,8 @@ mod tests {
         std::fs::create_dir_all(dir.path().join("etc/apparmor.d/tunables")).unwrap();
         std::fs::write(dir.path().join("etc/apparmor.d/tunables/global"), "").unwrap();
         let text = host.default_profile_text();
-        assert!(text.starts_with("#include <tunables/global>") && !text.contains("abstractions/base"));
+        assert!(
+            text.starts_with("#include <tunables/global>") && !text.contains("abstractions/base")
+        );
     }
 }

@@ -19,6 +19,7 @@
 
 pub mod atomic_file;
 pub mod cni;
+pub mod confinement;
 pub mod event_loop;
 pub mod host;
 pub mod images;

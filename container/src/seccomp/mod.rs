@@ -404,11 +404,7 @@ impl Profile {
                     profile: origin.to_string(),
                     reason: e.to_string(),
                 })?;
-            filters.push(
-                rules
-                    .into_iter()
-                    .collect(),
-            );
+            filters.push(rules.into_iter().collect());
         }
         Ok(Program {
             filters: Arc::new(filters),

@@ -95,18 +95,20 @@ pub(super) fn parse(json: &[u8], origin: &str) -> Result<Profile, SeccompError> 
                 "empty system call name",
             ));
         }
-        let act = action(&s.action, s.errno_ret).map_err(|reason| {
-            field(format!("syscalls[{i}].action"), s.action.clone(), &reason)
-        })?;
+        let act = action(&s.action, s.errno_ret)
+            .map_err(|reason| field(format!("syscalls[{i}].action"), s.action.clone(), &reason))?;
         let mut args = Vec::new();
         for (j, a) in s.args.unwrap_or_default().into_iter().enumerate() {
-            let index = u8::try_from(a.index).ok().filter(|n| *n < 6).ok_or_else(|| {
-                field(
-                    format!("syscalls[{i}].args[{j}].index"),
-                    a.index.to_string(),
-                    "a system call has 6 arguments, 0 to 5",
-                )
-            })?;
+            let index = u8::try_from(a.index)
+                .ok()
+                .filter(|n| *n < 6)
+                .ok_or_else(|| {
+                    field(
+                        format!("syscalls[{i}].args[{j}].index"),
+                        a.index.to_string(),
+                        "a system call has 6 arguments, 0 to 5",
+                    )
+                })?;
             let op = match a.op.as_str() {
                 "SCMP_CMP_NE" => CmpOp::Ne,
                 "SCMP_CMP_LT" => CmpOp::Lt,
@@ -155,7 +157,9 @@ fn action(name: &str, errno_ret: Option<u32>) -> Result<Action, String> {
     }
     let errno = errno_ret.unwrap_or(libc::EPERM as u32);
     if errno > MAX_ERRNO {
-        return Err(format!("errnoRet {errno} is above the largest errno, {MAX_ERRNO}"));
+        return Err(format!(
+            "errnoRet {errno} is above the largest errno, {MAX_ERRNO}"
+        ));
     }
     Ok(match name {
         "SCMP_ACT_ALLOW" => Action::Allow,

@@ -255,9 +255,11 @@ impl Command {
         }
         let apparmor_exec = match &self.apparmor {
             Some(profile) => {
-                crate::apparmor::check_name(profile)
-                    .map_err(|e| Self::invalid(e.to_string()))?;
-                Some(cstr(OsStr::new(&format!("exec {profile}")), "AppArmor profile")?)
+                crate::apparmor::check_name(profile).map_err(|e| Self::invalid(e.to_string()))?;
+                Some(cstr(
+                    OsStr::new(&format!("exec {profile}")),
+                    "AppArmor profile",
+                )?)
             }
             None => None,
         };

@@ -9,6 +9,7 @@
 
 mod sandbox;
 
+use crate::confinement::{self, ConfinementOptions};
 use crate::event_loop::{EventLoop, EventLoopError, TIMER};
 use crate::host;
 use crate::images::{Availability, ImageOptions, PodImages, RESYNC};
@@ -59,6 +60,8 @@ pub struct RunOptions {
     pub trace: Option<PathBuf>,
     /// The image store, registry credentials and configuration.
     pub images: ImageOptions,
+    /// seccomp and AppArmor: profile root, what unset means, the host.
+    pub confinement: ConfinementOptions,
 }
 
 /// Runs `supervisor run`: returns 0 after a stop by signal or a pod that
@@ -69,6 +72,13 @@ pub fn run(options: RunOptions) -> anyhow::Result<i32> {
     let signals = Signals::block_all().context("block signals")?;
     let loaded = spec::load(&options.manifest)?;
     for warning in &loaded.warnings {
+        eprintln!("supervisor: warning: {warning}");
+    }
+    // kubelet's admission: a profile the host cannot enforce at all
+    // refuses the pod before anything starts.
+    let admitted = confinement::admit(&loaded.pod, &options.confinement)
+        .with_context(|| format!("{}", options.manifest.display()))?;
+    for warning in &admitted {
         eprintln!("supervisor: warning: {warning}");
     }
     let pause = host::find_pause(options.pause.as_deref())?;
@@ -84,6 +94,7 @@ pub fn run(options: RunOptions) -> anyhow::Result<i32> {
         backoff: options.backoff,
         cni: options.cni,
         images: options.images,
+        confinement: options.confinement,
     };
     let trace = match &options.trace {
         Some(path) => Trace::open(path).with_context(|| format!("--trace {}", path.display()))?,
@@ -105,6 +116,7 @@ struct Config {
     backoff: BackoffConfig,
     cni: CniPaths,
     images: ImageOptions,
+    confinement: ConfinementOptions,
 }
 
 /// Token of the signalfd in the event loop; containers use
@@ -698,9 +710,12 @@ impl PodRuntime {
         if !self.image_ready(index, slot, now.mono) {
             return;
         }
-        let ctx = self
-            .sandbox
-            .context(&self.pod, &self.config.layout, self.config.log);
+        let ctx = self.sandbox.context(
+            &self.pod,
+            &self.config.layout,
+            self.config.log,
+            &self.config.confinement,
+        );
         let event_loop = self.event_loop.as_ref().expect("started");
         let started = self.containers[index].start(
             ctx.as_ref(),
@@ -743,8 +758,28 @@ impl PodRuntime {
                     eprintln!("supervisor: {error}");
                 }
             }
-            Err(SupervisedError::Command(error @ CommandError::NothingToRun { .. })) => {
+            Err(SupervisedError::Command(
+                error @ (CommandError::NothingToRun { .. } | CommandError::Confinement { .. }),
+            )) => {
                 let message = supervised::error_chain(&error);
+                self.held(
+                    index,
+                    WaitingReason::CreateContainerError,
+                    message,
+                    Some(now.mono + RESYNC),
+                );
+            }
+            // containerd fails the create when runc cannot apply the
+            // profile: CreateContainerError, not a run that failed.
+            Err(SupervisedError::Spawn(
+                error @ container::SpawnError::Child {
+                    step:
+                        container::error::SpawnStep::Seccomp | container::error::SpawnStep::AppArmor,
+                    ..
+                },
+            )) => {
+                self.trace.record(&name, restart_count, Step::Failed);
+                let message = format!("container {name}: {error}");
                 self.held(
                     index,
                     WaitingReason::CreateContainerError,
@@ -898,9 +933,12 @@ impl PodRuntime {
             }
             if let Some(state) = self.lifecycle.get(c.slot()) {
                 let next = state.restart_count() + 1;
-                let ctx = self
-                    .sandbox
-                    .context(&self.pod, &self.config.layout, self.config.log);
+                let ctx = self.sandbox.context(
+                    &self.pod,
+                    &self.config.layout,
+                    self.config.log,
+                    &self.config.confinement,
+                );
                 c.park_next(ctx.as_ref(), next);
             }
         }

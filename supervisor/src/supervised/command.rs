@@ -8,6 +8,7 @@
 //! state between instances.
 
 use super::PodContext;
+use crate::confinement::{self, Confinement, ConfinementError};
 use crate::images::ResolvedImage;
 use crate::images::user::{self, UserError, UserRequest};
 use crate::spec::{Container, VolumeSource};
@@ -41,6 +42,12 @@ pub enum CommandError {
     User {
         container: String,
         source: UserError,
+    },
+    /// Its seccomp or AppArmor profile cannot be had (CreateContainerError).
+    #[error("container {container}: {source}")]
+    Confinement {
+        container: String,
+        source: ConfinementError,
     },
     #[error("container {container}: create the rootfs staging dir {path}: {source}")]
     Staging {
@@ -85,7 +92,7 @@ pub(super) fn command(
     ctx: &PodContext<'_>,
     cgroup: &Cgroup,
     env: &[(String, String)],
-) -> Result<Command, CommandError> {
+) -> Result<(Command, Confinement), CommandError> {
     let name = container.name.as_str();
     let config = &image.config;
     let argv = container.argv(&container.env(ctx.runtime), &config.entrypoint, &config.cmd);
@@ -131,8 +138,17 @@ pub(super) fn command(
         }
     }
     command.groups(&groups);
-    command.capabilities(CapSet(security.capabilities.effective_mask()));
+    let caps = CapSet(security.capabilities.effective_mask());
+    command.capabilities(caps);
     command.no_new_privs(!security.allow_privilege_escalation);
+    // The capability gates of RuntimeDefault see the final set.
+    let confinement = confinement::resolve(security, caps, ctx.confinement).map_err(|source| {
+        CommandError::Confinement {
+            container: name.to_string(),
+            source,
+        }
+    })?;
+    confinement.apply(&mut command);
 
     let share_pid = ctx.pod.share_process_namespace;
     command.join_sandbox(ctx.sandbox, share_pid);
@@ -146,7 +162,7 @@ pub(super) fn command(
     command.stderr(Stdio::Piped);
     // Should the supervisor die without its teardown, the containers die too.
     command.parent_death_signal(Signal::SIGKILL);
-    Ok(command)
+    Ok((command, confinement))
 }
 
 /// The container's root filesystem: its image's layers under a fresh
