@@ -34,9 +34,7 @@ fn seccomp_of(pod: &RunningPod, container: &str) -> (String, u32) {
 fn log_line(pod: &RunningPod, container: &str, needle: &str) -> String {
     wait_until(TIMEOUT, || {
         let log = pod.log(container, 0);
-        log.lines()
-            .find(|l| l.contains(needle))
-            .map(str::to_string)
+        log.lines().find(|l| l.contains(needle)).map(str::to_string)
     })
     .unwrap_or_else(|| panic!("no {needle:?} in {container}'s log\n{}", pod.output()))
 }
@@ -112,7 +110,11 @@ fn seccomp_default_false_makes_unset_unconfined() {
     let pod = RunningPod::start(&name, &manifest(&name, &containers), options);
     pod.wait_running(TIMEOUT);
     assert_eq!(seccomp_of(&pod, "unset").0, "0");
-    assert_eq!(seccomp_of(&pod, "asked").0, "2", "an explicit RuntimeDefault stays");
+    assert_eq!(
+        seccomp_of(&pod, "asked").0,
+        "2",
+        "an explicit RuntimeDefault stays"
+    );
     stop(pod);
 }
 
@@ -179,19 +181,31 @@ fn a_missing_or_invalid_localhost_profile_is_create_container_error() {
     let pod = RunningPod::start(&name, &manifest(&name, &containers), options);
     for (container, wants) in [
         ("missing", vec!["nope/missing.json", "seccompProfile"]),
-        ("invalid", vec!["bad.json", "syscalls[0].action", "SCMP_ACT_SOMETIMES"]),
+        (
+            "invalid",
+            vec!["bad.json", "syscalls[0].action", "SCMP_ACT_SOMETIMES"],
+        ),
     ] {
         let status = pod.wait_status(TIMEOUT, &format!("{container} CreateContainerError"), |s| {
-            RunningPod::container(s, container)["state"]["waiting"]["reason"] == "CreateContainerError"
+            RunningPod::container(s, container)["state"]["waiting"]["reason"]
+                == "CreateContainerError"
         });
         let c = RunningPod::container(&status, container);
-        let message = c["state"]["waiting"]["message"].as_str().unwrap_or_default();
+        let message = c["state"]["waiting"]["message"]
+            .as_str()
+            .unwrap_or_default();
         for want in wants {
             assert!(message.contains(want), "{want} not in {message:?}");
         }
         assert_eq!(c["restartCount"], 0);
-        assert!(pod.container_pid(container).is_none(), "{container} never ran");
-        assert!(!pod.log(container, 0).contains("ran"), "{container} never ran");
+        assert!(
+            pod.container_pid(container).is_none(),
+            "{container} never ran"
+        );
+        assert!(
+            !pod.log(container, 0).contains("ran"),
+            "{container} never ran"
+        );
     }
     stop(pod);
 }
@@ -224,6 +238,11 @@ fn a_localhost_apparmor_profile_is_refused_on_a_host_without_apparmor() {
     );
     let pod = RunningPod::start(&name, &manifest(&name, &containers), RunOptions::default());
     pod.wait_running(TIMEOUT);
-    assert!(pod.output().contains("RuntimeDefault AppArmor profile not applied"), "{}", pod.output());
+    assert!(
+        pod.output()
+            .contains("RuntimeDefault AppArmor profile not applied"),
+        "{}",
+        pod.output()
+    );
     stop(pod);
 }

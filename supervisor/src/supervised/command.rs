@@ -47,7 +47,7 @@ pub enum CommandError {
     #[error("container {container}: {source}")]
     Confinement {
         container: String,
-        source: ConfinementError,
+        source: Box<ConfinementError>,
     },
     #[error("container {container}: create the rootfs staging dir {path}: {source}")]
     Staging {
@@ -145,7 +145,7 @@ pub(super) fn command(
     let confinement = confinement::resolve(security, caps, ctx.confinement).map_err(|source| {
         CommandError::Confinement {
             container: name.to_string(),
-            source,
+            source: Box::new(source),
         }
     })?;
     confinement.apply(&mut command);
