@@ -236,10 +236,14 @@ pub enum SpawnStep {
     ForkInNamespace,
     /// execve.
     Exec,
+    /// Installing the seccomp filter.
+    Seccomp,
+    /// Writing the AppArmor exec attribute.
+    AppArmor,
 }
 
 impl SpawnStep {
-    pub(crate) const ALL: [SpawnStep; 27] = [
+    pub(crate) const ALL: [SpawnStep; 29] = [
         SpawnStep::Cgroup,
         SpawnStep::JoinNamespaces,
         SpawnStep::CreateNamespaces,
@@ -267,6 +271,8 @@ impl SpawnStep {
         SpawnStep::CloseFds,
         SpawnStep::ForkInNamespace,
         SpawnStep::Exec,
+        SpawnStep::Seccomp,
+        SpawnStep::AppArmor,
     ];
 
     pub(crate) fn code(self) -> u32 {
@@ -311,6 +317,8 @@ impl std::fmt::Display for SpawnStep {
             SpawnStep::CloseFds => "close inherited fds",
             SpawnStep::ForkInNamespace => "fork into pid namespace",
             SpawnStep::Exec => "exec",
+            SpawnStep::Seccomp => "install seccomp filter",
+            SpawnStep::AppArmor => "set AppArmor profile",
         };
         f.write_str(s)
     }

@@ -5,10 +5,12 @@
 //! network, IPC, UTS and optionally pid namespaces), manage a cgroup per
 //! pod and per container with kubelet's limit conversions, and spawn each
 //! container process into the sandbox's namespaces, its own mount (and pid)
-//! namespace and its cgroup, with mounts, credentials, capabilities and
-//! stdio, returning a pidfd to wait on. What it does not do: images, root
-//! filesystems, networking beyond loopback (CNI is the supervisor's), user
-//! namespaces, seccomp, or any policy (restarts, probes, OOM decisions).
+//! namespace and its cgroup, with mounts, credentials, capabilities, a
+//! seccomp filter, an AppArmor profile and stdio, returning a pidfd to
+//! wait on. What it does not do: images, root filesystems, networking
+//! beyond loopback (CNI is the supervisor's), user namespaces, or any
+//! policy (restarts, probes, OOM decisions, which profile a container
+//! gets).
 //!
 //! The flow a supervisor follows:
 //!
@@ -76,6 +78,7 @@
 
 #![deny(missing_docs)]
 
+pub mod apparmor;
 pub mod caps;
 pub mod cgroup;
 pub mod error;
@@ -85,6 +88,7 @@ pub mod namespace;
 pub mod pidfd;
 pub mod rootfs;
 pub mod sandbox;
+pub mod seccomp;
 pub mod signal;
 pub mod spawn;
 mod sys;

@@ -21,6 +21,7 @@
 
 pub mod atomic_file;
 pub mod cni;
+pub mod confinement;
 pub mod event_loop;
 pub mod eviction;
 pub mod host;

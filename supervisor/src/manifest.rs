@@ -394,10 +394,24 @@ kubernetes_types! {
         pub fs_group: Option<i64>,
         /// Refused.
         pub sysctls: Unsupported,
+        /// The seccomp profile of every container (container level wins).
+        pub seccomp_profile: Option<SecurityProfile>,
+        /// The AppArmor profile of every container (container level wins).
+        pub app_armor_profile: Option<SecurityProfile>,
         ignored: [
             supplemental_groups_policy, fs_group_change_policy, se_linux_options,
-            se_linux_change_policy, seccomp_profile, app_armor_profile, windows_options,
+            se_linux_change_policy, windows_options,
         ],
+    }
+
+    /// `seccompProfile` and `appArmorProfile`.
+    pub struct SecurityProfile {
+        /// RuntimeDefault, Localhost or Unconfined.
+        #[serde(rename = "type")]
+        pub kind: Option<String>,
+        /// The profile when Localhost: a file under the seccomp profile
+        /// root, or a loaded AppArmor profile's name.
+        pub localhost_profile: Option<String>,
     }
 
     /// Container-level `securityContext`.
@@ -418,8 +432,12 @@ kubernetes_types! {
         pub privileged: Option<bool>,
         /// `Default` only; `Unmasked` refused.
         pub proc_mount: Option<String>,
+        /// The seccomp profile.
+        pub seccomp_profile: Option<SecurityProfile>,
+        /// The AppArmor profile.
+        pub app_armor_profile: Option<SecurityProfile>,
         ignored: [
-            se_linux_options, seccomp_profile, app_armor_profile, windows_options,
+            se_linux_options, windows_options,
         ],
     }
 

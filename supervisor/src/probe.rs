@@ -168,6 +168,8 @@ struct ExecIdentity {
     groups: Vec<u32>,
     caps: CapSet,
     no_new_privs: bool,
+    /// The instance's seccomp filter and AppArmor profile.
+    confinement: crate::confinement::Confinement,
 }
 
 /// The threshold counters of one probe: the pure state machine.
@@ -303,6 +305,12 @@ pub struct Probes {
 }
 
 impl Probes {
+    /// Exec probes (and their waiter) run under the instance's seccomp
+    /// filter and AppArmor profile.
+    pub fn confine(&mut self, confinement: crate::confinement::Confinement) {
+        self.identity.confinement = confinement;
+    }
+
     /// The probes of `container`, whose instance started at `started`.
     pub fn new(container: &spec::Container, started: Instant) -> Probes {
         let prober = |kind: ProbeKind, probe: &Option<spec::Probe>| {
@@ -329,6 +337,7 @@ impl Probes {
             groups: security.supplemental_groups.clone(),
             caps: CapSet(security.capabilities.effective_mask()),
             no_new_privs: !security.allow_privilege_escalation,
+            confinement: crate::confinement::Confinement::default(),
         };
         let gated = probers[0].is_some();
         if let Some(startup) = &mut probers[0] {
@@ -970,6 +979,7 @@ fn spawn_exec(
     // No parent-death signal of its own: it lives in the container's pid
     // namespace, which dies with the container's PID 1 (itself killed by
     // its parent-death signal should the supervisor die).
+    identity.confinement.apply(&mut command);
     if let Some(uid) = identity.uid {
         command.uid(uid);
     }

@@ -1,8 +1,10 @@
 //! What runs between fork and exec: cgroup, namespaces, mounts, root
 //! filesystem, session and terminal, credentials (capabilities,
 //! no_new_privs), stdio, then the exec itself with its PATH search.
-//! Seccomp would be applied here: last in `setup`, after no_new_privs
-//! (which an unprivileged filter needs).
+//! The AppArmor exec attribute is written before the credentials; the
+//! seccomp filter is installed as runc does: with no_new_privs right
+//! before exec, without it (while the process still has CAP_SYS_ADMIN)
+//! before the credentials.
 //!
 //! Everything here was allocated by the parent ([`Prepared`]); only raw
 //! system calls are made, no allocation, no locks, no panics (iterators
@@ -128,6 +130,10 @@ pub(crate) struct Prepared {
     pub no_new_privs: bool,
     /// Run under a reaping waiter in the joined pid namespace.
     pub reaper: bool,
+    /// The seccomp filter to install.
+    pub seccomp: Option<crate::seccomp::Program>,
+    /// `exec <profile>` for the AppArmor exec attribute.
+    pub apparmor_exec: Option<CString>,
     /// Parked ([`crate::Command::park`]): the go pipe's read end and the
     /// only other fds kept open while parked.
     pub park: Option<Park>,
@@ -195,6 +201,12 @@ fn safe_report_fd(fd: RawFd) -> RawFd {
 pub(crate) fn run(p: &Prepared, report_fd: RawFd, in_unified: bool, joined: bool) -> ! {
     let report_fd = safe_report_fd(report_fd);
     if let Err(e) = setup(p, report_fd, in_unified, joined) {
+        fail(report_fd, e);
+    }
+    // With no_new_privs the filter can come last (see `setup` without).
+    if p.no_new_privs
+        && let Err(e) = seccomp(p)
+    {
         fail(report_fd, e);
     }
     let (errno, index) = exec(p);
@@ -286,6 +298,13 @@ fn setup(p: &Prepared, report_fd: RawFd, in_unified: bool, joined: bool) -> Step
         Session::Inherit => {}
         Session::NewSession => step(SpawnStep::Session, sys::setsid())?,
         Session::NewProcessGroup => step(SpawnStep::Session, sys::setpgid_self())?,
+    }
+    apparmor(p)?;
+    // Without no_new_privs a filter needs CAP_SYS_ADMIN: installed before
+    // the credentials drop it (runc's standard_init_linux.go does the
+    // same), so it must allow what follows.
+    if !p.no_new_privs {
+        seccomp(p)?;
     }
     credentials(p)?;
     if let Some(cwd) = &p.cwd {
@@ -459,6 +478,37 @@ fn credentials(p: &Prepared) -> StepResult {
     Ok(())
 }
 
+/// Install the seccomp filters, in order.
+fn seccomp(p: &Prepared) -> StepResult {
+    if let Some(program) = &p.seccomp {
+        for (i, filter) in (0u32..).zip(program.filters.iter()) {
+            crate::seccomp::sys::install(filter, program.flags)
+                .map_err(|e| (SpawnStep::Seccomp, e, i))?;
+        }
+    }
+    Ok(())
+}
+
+/// Write `exec <profile>` to the AppArmor exec attribute (the
+/// AppArmor-specific file, else the generic one, as runc does).
+fn apparmor(p: &Prepared) -> StepResult {
+    let Some(value) = &p.apparmor_exec else {
+        return Ok(());
+    };
+    let mut last = libc::ENOENT;
+    for (i, file) in (0u32..).zip([c"/proc/self/attr/apparmor/exec", c"/proc/self/attr/exec"]) {
+        match sys::open(file, libc::O_WRONLY | libc::O_CLOEXEC, 0) {
+            Ok(fd) => {
+                let r = sys::write_all(fd, value.as_bytes());
+                sys::close(fd);
+                return r.map_err(|e| (SpawnStep::AppArmor, e, i));
+            }
+            Err(e) => last = e,
+        }
+    }
+    Err((SpawnStep::AppArmor, last, 1))
+}
+
 fn stdio(p: &Prepared) -> StepResult {
     // First move every source above 2, so dup2 into 0..2 cannot clobber a
     // source that happens to sit there.
@@ -553,6 +603,13 @@ fn run_waiter(p: &Prepared, report_fd: RawFd, in_unified: bool) -> ! {
         Ok(sys::Forked { pid, .. }) => pid,
         Err(e) => fail(report_fd, (SpawnStep::ForkInNamespace, e, 0)),
     };
+    // The waiter lives in the container too: under its filter from here
+    // (what it does next, wait4, kill, close_range, exit, every profile
+    // that runs a program allows).
+    if let Err(e) = seccomp(p) {
+        let _ = sys::kill(program, libc::SIGKILL);
+        fail(report_fd, e);
+    }
     // Nothing of the caller's stays open here (the report pipe must reach
     // EOF when the program execs).
     let _ = sys::close_from(3);

@@ -332,6 +332,9 @@ impl Launch {
                 .and_then(|r| r.step_path(index))
                 .map(Path::to_path_buf),
             SpawnStep::Chdir => self.cwd.clone(),
+            SpawnStep::AppArmor => crate::apparmor::EXEC_ATTR_FILES
+                .get(index)
+                .map(PathBuf::from),
             _ => None,
         };
         SpawnError::Child {

@@ -182,6 +182,8 @@ pub struct Command {
     inherit_fds: bool,
     lookup: ProgramLookup,
     reaper: bool,
+    seccomp: Option<crate::seccomp::Program>,
+    apparmor: Option<String>,
 }
 
 impl Command {
@@ -215,6 +217,8 @@ impl Command {
             inherit_fds: false,
             lookup: ProgramLookup::Runtime,
             reaper: false,
+            seccomp: None,
+            apparmor: None,
         }
     }
 
@@ -291,6 +295,27 @@ impl Command {
     /// effective, permitted, inheritable and ambient to `caps`.
     pub fn capabilities(&mut self, caps: CapSet) -> &mut Command {
         self.caps = Some(caps);
+        self
+    }
+
+    /// Install this seccomp filter in the process, as runc does: with
+    /// no_new_privs as late as possible (right before exec); without it
+    /// (installing then needs CAP_SYS_ADMIN) before the credentials are
+    /// changed, so what follows (setgroups, setresuid, capset, prctl,
+    /// chdir, dup2, close_range, ioctl, execve) must be allowed by it.
+    /// Under [`Command::reaper`] the waiter gets it too, once it has
+    /// forked the program.
+    pub fn seccomp(&mut self, program: crate::seccomp::Program) -> &mut Command {
+        self.seccomp = Some(program);
+        self
+    }
+
+    /// Exec the program under this AppArmor profile (`exec <profile>`
+    /// written to the process's exec attribute, see
+    /// [`crate::apparmor::EXEC_ATTR_FILES`]); the profile must be loaded
+    /// (see [`crate::apparmor::Host::check`]).
+    pub fn apparmor_profile(&mut self, profile: impl Into<String>) -> &mut Command {
+        self.apparmor = Some(profile.into());
         self
     }
 

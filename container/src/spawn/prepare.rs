@@ -284,6 +284,16 @@ impl Command {
         if !self.own_mount_namespace {
             created = created.without(Namespace::Mount);
         }
+        let apparmor_exec = match &self.apparmor {
+            Some(profile) => {
+                crate::apparmor::check_name(profile).map_err(|e| Self::invalid(e.to_string()))?;
+                Some(cstr(
+                    OsStr::new(&format!("exec {profile}")),
+                    "AppArmor profile",
+                )?)
+            }
+            None => None,
+        };
         let p = Prepared {
             argv_ptrs: ptrs(&argv),
             envp_ptrs: ptrs(&envp),
@@ -320,6 +330,8 @@ impl Command {
             last_cap,
             no_new_privs: self.no_new_privs,
             reaper: self.reaper,
+            seccomp: self.seccomp.clone(),
+            apparmor_exec,
             park: None,
         };
         // The pidfd must stay open until fork; keep it with the command.

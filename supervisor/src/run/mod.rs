@@ -9,6 +9,7 @@
 
 mod sandbox;
 
+use crate::confinement::{self, ConfinementOptions};
 use crate::event_loop::{EventLoop, EventLoopError, TIMER};
 use crate::eviction::Eviction;
 use crate::host;
@@ -61,6 +62,8 @@ pub struct RunOptions {
     pub trace: Option<PathBuf>,
     /// The image store, registry credentials and configuration.
     pub images: ImageOptions,
+    /// seccomp and AppArmor: profile root, what unset means, the host.
+    pub confinement: ConfinementOptions,
 }
 
 /// Runs `supervisor run`: returns 0 after a stop by signal or a pod that
@@ -71,6 +74,13 @@ pub fn run(options: RunOptions) -> anyhow::Result<i32> {
     let signals = Signals::block_all().context("block signals")?;
     let loaded = spec::load(&options.manifest)?;
     for warning in &loaded.warnings {
+        eprintln!("supervisor: warning: {warning}");
+    }
+    // kubelet's admission: a profile the host cannot enforce at all
+    // refuses the pod before anything starts.
+    let admitted = confinement::admit(&loaded.pod, &options.confinement)
+        .with_context(|| format!("{}", options.manifest.display()))?;
+    for warning in &admitted {
         eprintln!("supervisor: warning: {warning}");
     }
     // One supervisor per pod: the pod's lock, before anything of the pod is
@@ -92,6 +102,7 @@ pub fn run(options: RunOptions) -> anyhow::Result<i32> {
         backoff: options.backoff,
         cni: options.cni,
         images: options.images,
+        confinement: options.confinement,
     };
     let trace = match &options.trace {
         Some(path) => Trace::open(path).with_context(|| format!("--trace {}", path.display()))?,
@@ -113,6 +124,7 @@ struct Config {
     backoff: BackoffConfig,
     cni: CniPaths,
     images: ImageOptions,
+    confinement: ConfinementOptions,
 }
 
 /// Token of the signalfd in the event loop; containers use
@@ -308,9 +320,12 @@ impl PodRuntime {
             self.pod.init_containers.len(),
             self.pod.containers.len()
         );
-        let ctx = self
-            .sandbox
-            .context(&self.pod, &self.config.layout, self.config.log);
+        let ctx = self.sandbox.context(
+            &self.pod,
+            &self.config.layout,
+            self.config.log,
+            &self.config.confinement,
+        );
         self.eviction = Eviction::new(
             &self.pod,
             &self.id,
@@ -757,9 +772,12 @@ impl PodRuntime {
         if !self.image_ready(index, slot, now.mono) {
             return;
         }
-        let ctx = self
-            .sandbox
-            .context(&self.pod, &self.config.layout, self.config.log);
+        let ctx = self.sandbox.context(
+            &self.pod,
+            &self.config.layout,
+            self.config.log,
+            &self.config.confinement,
+        );
         let event_loop = self.event_loop.as_ref().expect("started");
         let started = self.containers[index].start(
             ctx.as_ref(),
@@ -802,7 +820,9 @@ impl PodRuntime {
                     eprintln!("supervisor: {error}");
                 }
             }
-            Err(SupervisedError::Command(error @ CommandError::NothingToRun { .. })) => {
+            Err(SupervisedError::Command(
+                error @ (CommandError::NothingToRun { .. } | CommandError::Confinement { .. }),
+            )) => {
                 let message = supervised::error_chain(&error);
                 self.held(
                     index,
@@ -818,6 +838,24 @@ impl PodRuntime {
                 self.held(
                     index,
                     WaitingReason::CreateContainerConfigError,
+                    message,
+                    Some(now.mono + RESYNC),
+                );
+            }
+            // containerd fails the create when runc cannot apply the
+            // profile: CreateContainerError, not a run that failed.
+            Err(SupervisedError::Spawn(
+                error @ container::SpawnError::Child {
+                    step:
+                        container::error::SpawnStep::Seccomp | container::error::SpawnStep::AppArmor,
+                    ..
+                },
+            )) => {
+                self.trace.record(&name, restart_count, Step::Failed);
+                let message = format!("container {name}: {error}");
+                self.held(
+                    index,
+                    WaitingReason::CreateContainerError,
                     message,
                     Some(now.mono + RESYNC),
                 );
@@ -968,9 +1006,12 @@ impl PodRuntime {
             }
             if let Some(state) = self.lifecycle.get(c.slot()) {
                 let next = state.restart_count() + 1;
-                let ctx = self
-                    .sandbox
-                    .context(&self.pod, &self.config.layout, self.config.log);
+                let ctx = self.sandbox.context(
+                    &self.pod,
+                    &self.config.layout,
+                    self.config.log,
+                    &self.config.confinement,
+                );
                 c.park_next(ctx.as_ref(), next);
             }
         }

@@ -7,6 +7,7 @@
 //! It owns no container: those are `supervised`'s, and their start order
 //! is the restart state machine's.
 
+use crate::confinement::ConfinementOptions;
 use crate::host;
 use crate::logs::LogConfig;
 use crate::network::{self, CniPaths, PodNetwork};
@@ -232,6 +233,7 @@ impl PodSandbox {
         pod: &'a PodSpec,
         layout: &'a Layout,
         log: LogConfig,
+        confinement: &'a ConfinementOptions,
     ) -> Option<PodContext<'a>> {
         Some(PodContext {
             pod,
@@ -244,6 +246,7 @@ impl PodSandbox {
             pod_cgroup: self.pod_cgroup.as_ref()?,
             layout,
             log,
+            confinement,
         })
     }
 

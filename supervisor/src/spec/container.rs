@@ -183,6 +183,7 @@ fn container(
         pod.security,
         pod.fs_group,
         cp,
+        name,
     )?;
     let mounts = volumes::mounts(ctx, &c.volume_mounts, pod.volumes, cp)?;
     let ports = ports::ports(ctx, &c.ports, pod.host_network, cp)?;

@@ -34,7 +34,7 @@ pub use pod::{HostAlias, PodSpec};
 pub use ports::{Port, Protocol};
 pub use probes::{Handler, Probe};
 pub use resources::ContainerResources;
-pub use security::{Capabilities, SecurityContext, capability_number};
+pub use security::{Capabilities, Profile, ProfileKind, SecurityContext, capability_number};
 pub use volumes::{FilesOrigin, HostPathType, Volume, VolumeFile, VolumeMount, VolumeSource};
 
 /// `restartPolicy` of the pod: one type with the restart decisions.

@@ -1,9 +1,11 @@
 //! A container's effective security settings: [`SecurityContext`] (pod
 //! and container contexts merged field by field, container first) and
 //! [`Capabilities`], with their validator (UIDs and GIDs in range,
-//! runAsNonRoot checked, capability names known to Linux). Applying them
-//! is `container::Command`'s work; seccomp, when it comes, would be parsed
-//! here and applied there.
+//! runAsNonRoot checked, capability names known to Linux), and the
+//! seccomp and AppArmor profiles asked for ([`Profile`]: container level,
+//! then for AppArmor the older annotation, then pod level, as kubelet).
+//! Applying them is `supervised::command`'s and `container::Command`'s
+//! work; what an unset profile means is decided there (flags).
 
 use super::{Ctx, Result};
 use crate::manifest::{self, IgnoredFields};
@@ -25,6 +27,131 @@ pub struct SecurityContext {
     pub capabilities: Capabilities,
     /// Read-only root filesystem.
     pub read_only_root_filesystem: bool,
+    /// `seccompProfile` (None: unset, see `--seccomp-default`).
+    pub seccomp: Option<Profile>,
+    /// `appArmorProfile` (None: unset, the runtime's default on a host
+    /// with AppArmor).
+    pub apparmor: Option<Profile>,
+}
+
+/// A `seccompProfile` or `appArmorProfile`, with the field it came from
+/// (for messages).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Profile {
+    /// What is asked for.
+    pub kind: ProfileKind,
+    /// Where it was set, e.g. `spec.containers[0].securityContext.seccompProfile`.
+    pub field: String,
+}
+
+/// The `type` of a security profile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProfileKind {
+    /// The runtime's default profile.
+    RuntimeDefault,
+    /// No profile.
+    Unconfined,
+    /// seccomp: a file relative to the profile root (a clean relative
+    /// path); AppArmor: the name of a loaded profile.
+    Localhost(String),
+}
+
+/// The AppArmor annotation of container `name` (deprecated by the
+/// `appArmorProfile` field, still read by kubelet).
+pub const APPARMOR_ANNOTATION_PREFIX: &str = "container.apparmor.security.beta.kubernetes.io/";
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ProfileFor {
+    Seccomp,
+    AppArmor,
+}
+
+fn profile(
+    ctx: &Ctx<'_>,
+    field: String,
+    raw: &manifest::SecurityProfile,
+    what: ProfileFor,
+) -> Result<Profile> {
+    let kind = raw.kind.as_deref();
+    let lp = format!("{field}.localhostProfile");
+    if kind != Some("Localhost") && raw.localhost_profile.is_some() {
+        return Err(ctx.err(
+            lp,
+            raw.localhost_profile.as_deref(),
+            "may only be set when type is Localhost",
+        ));
+    }
+    let kind = match kind {
+        Some("RuntimeDefault") => ProfileKind::RuntimeDefault,
+        Some("Unconfined") => ProfileKind::Unconfined,
+        Some("Localhost") => {
+            let Some(p) = raw.localhost_profile.as_deref() else {
+                return Err(ctx.err(lp, None, "required when type is Localhost"));
+            };
+            match what {
+                ProfileFor::Seccomp => check_relative_path(ctx, &lp, p)?,
+                ProfileFor::AppArmor => {
+                    container::apparmor::check_name(p)
+                        .map_err(|e| ctx.err(&lp, Some(p), e.to_string()))?;
+                }
+            }
+            ProfileKind::Localhost(p.to_string())
+        }
+        Some(other) => {
+            return Err(ctx.err(
+                format!("{field}.type"),
+                Some(other),
+                "must be RuntimeDefault, Localhost or Unconfined",
+            ));
+        }
+        None => return Err(ctx.err(format!("{field}.type"), None, "missing")),
+    };
+    Ok(Profile { kind, field })
+}
+
+/// A Localhost seccomp profile: relative to the profile root and staying
+/// in it (kubelet refuses an absolute path; we also refuse `..` and empty
+/// or `.` components, so the file is the one the path names).
+fn check_relative_path(ctx: &Ctx<'_>, field: &str, p: &str) -> Result<()> {
+    let bad = |reason: &str| Err(ctx.err(field, Some(p), reason.to_string()));
+    if p.is_empty() {
+        return bad("empty");
+    }
+    if p.starts_with('/') {
+        return bad("must be relative to the seccomp profile root (--seccomp-profile-root)");
+    }
+    if p.contains('\0') {
+        return bad("contains a NUL byte");
+    }
+    if p.split('/').any(|c| c.is_empty() || c == "." || c == "..") {
+        return bad("must be a clean relative path (no empty, . or .. components)");
+    }
+    Ok(())
+}
+
+/// The AppArmor annotation's value as a profile (`runtime/default`,
+/// `localhost/<name>`, `unconfined`: kubelet's values).
+fn apparmor_annotation(ctx: &Ctx<'_>, key: &str, value: &str) -> Result<Profile> {
+    let field = format!("metadata.annotations[{key}]");
+    let kind = match value {
+        "runtime/default" => ProfileKind::RuntimeDefault,
+        "unconfined" => ProfileKind::Unconfined,
+        v => match v.strip_prefix("localhost/") {
+            Some(name) => {
+                container::apparmor::check_name(name)
+                    .map_err(|e| ctx.err(&field, Some(value), e.to_string()))?;
+                ProfileKind::Localhost(name.to_string())
+            }
+            None => {
+                return Err(ctx.err(
+                    field,
+                    Some(value),
+                    "must be runtime/default, localhost/<profile> or unconfined",
+                ));
+            }
+        },
+    };
+    Ok(Profile { kind, field })
 }
 
 /// Capability changes, names normalised to `CAP_X` (or `ALL`).
@@ -78,6 +205,7 @@ pub(super) fn security(
     pod: &manifest::PodSecurityContext,
     fs_group: Option<u32>,
     cp: &str,
+    name: &str,
 ) -> Result<SecurityContext> {
     let default = manifest::SecurityContext::default();
     let c = c.unwrap_or(&default);
@@ -166,7 +294,45 @@ pub(super) fn security(
             "cannot be false while adding CAP_SYS_ADMIN",
         ));
     }
+    let seccomp = match (&c.seccomp_profile, &pod.seccomp_profile) {
+        (Some(raw), _) => Some(profile(
+            ctx,
+            format!("{sp}.seccompProfile"),
+            raw,
+            ProfileFor::Seccomp,
+        )?),
+        (None, Some(raw)) => Some(profile(
+            ctx,
+            format!("{pod_sp}.seccompProfile"),
+            raw,
+            ProfileFor::Seccomp,
+        )?),
+        (None, None) => None,
+    };
+    let annotation = format!("{APPARMOR_ANNOTATION_PREFIX}{name}");
+    let apparmor = match (
+        &c.app_armor_profile,
+        ctx.annotations.get(&annotation),
+        &pod.app_armor_profile,
+    ) {
+        (Some(raw), _, _) => Some(profile(
+            ctx,
+            format!("{sp}.appArmorProfile"),
+            raw,
+            ProfileFor::AppArmor,
+        )?),
+        (None, Some(value), _) => Some(apparmor_annotation(ctx, &annotation, value)?),
+        (None, None, Some(raw)) => Some(profile(
+            ctx,
+            format!("{pod_sp}.appArmorProfile"),
+            raw,
+            ProfileFor::AppArmor,
+        )?),
+        (None, None, None) => None,
+    };
     Ok(SecurityContext {
+        seccomp,
+        apparmor,
         run_as_user,
         run_as_group,
         run_as_non_root,

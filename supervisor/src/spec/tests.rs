@@ -309,3 +309,76 @@ fn dns_labels() {
         assert!(!is_dns_label(bad), "{bad}");
     }
 }
+
+#[test]
+fn security_profiles_container_level_wins_then_annotation_then_pod() {
+    let yaml = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  annotations:\n    container.apparmor.security.beta.kubernetes.io/b: localhost/k8s-b\nspec:\n  securityContext:\n    seccompProfile: {type: Localhost, localhostProfile: profiles/pod.json}\n    appArmorProfile: {type: Unconfined}\n  containers:\n  - name: a\n    image: busybox\n    securityContext:\n      seccompProfile: {type: Unconfined}\n      appArmorProfile: {type: Localhost, localhostProfile: k8s-a}\n  - name: b\n    image: busybox\n  - name: c\n    image: busybox\n";
+    let p = pod(yaml);
+    let [a, b, c] = [&p.containers[0], &p.containers[1], &p.containers[2]];
+    let kind = |p: &Option<Profile>| p.as_ref().map(|p| p.kind.clone());
+    assert_eq!(kind(&a.security.seccomp), Some(ProfileKind::Unconfined));
+    assert_eq!(
+        kind(&a.security.apparmor),
+        Some(ProfileKind::Localhost("k8s-a".into()))
+    );
+    assert_eq!(
+        kind(&b.security.seccomp),
+        Some(ProfileKind::Localhost("profiles/pod.json".into()))
+    );
+    assert_eq!(
+        b.security.seccomp.as_ref().unwrap().field,
+        "spec.securityContext.seccompProfile"
+    );
+    assert_eq!(
+        kind(&b.security.apparmor),
+        Some(ProfileKind::Localhost("k8s-b".into()))
+    );
+    assert_eq!(kind(&c.security.apparmor), Some(ProfileKind::Unconfined));
+    let unset = pod(&with_container(""));
+    assert_eq!(unset.containers[0].security.seccomp, None);
+    assert_eq!(unset.containers[0].security.apparmor, None);
+}
+
+#[test]
+fn bad_security_profiles_name_the_field_and_value() {
+    for (body, want) in [
+        (
+            "    securityContext:\n      seccompProfile: {type: Localhost}\n",
+            "seccompProfile.localhostProfile",
+        ),
+        (
+            "    securityContext:\n      seccompProfile: {type: Localhost, localhostProfile: /etc/x.json}\n",
+            "/etc/x.json",
+        ),
+        (
+            "    securityContext:\n      seccompProfile: {type: Localhost, localhostProfile: ../x.json}\n",
+            "clean relative path",
+        ),
+        (
+            "    securityContext:\n      seccompProfile: {type: RuntimeDefault, localhostProfile: x.json}\n",
+            "only be set when type is Localhost",
+        ),
+        (
+            "    securityContext:\n      seccompProfile: {type: Strict}\n",
+            "seccompProfile.type",
+        ),
+        (
+            "    securityContext:\n      appArmorProfile: {type: Localhost, localhostProfile: two words}\n",
+            "appArmorProfile.localhostProfile",
+        ),
+        (
+            "    securityContext:\n      appArmorProfile: {}\n",
+            "appArmorProfile.type",
+        ),
+    ] {
+        let e = err(&with_container(body));
+        assert!(e.contains(want), "{body}: {e}");
+    }
+    let e = err(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  annotations:\n    container.apparmor.security.beta.kubernetes.io/c: strict\nspec:\n  containers:\n  - name: c\n    image: busybox\n",
+    );
+    assert!(
+        e.contains("container.apparmor.security.beta.kubernetes.io/c") && e.contains("strict"),
+        "{e}"
+    );
+}

@@ -8,6 +8,7 @@
 //! state between instances.
 
 use super::PodContext;
+use crate::confinement::{self, Confinement, ConfinementError};
 use crate::images::ResolvedImage;
 use crate::images::user::{self, UserError, UserRequest};
 use crate::spec::{Container, VolumeSource};
@@ -58,6 +59,12 @@ pub enum CommandError {
         container: String,
         source: crate::volumes::VolumeError,
     },
+    /// Its seccomp or AppArmor profile cannot be had (CreateContainerError).
+    #[error("container {container}: {source}")]
+    Confinement {
+        container: String,
+        source: Box<ConfinementError>,
+    },
     #[error("container {container}: create the rootfs staging dir {path}: {source}")]
     Staging {
         container: String,
@@ -101,7 +108,7 @@ pub(super) fn command(
     ctx: &PodContext<'_>,
     cgroup: &Cgroup,
     env: &[(String, String)],
-) -> Result<Command, CommandError> {
+) -> Result<(Command, Confinement), CommandError> {
     let name = container.name.as_str();
     let config = &image.config;
     let argv = container.argv(&container.env(ctx.runtime), &config.entrypoint, &config.cmd);
@@ -147,8 +154,17 @@ pub(super) fn command(
         }
     }
     command.groups(&groups);
-    command.capabilities(CapSet(security.capabilities.effective_mask()));
+    let caps = CapSet(security.capabilities.effective_mask());
+    command.capabilities(caps);
     command.no_new_privs(!security.allow_privilege_escalation);
+    // The capability gates of RuntimeDefault see the final set.
+    let confinement = confinement::resolve(security, caps, ctx.confinement).map_err(|source| {
+        CommandError::Confinement {
+            container: name.to_string(),
+            source: Box::new(source),
+        }
+    })?;
+    confinement.apply(&mut command);
 
     let share_pid = ctx.pod.share_process_namespace;
     command.join_sandbox(ctx.sandbox, share_pid);
@@ -169,7 +185,7 @@ pub(super) fn command(
     command.stderr(Stdio::Piped);
     // Should the supervisor die without its teardown, the containers die too.
     command.parent_death_signal(Signal::SIGKILL);
-    Ok(command)
+    Ok((command, confinement))
 }
 
 /// Whether the container gets a cgroup namespace of its own, with its

@@ -5,6 +5,7 @@
 //! tells an OOM kill from others; it does not decide when an instance
 //! starts or ends (`SupervisedContainer` and the pod loop do).
 
+use crate::confinement::Confinement;
 use crate::logs::{ContainerLog, Echo, Stream};
 use crate::probe::{ProbeIo, Probes};
 use crate::spec;
@@ -24,6 +25,7 @@ pub(super) struct ParkedInstance {
     pub cgroup: Cgroup,
     pub parked: Parked,
     pub env: Env,
+    pub confinement: Confinement,
 }
 
 /// One instance before it runs: its fresh cgroup, environment and command.
@@ -31,6 +33,8 @@ pub(super) struct InstancePlan {
     pub cgroup: Cgroup,
     pub env: Env,
     pub command: container::Command,
+    /// Its seccomp filter and AppArmor profile (exec probes get them too).
+    pub confinement: Confinement,
 }
 
 /// A running instance.
@@ -62,7 +66,10 @@ impl Instance {
         oom_kills_before: u64,
         env: Env,
         spec: &spec::Container,
+        confinement: &Confinement,
     ) -> Instance {
+        let mut probes = Probes::new(spec, Instant::now());
+        probes.confine(confinement.clone());
         Instance {
             pid: child.pid,
             pidfd: child.pidfd,
@@ -71,7 +78,7 @@ impl Instance {
             stdout: child.stdout,
             stderr: child.stderr,
             env,
-            probes: Probes::new(spec, Instant::now()),
+            probes,
             probe_kill: None,
         }
     }

@@ -16,6 +16,7 @@ mod stop;
 pub use command::CommandError;
 pub use stop::StopError;
 
+use crate::confinement::Confinement;
 use crate::event_loop::EventLoopError;
 use crate::images::ResolvedImage;
 use crate::logs::{ContainerLog, Echo, LogConfig, LogError, Stream};
@@ -86,6 +87,8 @@ pub struct PodContext<'a> {
     /// Where the containers' logs go, and how they rotate.
     pub layout: &'a Layout,
     pub log: LogConfig,
+    /// Seccomp and AppArmor flags.
+    pub confinement: &'a crate::confinement::ConfinementOptions,
 }
 
 /// How a container's fds get into the pod's event loop, which owns the
@@ -206,9 +209,9 @@ impl SupervisedContainer {
         {
             self.discard_parked();
         }
-        let (child, cgroup, env) = match self.parked.take() {
+        let (child, cgroup, env, confinement) = match self.parked.take() {
             Some(next) => match next.parked.start() {
-                Ok(child) => (child, next.cgroup, next.env),
+                Ok(child) => (child, next.cgroup, next.env, next.confinement),
                 Err(error) => {
                     eprintln!("supervisor: [{name}] parked instance: {error}: starting a new one");
                     self.retired.retire(next.cgroup);
@@ -235,6 +238,7 @@ impl SupervisedContainer {
             oom_kills_before,
             env,
             &self.spec,
+            &confinement,
         ));
         Ok(())
     }
@@ -244,10 +248,10 @@ impl SupervisedContainer {
         &self,
         ctx: &PodContext<'_>,
         restart_count: u32,
-    ) -> Result<(container::Child, Cgroup, Env), SupervisedError> {
+    ) -> Result<(container::Child, Cgroup, Env, Confinement), SupervisedError> {
         let mut plan = self.plan(ctx, restart_count)?;
         match plan.command.spawn() {
-            Ok(child) => Ok((child, plan.cgroup, plan.env)),
+            Ok(child) => Ok((child, plan.cgroup, plan.env, plan.confinement)),
             Err(error) => {
                 let _ = plan.cgroup.remove(CGROUP_TIMEOUT);
                 Err(error.into())
@@ -292,6 +296,7 @@ impl SupervisedContainer {
                     cgroup: plan.cgroup,
                     parked,
                     env: plan.env,
+                    confinement: plan.confinement,
                 }),
                 Err(error) => {
                     let _ = plan.cgroup.remove(CGROUP_TIMEOUT);
@@ -328,11 +333,19 @@ impl SupervisedContainer {
         let cgroup = container_cgroup.create_child(ctx.cgroup_host, &restart_count.to_string())?;
         let env = command::environment(&self.spec, image, ctx);
         match command::command(&self.spec, image, ctx, &cgroup, &env) {
-            Ok(command) => Ok(InstancePlan {
-                cgroup,
-                env,
-                command,
-            }),
+            Ok((command, confinement)) => {
+                if restart_count == 0 {
+                    for note in &confinement.notes {
+                        eprintln!("supervisor: [{}] warning: {note}", self.spec.name);
+                    }
+                }
+                Ok(InstancePlan {
+                    cgroup,
+                    env,
+                    command,
+                    confinement,
+                })
+            }
             Err(error) => {
                 let _ = cgroup.remove(CGROUP_TIMEOUT);
                 Err(error.into())

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use supervisor::cni;
+use supervisor::confinement::{self, ConfinementOptions};
 use supervisor::images::ImageOptions;
 use supervisor::logs::LogConfig;
 use supervisor::network::CniPaths;
@@ -78,6 +79,15 @@ pub struct RunArgs {
     /// $SUPERVISOR_REGISTRY_CONFIG_DIR, else /etc/supervisor/registries.d.
     #[arg(long, value_name = "DIR")]
     pub registry_config_dir: Option<PathBuf>,
+    /// Where Localhost seccomp profiles are (`localhostProfile` is
+    /// relative to it), as kubelet's --seccomp-profile-root.
+    #[arg(long, value_name = "DIR", default_value = confinement::DEFAULT_SECCOMP_PROFILE_ROOT)]
+    pub seccomp_profile_root: PathBuf,
+    /// What an unset seccompProfile means: RuntimeDefault (true, kubelet's
+    /// --seccomp-default) or Unconfined (--seccomp-default=false).
+    #[arg(long, value_name = "BOOL", default_value_t = true, num_args = 0..=1,
+          require_equals = true, default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub seccomp_default: bool,
 }
 
 impl RunArgs {
@@ -113,6 +123,11 @@ impl RunArgs {
                 image_dir: self.image_dir,
                 registry_auth_file: self.registry_auth_file,
                 registry_config_dir: self.registry_config_dir,
+            },
+            confinement: ConfinementOptions {
+                seccomp_profile_root: self.seccomp_profile_root,
+                seccomp_default: self.seccomp_default,
+                ..ConfinementOptions::default()
             },
         }
     }

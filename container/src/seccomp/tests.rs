@@ -1,0 +1,292 @@
+use super::*;
+
+fn oci(json: &str) -> Result<Profile, SeccompError> {
+    Profile::from_oci_json(json.as_bytes(), "/seccomp/p.json")
+}
+
+fn error(json: &str) -> String {
+    oci(json).unwrap_err().to_string()
+}
+
+#[test]
+fn an_oci_profile_parses_into_our_form() {
+    let p = oci(r#"{
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"],
+        "flags": ["SECCOMP_FILTER_FLAG_LOG"],
+        "archMap": [{"ignored": true}],
+        "syscalls": [
+            {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"},
+            {"names": ["personality"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13,
+             "args": [{"index": 0, "value": 8, "op": "SCMP_CMP_EQ"}]},
+            {"names": ["clone"], "action": "SCMP_ACT_KILL", "args": [
+                {"index": 0, "value": 2080505856, "valueTwo": 0, "op": "SCMP_CMP_MASKED_EQ"}]}
+        ]
+    }"#)
+    .unwrap();
+    assert_eq!(p.default_action, Action::Allow);
+    assert_eq!(p.syscalls[0].action, Action::Errno(libc::EPERM as u32));
+    assert_eq!(p.syscalls[1].action, Action::Errno(13));
+    assert_eq!(p.syscalls[2].action, Action::KillThread);
+    assert_eq!(p.syscalls[2].args[0].op, CmpOp::MaskedEq);
+    let program = p.compile("p").unwrap();
+    // Default allow: no first filter; one per other action.
+    assert_eq!(program.filter_count(), 3);
+    assert_eq!(program.flags, 2);
+}
+
+#[test]
+fn profile_errors_name_the_file_the_field_and_the_value() {
+    let e = error(r#"{"defaultAction": "SCMP_ACT_MAYBE"}"#);
+    assert!(
+        e.contains("/seccomp/p.json")
+            && e.contains("defaultAction")
+            && e.contains("SCMP_ACT_MAYBE"),
+        "{e}"
+    );
+    let e = error(
+        r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ERRNO", "args": [{"index": 7, "value": 1, "op": "SCMP_CMP_EQ"}]}]}"#,
+    );
+    assert!(
+        e.contains("syscalls[0].args[0].index") && e.contains("\"7\""),
+        "{e}"
+    );
+    let e = error(
+        r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ERRNO", "args": [{"index": 0, "value": 1, "op": "SCMP_CMP_ABOUT"}]}]}"#,
+    );
+    assert!(
+        e.contains("syscalls[0].args[0].op") && e.contains("SCMP_CMP_ABOUT"),
+        "{e}"
+    );
+    let e = error(
+        r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": [], "action": "SCMP_ACT_ERRNO"}]}"#,
+    );
+    assert!(e.contains("syscalls[0].names"), "{e}");
+    let e = error(
+        r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW", "errnoRet": 5}]}"#,
+    );
+    assert!(
+        e.contains("syscalls[0].action") && e.contains("errnoRet"),
+        "{e}"
+    );
+    let e = error(r#"{"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 70000}"#);
+    assert!(e.contains("4095"), "{e}");
+    let e = error(r#"{"defaultAction": "SCMP_ACT_NOTIFY"}"#);
+    assert!(e.contains("not supported"), "{e}");
+    // Type errors: the path and the position.
+    let e = error(
+        r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ERRNO", "args": [{"index": "zero", "value": 1, "op": "SCMP_CMP_EQ"}]}]}"#,
+    );
+    assert!(
+        e.contains("syscalls[0].args[0].index") && e.contains("line 1"),
+        "{e}"
+    );
+    let e = error("{\"defaultAction\": \"SCMP_ACT_ALLOW\",\n");
+    assert!(e.contains("line 2") || e.contains("EOF"), "{e}");
+    let e = error(r#"{"syscalls": []}"#);
+    assert!(e.contains("defaultAction"), "{e}");
+}
+
+#[test]
+fn unknown_architectures_and_flags_are_refused_other_ones_noted() {
+    let p =
+        oci(r#"{"defaultAction": "SCMP_ACT_ERRNO", "architectures": ["SCMP_ARCH_Z80"]}"#).unwrap();
+    let e = p.compile("p").unwrap_err().to_string();
+    assert!(
+        e.contains("architectures[0]") && e.contains("SCMP_ARCH_Z80"),
+        "{e}"
+    );
+    let p = oci(r#"{"defaultAction": "SCMP_ACT_ERRNO", "flags": ["SECCOMP_FILTER_FLAG_FAST"]}"#)
+        .unwrap();
+    let e = p.compile("p").unwrap_err().to_string();
+    assert!(
+        e.contains("flags[0]") && e.contains("SECCOMP_FILTER_FLAG_FAST"),
+        "{e}"
+    );
+    let other = if std::env::consts::ARCH == "x86_64" {
+        "SCMP_ARCH_AARCH64"
+    } else {
+        "SCMP_ARCH_X86_64"
+    };
+    let p = oci(&format!(
+        r#"{{"defaultAction": "SCMP_ACT_ERRNO", "architectures": ["{other}", "SCMP_ARCH_X32"]}}"#
+    ))
+    .unwrap();
+    let program = p.compile("p").unwrap();
+    assert!(program.other_architectures.contains(&other.to_string()));
+}
+
+#[test]
+fn unknown_syscall_names_are_ignored_and_listed() {
+    let p = oci(r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mkdir", "no_such_call", "mkdir"], "action": "SCMP_ACT_ERRNO"}]}"#).unwrap();
+    let program = p.compile("p").unwrap();
+    assert_eq!(program.unknown_names, ["no_such_call"]);
+    assert_eq!(program.filter_count(), 1);
+}
+
+fn allowed(profile: &Profile, name: &str) -> bool {
+    profile.syscalls.iter().any(|r| {
+        r.action == Action::Allow && r.args.is_empty() && r.names.iter().any(|n| n == name)
+    })
+}
+
+#[test]
+fn capability_gates_follow_the_final_capability_set() {
+    let default = default::runtime_default(CapSet::RUNTIME_DEFAULT, "x86_64");
+    for name in [
+        "unshare",
+        "setns",
+        "mount",
+        "bpf",
+        "keyctl",
+        "add_key",
+        "reboot",
+        "open_by_handle_at",
+        "kexec_load",
+    ] {
+        assert!(!allowed(&default, name), "{name} allowed by default");
+    }
+    assert!(
+        allowed(&default, "ptrace"),
+        "containerd allows ptrace on 4.8+"
+    );
+    assert!(
+        allowed(&default, "chroot"),
+        "CAP_SYS_CHROOT is in the default set"
+    );
+    assert!(allowed(&default, "arch_prctl"));
+    // Without CAP_SYS_ADMIN: clone only without namespace flags, clone3 ENOSYS.
+    let clone = default
+        .syscalls
+        .iter()
+        .find(|r| r.names == ["clone"])
+        .unwrap();
+    assert_eq!(clone.args[0].op, CmpOp::MaskedEq);
+    assert_eq!(
+        clone.args[0].value & libc::CLONE_NEWUSER as u64,
+        libc::CLONE_NEWUSER as u64
+    );
+    let clone3 = default
+        .syscalls
+        .iter()
+        .find(|r| r.names == ["clone3"])
+        .unwrap();
+    assert_eq!(clone3.action, Action::Errno(libc::ENOSYS as u32));
+
+    let admin = CapSet::adjust(
+        CapSet::RUNTIME_DEFAULT,
+        &["CAP_SYS_ADMIN", "CAP_SYS_PTRACE"],
+        &["CAP_SYS_CHROOT"],
+    )
+    .unwrap();
+    let p = default::runtime_default(admin, "x86_64");
+    for name in [
+        "unshare",
+        "setns",
+        "mount",
+        "clone",
+        "clone3",
+        "kcmp",
+        "process_vm_readv",
+    ] {
+        assert!(allowed(&p, name), "{name} with CAP_SYS_ADMIN/PTRACE");
+    }
+    assert!(!allowed(&p, "chroot"), "CAP_SYS_CHROOT dropped");
+    assert!(
+        !p.syscalls
+            .iter()
+            .any(|r| r.names == ["clone3"] && r.action != Action::Allow)
+    );
+}
+
+#[test]
+fn architecture_entries_and_argument_filters() {
+    let x86 = default::runtime_default(CapSet::RUNTIME_DEFAULT, "x86_64");
+    let arm = default::runtime_default(CapSet::RUNTIME_DEFAULT, "aarch64");
+    assert!(allowed(&x86, "modify_ldt") && !allowed(&arm, "modify_ldt"));
+    assert!(allowed(&arm, "set_tls") && !allowed(&x86, "set_tls"));
+    let s390 = default::runtime_default(CapSet::RUNTIME_DEFAULT, "s390x");
+    let clone = s390.syscalls.iter().find(|r| r.names == ["clone"]).unwrap();
+    assert_eq!(
+        clone.args[0].index, 1,
+        "s390 clone flags are the second argument"
+    );
+    let personalities: Vec<u64> = x86
+        .syscalls
+        .iter()
+        .filter(|r| r.names == ["personality"])
+        .map(|r| r.args[0].value)
+        .collect();
+    assert_eq!(personalities, [0, 8, 0x20000, 0x20008, 0xffff_ffff]);
+    let socket = x86.syscalls.iter().find(|r| r.names == ["socket"]).unwrap();
+    assert_eq!(
+        (socket.args[0].op, socket.args[0].value),
+        (CmpOp::Ne, libc::AF_VSOCK as u64)
+    );
+}
+
+#[test]
+fn the_default_profile_compiles_to_two_filters() {
+    let program = runtime_default(CapSet::RUNTIME_DEFAULT)
+        .compile("RuntimeDefault")
+        .unwrap();
+    // The allow-list with EPERM, then clone3's ENOSYS.
+    assert_eq!(program.filter_count(), 2);
+    assert!(program.filters[0].len() > 300);
+    // Names of other architectures only.
+    assert!(
+        program.unknown_names.iter().all(|n| n.ends_with("32")
+            || n.starts_with('_')
+            || n.contains("time64")
+            || n.len() > 2),
+        "{:?}",
+        program.unknown_names
+    );
+    assert!(
+        !program
+            .unknown_names
+            .iter()
+            .any(|n| n == "mkdir" || n == "socket")
+    );
+}
+
+#[test]
+fn several_conditions_on_one_argument_are_ored_as_runc_does() {
+    let rule = Rule {
+        names: vec!["personality".into()],
+        action: Action::Allow,
+        args: vec![
+            ArgFilter {
+                index: 0,
+                value: 0,
+                value_two: 0,
+                op: CmpOp::Eq,
+            },
+            ArgFilter {
+                index: 0,
+                value: 8,
+                value_two: 0,
+                op: CmpOp::Eq,
+            },
+        ],
+    };
+    assert_eq!(condition_lists(&rule).unwrap().len(), 2);
+    let rule = Rule {
+        args: vec![
+            ArgFilter {
+                index: 0,
+                value: 0,
+                value_two: 0,
+                op: CmpOp::Eq,
+            },
+            ArgFilter {
+                index: 1,
+                value: 8,
+                value_two: 0,
+                op: CmpOp::Eq,
+            },
+        ],
+        ..rule
+    };
+    assert_eq!(condition_lists(&rule).unwrap().len(), 1);
+}
