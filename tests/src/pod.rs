@@ -368,7 +368,7 @@ pub fn leftovers(name: &str, state_dir: &Path) -> Vec<String> {
 pub fn leftovers_of(namespace: &str, name: &str, state_dir: &Path) -> Vec<String> {
     let mut left = Vec::new();
     let key = PodId::new(namespace, name).expect("valid names").key();
-    for hierarchy in ["memory", "cpu", "pids", "freezer", "unified", ""] {
+    for hierarchy in ["memory", "cpu", "pids", "freezer", "devices", "unified", ""] {
         let dir = Path::new("/sys/fs/cgroup")
             .join(hierarchy)
             .join(CGROUP_PARENT)
