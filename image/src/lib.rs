@@ -18,6 +18,7 @@ pub mod reference;
 pub mod registry_auth;
 pub mod registry_hosts;
 pub mod store;
+pub mod fuzzing;
 pub mod unpack;
 
 #[cfg(test)]

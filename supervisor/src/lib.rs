@@ -20,6 +20,7 @@
 pub mod atomic_file;
 pub mod cni;
 pub mod event_loop;
+pub mod fuzzing;
 pub mod host;
 pub mod images;
 pub mod init;
