@@ -121,7 +121,7 @@ fn a_fifty_megabyte_string() {
     refused(
         "string.yaml",
         text.as_bytes(),
-        "manifest limit exceeded: the file is 50000060 bytes, the limit is 3145728",
+        "manifest limit exceeded: the file is 50000091 bytes, the limit is 3145728",
     );
 }
 
@@ -240,9 +240,9 @@ fn a_normal_manifest_still_loads_under_the_same_limits() {
     let out = supervisor(&["validate"], &path, &dir.path().join("state"));
     assert_eq!(out.code, Some(1), "{}", out.stderr);
     assert!(out.elapsed < DEADLINE, "{:?}", out.elapsed);
-    // `bogus` is on line 16 of the file.
+    // `bogus` is on line 18 of the file.
     assert!(
-        out.stderr.contains("big-configmap.yaml:16:5: document 2 (Pod web)"),
+        out.stderr.contains("big-configmap.yaml:18:5: document 2 (Pod web)"),
         "{}",
         out.stderr
     );
