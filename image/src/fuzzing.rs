@@ -52,7 +52,9 @@ pub fn unpack_contained(data: &[u8], scratch: &Path) -> Result<UnpackedLayer, Un
         "the layer changed the sentinel"
     );
     assert!(
-        fs::symlink_metadata(&layer).expect("the layer dir").is_dir(),
+        fs::symlink_metadata(&layer)
+            .expect("the layer dir")
+            .is_dir(),
         "the layer directory was replaced"
     );
     if let Ok(unpacked) = &result {

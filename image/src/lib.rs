@@ -10,6 +10,7 @@ pub mod archive;
 pub mod compression;
 pub mod config;
 pub mod digest;
+pub mod fuzzing;
 pub mod import;
 mod manifest;
 pub mod progress;
@@ -18,7 +19,6 @@ pub mod reference;
 pub mod registry_auth;
 pub mod registry_hosts;
 pub mod store;
-pub mod fuzzing;
 pub mod unpack;
 
 #[cfg(test)]

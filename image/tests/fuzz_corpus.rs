@@ -18,7 +18,12 @@ fn unpack_layer_corpus() {
         .map(|e| e.expect("directory entry").path())
         .collect();
     files.sort();
-    assert!(files.len() >= 5, "{} has {} files", dir.display(), files.len());
+    assert!(
+        files.len() >= 5,
+        "{} has {} files",
+        dir.display(),
+        files.len()
+    );
     let mut ok = 0;
     for path in &files {
         let data = fs::read(path).unwrap();

@@ -28,8 +28,14 @@ pub fn manifest(data: &[u8]) -> Result<(), String> {
         Ok(loaded) => {
             let pod = &loaded.pod;
             assert!(!pod.name.is_empty(), "a loaded pod without a name");
-            assert!(!pod.namespace.is_empty(), "a loaded pod without a namespace");
-            assert!(!pod.containers.is_empty(), "a loaded pod without containers");
+            assert!(
+                !pod.namespace.is_empty(),
+                "a loaded pod without a namespace"
+            );
+            assert!(
+                !pod.containers.is_empty(),
+                "a loaded pod without containers"
+            );
             for warning in &loaded.warnings {
                 assert!(
                     warning.starts_with(MANIFEST_FILE),
@@ -66,8 +72,14 @@ pub fn quantity(data: &[u8]) -> Result<(), String> {
     let q = match parsed {
         Ok(q) => q,
         Err(e) => {
-            assert!(bytes.is_err(), "{text:?}: parse failed but parse_bytes did not");
-            assert!(millis.is_err(), "{text:?}: parse failed but parse_millicores did not");
+            assert!(
+                bytes.is_err(),
+                "{text:?}: parse failed but parse_bytes did not"
+            );
+            assert!(
+                millis.is_err(),
+                "{text:?}: parse failed but parse_millicores did not"
+            );
             return Err(e.to_string());
         }
     };
@@ -75,9 +87,16 @@ pub fn quantity(data: &[u8]) -> Result<(), String> {
     let units = q.to_units();
     let thousandths = q.to_millis();
     assert_eq!(units.as_ref().ok(), bytes.as_ref().ok(), "{text:?}: bytes");
-    assert_eq!(thousandths.as_ref().ok(), millis.as_ref().ok(), "{text:?}: millis");
+    assert_eq!(
+        thousandths.as_ref().ok(),
+        millis.as_ref().ok(),
+        "{text:?}: millis"
+    );
     if q.is_negative() {
-        assert!(units.is_err() && thousandths.is_err(), "{text:?}: negative converted");
+        assert!(
+            units.is_err() && thousandths.is_err(),
+            "{text:?}: negative converted"
+        );
     }
     if q.is_zero() {
         assert_eq!(units.as_ref().ok(), Some(&0), "{text:?}: zero");

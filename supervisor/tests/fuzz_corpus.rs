@@ -66,5 +66,8 @@ fn entries_refuse_what_they_must() {
     assert!(quantity(b"1e").is_err());
     assert!(quantity(b"100Mi").is_ok());
     assert!(cni_result(b"").is_err());
-    assert!(cni_result(br#"{"cniVersion":"1.0.0","ips":[{"address":"10.0.0.2/24","interface":3}]}"#).is_err());
+    assert!(
+        cni_result(br#"{"cniVersion":"1.0.0","ips":[{"address":"10.0.0.2/24","interface":3}]}"#)
+            .is_err()
+    );
 }

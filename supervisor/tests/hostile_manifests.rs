@@ -73,7 +73,10 @@ fn refused(name: &str, text: &[u8], expect: &str) {
     let state = dir.path().join("state");
     for args in [&["run"][..], &["validate"][..]] {
         let out = supervisor(args, &path, &state);
-        let what = format!("{args:?} {name}: {:?} in {:?}: {}", out.code, out.elapsed, out.stderr);
+        let what = format!(
+            "{args:?} {name}: {:?} in {:?}: {}",
+            out.code, out.elapsed, out.stderr
+        );
         assert_eq!(out.code, Some(1), "{what}");
         assert!(out.elapsed < DEADLINE, "too slow: {what}");
         let line = out.stderr.trim_end();
@@ -152,14 +155,19 @@ fn nesting_a_hundred_thousand_deep() {
     flow.push_str(&"[".repeat(100_000));
     flow.push_str(&"]".repeat(100_000));
     flow.push('\n');
-    refused("deep-flow.yaml", flow.as_bytes(), "recursion limit exceeded");
+    refused(
+        "deep-flow.yaml",
+        flow.as_bytes(),
+        "recursion limit exceeded",
+    );
 }
 
 #[test]
 fn an_alias_bomb() {
     // Billion laughs: nine levels of nine aliases, 9^9 "lol"s expanded.
-    let mut text =
-        String::from("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\na: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
+    let mut text = String::from(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\na: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n",
+    );
     let names = ["a", "b", "c", "d", "e", "f", "g", "h", "i"];
     for w in names.windows(2) {
         let refs = vec![format!("*{}", w[0]); 9].join(", ");
@@ -230,7 +238,9 @@ fn a_normal_manifest_still_loads_under_the_same_limits() {
     // And one with the biggest ConfigMap Kubernetes stores (1 MiB of data),
     // its line numbers still the file's after a few empty documents.
     let mut text = String::from("---\n---\n");
-    text.push_str("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: page\ndata:\n  index.html: ");
+    text.push_str(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: page\ndata:\n  index.html: ",
+    );
     text.push_str(&"y".repeat(1024 * 1024 - 100));
     text.push_str("\n---\n");
     text.push_str(&pod_header());
@@ -242,7 +252,8 @@ fn a_normal_manifest_still_loads_under_the_same_limits() {
     assert!(out.elapsed < DEADLINE, "{:?}", out.elapsed);
     // `bogus` is on line 18 of the file.
     assert!(
-        out.stderr.contains("big-configmap.yaml:18:5: document 2 (Pod web)"),
+        out.stderr
+            .contains("big-configmap.yaml:18:5: document 2 (Pod web)"),
         "{}",
         out.stderr
     );

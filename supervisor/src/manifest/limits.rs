@@ -121,8 +121,7 @@ pub fn read(path: &Path, limit: u64) -> Result<String, ReadError> {
     }
     let capacity = if meta.is_file() { meta.len() } else { 0 };
     let mut bytes = Vec::with_capacity(usize::try_from(capacity).unwrap_or(0));
-    file.take(limit.saturating_add(1))
-        .read_to_end(&mut bytes)?;
+    file.take(limit.saturating_add(1)).read_to_end(&mut bytes)?;
     if bytes.len() as u64 > limit {
         return Err(ReadError::TooLarge { size: None, limit });
     }
