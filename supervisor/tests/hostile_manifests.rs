@@ -230,7 +230,11 @@ fn a_file_over_the_size_cap_and_a_stream_without_end() {
 fn a_normal_manifest_still_loads_under_the_same_limits() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let dir = tempfile::tempdir().unwrap();
-    for manifest in [root.join("examples/pod.yaml")] {
+    let mut manifests = vec![root.join("examples/pod.yaml")];
+    for entry in fs::read_dir(root.join("tests/manifests/good")).unwrap() {
+        manifests.push(entry.unwrap().path());
+    }
+    for manifest in manifests {
         let out = supervisor(&["validate"], &manifest, &dir.path().join("state"));
         assert_eq!(out.code, Some(0), "{}: {}", manifest.display(), out.stderr);
         assert!(out.elapsed < DEADLINE, "{:?}", out.elapsed);
