@@ -80,7 +80,7 @@ pub enum ManifestError {
     },
     /// A well-formed value that Kubernetes would refuse, or that is not
     /// supported here.
-    #[error("{file}{}: {doc}: {path}{}: {reason}", fmt_location(.location), fmt_value(.value))]
+    #[error("{file}{}: {doc}: {}{}: {}", fmt_location(.location), clip(.path), fmt_value(.value), clip_message(.reason))]
     Invalid {
         /// The file name.
         file: String,
@@ -192,21 +192,42 @@ fn fmt_value(value: &Option<String>) -> String {
 const MAX_SHOWN: usize = 256;
 
 /// `text`, or its first [`MAX_SHOWN`] bytes (at a character boundary) and
-/// its length.
+/// its length; control characters escaped, so that the error stays one
+/// line (a YAML key may hold a newline: found by the manifest fuzz
+/// target).
 fn clip(text: &str) -> std::borrow::Cow<'_, str> {
-    match clip_at(text, MAX_SHOWN) {
-        Some(head) => format!("{head}... ({} bytes)", text.len()).into(),
-        None => text.into(),
+    clip_to(text, MAX_SHOWN)
+}
+
+fn clip_to(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    let (head, cut) = match clip_at(text, max) {
+        Some(head) => (head, true),
+        None => (text, false),
+    };
+    let mut out: std::borrow::Cow<'_, str> = if head.chars().any(char::is_control) {
+        head.chars()
+            .map(|c| {
+                if c.is_control() {
+                    c.escape_debug().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect::<String>()
+            .into()
+    } else {
+        head.into()
+    };
+    if cut {
+        out = format!("{out}... ({} bytes)", text.len()).into();
     }
+    out
 }
 
 /// A parser's or quantity's message (which may quote the value): up to
 /// four times [`MAX_SHOWN`], so the reason after a long value still shows.
 fn clip_message(text: &str) -> std::borrow::Cow<'_, str> {
-    match clip_at(text, 4 * MAX_SHOWN) {
-        Some(head) => format!("{head}... ({} bytes)", text.len()).into(),
-        None => text.into(),
-    }
+    clip_to(text, 4 * MAX_SHOWN)
 }
 
 /// The head of `text` cut at or before `max` bytes, when it is longer.
@@ -285,5 +306,20 @@ mod tests {
         assert!(shown.len() < 800, "{} bytes", shown.len());
         assert!(shown.contains("... (2000 bytes)"), "{shown}");
         assert!(shown.ends_with(": too long"), "{shown}");
+    }
+
+    #[test]
+    fn control_characters_are_escaped() {
+        // Found by the manifest fuzz target: a key with a newline in it.
+        let e = ManifestError::Parse {
+            file: "fuzz.yaml".into(),
+            doc: Box::new(DocRef::default()),
+            path: "metadat, labels.0comMcn\n\nstratelind.?".into(),
+            location: Some((7, 1)),
+            message: "unexpected character: `\u{1}'".into(),
+        };
+        let shown = e.to_string();
+        assert!(!shown.contains('\n'), "{shown}");
+        assert!(shown.contains("0comMcn\\n\\nstratelind"), "{shown}");
     }
 }
