@@ -246,7 +246,8 @@ fn fmt_ignored(ignored: &[String]) -> String {
     if ignored.is_empty() {
         String::new()
     } else {
-        format!(" (ignored: {})", ignored.join(", "))
+        let shown: Vec<_> = ignored.iter().map(|kind| clip(kind)).collect();
+        format!(" (ignored: {})", shown.join(", "))
     }
 }
 
