@@ -10,6 +10,7 @@ pub mod archive;
 pub mod compression;
 pub mod config;
 pub mod digest;
+pub mod fuzzing;
 pub mod import;
 mod manifest;
 pub mod progress;

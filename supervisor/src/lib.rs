@@ -24,6 +24,7 @@ pub mod cni;
 pub mod confinement;
 pub mod event_loop;
 pub mod eviction;
+pub mod fuzzing;
 pub mod host;
 pub mod images;
 pub mod init;

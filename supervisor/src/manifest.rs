@@ -19,6 +19,8 @@ use serde::de::{self, Deserializer, IgnoredAny, Visitor};
 
 use crate::spec::{DocRef, ManifestError};
 
+pub mod limits;
+
 /// A field Kubernetes has but that has no meaning on one host. Its value
 /// is skipped; its presence is reported once as a warning.
 pub type Ignored = Option<IgnoredAny>;
@@ -820,9 +822,20 @@ pub struct Document {
     pub doc: DocRef,
     /// The typed object.
     pub object: Object,
-    /// The document's text, padded so that line numbers are the file's
-    /// (see [`locate`]).
+    /// The document's text, from its first line (its `---` marker, if
+    /// any) to its end.
     pub text: String,
+    /// How many lines of the file come before [`Self::text`]: added to
+    /// the document's own line numbers to give the file's.
+    pub first_line: u32,
+}
+
+impl Document {
+    /// The file's line and column of `path` in this document (see
+    /// [`locate`]).
+    pub fn locate(&self, path: &str) -> Option<(u32, u32)> {
+        locate(&self.text, path).map(|(l, c)| (l.saturating_add(self.first_line), c))
+    }
 }
 
 /// Kinds whose `spec.template` is a pod template.
@@ -850,18 +863,23 @@ struct NameOnly {
 }
 
 /// Parse options: Kubernetes' YAML is YAML 1.1 as go-yaml reads it, so a
-/// leading-zero number such as `defaultMode: 0644` is octal.
+/// leading-zero number such as `defaultMode: 0644` is octal; the budget is
+/// [`limits::budget`].
 fn yaml_options() -> serde_saphyr::Options {
     serde_saphyr::options! {
         legacy_octal_numbers: true,
         with_snippet: false,
+        budget: limits::budget(),
     }
 }
 
-/// A document's text, padded with newlines so the parser's line numbers
-/// are those of the file.
-struct Chunk {
-    text: String,
+/// One document's text, a slice of the file, and how many lines of the
+/// file come before it. (Padding each document with newlines, as this
+/// once did, made a file of N `---` lines cost N²/2 bytes: 34 GB for
+/// 1 MiB of them.)
+struct Chunk<'a> {
+    text: &'a str,
+    first_line: usize,
 }
 
 /// Splits a YAML stream at its document markers.
@@ -870,7 +888,7 @@ struct Chunk {
 /// c-forbidden rule), so a line starting with one of them followed by a
 /// space, a tab or the line end always separates documents. Directive
 /// lines (`%YAML`) stay with the document that follows them.
-fn split_documents(text: &str) -> Vec<Chunk> {
+fn split_documents<'a>(text: &'a str) -> Vec<Chunk<'a>> {
     let mut chunks = Vec::new();
     let mut start = 0usize; // byte offset of the current chunk
     let mut start_line = 0usize;
@@ -879,11 +897,16 @@ fn split_documents(text: &str) -> Vec<Chunk> {
         line.strip_prefix(m)
             .is_some_and(|rest| rest.is_empty() || rest.starts_with([' ', '\t', '\r']))
     };
-    let push = |start: usize, end: usize, start_line: usize, chunks: &mut Vec<Chunk>| {
+    let push = |start: usize, end: usize, first_line: usize, chunks: &mut Vec<Chunk<'a>>| {
         let body = &text[start..end];
-        let mut padded = "\n".repeat(start_line);
-        padded.push_str(body);
-        chunks.push(Chunk { text: padded });
+        // Empty documents are dropped here, not kept until the end: a
+        // file of markers holds no chunk at all.
+        if has_content(body) {
+            chunks.push(Chunk {
+                text: body,
+                first_line,
+            });
+        }
     };
     for (line_no, line) in text.split_inclusive('\n').enumerate() {
         let bare = line.trim_end_matches('\n');
@@ -911,7 +934,6 @@ fn split_documents(text: &str) -> Vec<Chunk> {
     if start < text.len() {
         push(start, text.len(), start_line, &mut chunks);
     }
-    chunks.retain(|c| has_content(&c.text));
     chunks
 }
 
@@ -929,16 +951,37 @@ fn has_content(text: &str) -> bool {
 }
 
 /// Converts a serde-saphyr error (with the path serde_path_to_error saw)
-/// into a [`ManifestError::Parse`].
-fn parse_error(file: &str, doc: &DocRef, path: String, err: &serde_saphyr::Error) -> ManifestError {
+/// into a [`ManifestError::Parse`]; `first_line` is the chunk's offset in
+/// the file.
+fn parse_error(
+    file: &str,
+    doc: &DocRef,
+    path: String,
+    err: &serde_saphyr::Error,
+    first_line: usize,
+) -> ManifestError {
     use serde_saphyr::MessageFormatter;
     let inner = err.without_snippet();
-    let message = serde_saphyr::DefaultMessageFormatter
-        .format_message(inner)
-        .into_owned();
+    // A breach met while replaying an alias comes wrapped in the alias'
+    // error (an alias bomb's always does).
+    let mut root = inner;
+    while let serde_saphyr::Error::AliasError { error, .. }
+    | serde_saphyr::Error::WithSnippet { error, .. } = root
+    {
+        root = error;
+    }
+    let message = match root {
+        serde_saphyr::Error::Budget { breach, .. } => limits::describe_breach(breach),
+        _ => serde_saphyr::DefaultMessageFormatter
+            .format_message(inner)
+            .into_owned(),
+    };
     let location = inner.location().filter(|l| l.line() > 0).map(|l| {
         let clamp = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
-        (clamp(l.line()), clamp(l.column()))
+        (
+            clamp(l.line().saturating_add(first_line as u64)),
+            clamp(l.column()),
+        )
     });
     ManifestError::Parse {
         file: file.to_owned(),
@@ -950,12 +993,13 @@ fn parse_error(file: &str, doc: &DocRef, path: String, err: &serde_saphyr::Error
 }
 
 /// Deserializes one chunk as `T`, tracking the field path of an error.
-fn deserialize_tracked<T>(file: &str, doc: &DocRef, text: &str) -> Result<T, ManifestError>
+fn deserialize_tracked<T>(file: &str, doc: &DocRef, chunk: &Chunk<'_>) -> Result<T, ManifestError>
 where
     T: for<'de> Deserialize<'de>,
 {
     let mut path = None;
-    let result = serde_saphyr::with_deserializer_from_str_with_options(text, yaml_options(), |d| {
+    let options = yaml_options();
+    let result = serde_saphyr::with_deserializer_from_str_with_options(chunk.text, options, |d| {
         serde_path_to_error::deserialize(d).map_err(|e| {
             path = Some(e.path().to_string());
             e.into_inner()
@@ -963,23 +1007,35 @@ where
     });
     result.map_err(|e| {
         let path = path.filter(|p| p != ".").unwrap_or_default();
-        parse_error(file, doc, path, &e)
+        parse_error(file, doc, path, &e, chunk.first_line)
     })
 }
 
 /// Reads every document of a YAML stream into typed objects.
 ///
 /// `file` names the source in errors. Empty documents are skipped;
-/// documents are numbered from 1 in the order they appear.
+/// documents are numbered from 1 in the order they appear. Time and
+/// memory are linear in the size of `text`: each document is parsed
+/// within [`limits::budget`], and a file of more than
+/// [`limits::MAX_DOCUMENTS`] documents is refused before any is parsed.
 pub fn parse_stream(file: &str, text: &str) -> Result<Vec<Document>, ManifestError> {
-    let mut docs = Vec::new();
-    for (i, chunk) in split_documents(text).into_iter().enumerate() {
+    let chunks = split_documents(text);
+    if chunks.len() > limits::MAX_DOCUMENTS {
+        return Err(ManifestError::TooManyDocuments {
+            file: file.to_owned(),
+            count: chunks.len(),
+            limit: limits::MAX_DOCUMENTS,
+        });
+    }
+    let mut docs = Vec::with_capacity(chunks.len());
+    for (i, chunk) in chunks.into_iter().enumerate() {
+        let first_line = u32::try_from(chunk.first_line).unwrap_or(u32::MAX);
         let mut doc = DocRef {
             index: i + 1,
             kind: None,
             name: None,
         };
-        let meta: TypeMeta = deserialize_tracked(file, &doc, &chunk.text)?;
+        let meta: TypeMeta = deserialize_tracked(file, &doc, &chunk)?;
         doc.kind = meta.kind.clone();
         doc.name = meta.metadata.and_then(|m| m.name);
         let Some(kind) = meta.kind.as_deref() else {
@@ -1005,24 +1061,26 @@ pub fn parse_stream(file: &str, text: &str) -> Result<Vec<Document>, ManifestErr
                 file: file.to_owned(),
                 path: "apiVersion".into(),
                 value: meta.api_version.clone(),
-                location: locate(&chunk.text, "apiVersion"),
+                location: locate(chunk.text, "apiVersion")
+                    .map(|(l, c)| (l.saturating_add(first_line), c)),
                 reason: format!("{kind} needs apiVersion {expected}"),
                 doc: Box::new(doc),
             });
         }
         let object = match kind {
-            "Pod" => Object::Pod(Box::new(deserialize_tracked(file, &doc, &chunk.text)?)),
+            "Pod" => Object::Pod(Box::new(deserialize_tracked(file, &doc, &chunk)?)),
             k if WORKLOAD_KINDS.contains(&k) => {
-                Object::Workload(Box::new(deserialize_tracked(file, &doc, &chunk.text)?))
+                Object::Workload(Box::new(deserialize_tracked(file, &doc, &chunk)?))
             }
-            "ConfigMap" => Object::ConfigMap(deserialize_tracked(file, &doc, &chunk.text)?),
-            "Secret" => Object::Secret(deserialize_tracked(file, &doc, &chunk.text)?),
+            "ConfigMap" => Object::ConfigMap(deserialize_tracked(file, &doc, &chunk)?),
+            "Secret" => Object::Secret(deserialize_tracked(file, &doc, &chunk)?),
             _ => Object::Other,
         };
         docs.push(Document {
             doc,
             object,
-            text: chunk.text,
+            text: chunk.text.to_owned(),
+            first_line,
         });
     }
     Ok(docs)
@@ -1165,8 +1223,10 @@ mod tests {
         let chunks = split_documents(text);
         assert_eq!(chunks.len(), 2);
         // `a: 1` is line 3 (index 2) of the file.
-        assert_eq!(chunks[0].text.lines().nth(2), Some("a: 1"));
-        assert_eq!(chunks[1].text.lines().nth(6), Some("b: 2"));
+        assert_eq!(chunks[0].first_line, 1);
+        assert_eq!(chunks[0].text.lines().nth(1), Some("a: 1"));
+        assert_eq!(chunks[1].first_line, 5);
+        assert_eq!(chunks[1].text.lines().nth(1), Some("b: 2"));
     }
 
     #[test]

@@ -18,7 +18,7 @@ pub(super) fn build(file: &str, text: &str) -> Result<LoadedPod> {
         // Point at the field in the file, now that the error knows it.
         e.fill_location(|index, path| {
             let d = docs.iter().find(|d| d.doc.index == index)?;
-            manifest::locate(&d.text, path)
+            d.locate(path)
         });
         e
     })

@@ -26,6 +26,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
 
+use crate::manifest::limits;
+
 pub use container::{Container, ContainerKind};
 pub use env::{EnvValue, EnvVar, RuntimeField, RuntimeValues, expand, resolve};
 pub use error::{DocRef, ManifestError};
@@ -40,18 +42,36 @@ pub use volumes::{FilesOrigin, HostPathType, Volume, VolumeFile, VolumeMount, Vo
 /// `restartPolicy` of the pod: one type with the restart decisions.
 pub use crate::restart::RestartPolicy;
 
-/// Reads and validates the manifest at `path`.
+/// Reads and validates the manifest at `path`: a file of at most
+/// [`limits::MAX_MANIFEST_BYTES`], read so that no more is ever held.
 pub fn load(path: &Path) -> Result<LoadedPod> {
     let file = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| ManifestError::Read {
-        file: file.clone(),
-        source,
+    let text = limits::read(path, limits::MAX_MANIFEST_BYTES).map_err(|e| match e {
+        limits::ReadError::Io(error) => ManifestError::Read {
+            file: file.clone(),
+            error,
+        },
+        reason => ManifestError::Limit {
+            file: file.clone(),
+            reason,
+        },
     })?;
     load_str(&file, &text)
 }
 
-/// Validates manifest text; `file` names it in errors and warnings.
+/// Validates manifest text; `file` names it in errors and warnings. Text
+/// over [`limits::MAX_MANIFEST_BYTES`] is refused as [`load`] refuses such
+/// a file.
 pub fn load_str(file: &str, text: &str) -> Result<LoadedPod> {
+    if text.len() as u64 > limits::MAX_MANIFEST_BYTES {
+        return Err(ManifestError::Limit {
+            file: file.to_owned(),
+            reason: limits::ReadError::TooLarge {
+                size: Some(text.len() as u64),
+                limit: limits::MAX_MANIFEST_BYTES,
+            },
+        });
+    }
     documents::build(file, text)
 }
 

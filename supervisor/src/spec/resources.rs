@@ -125,7 +125,7 @@ fn quantity_error(ctx: &Ctx<'_>, path: &str, source: quantity::QuantityError) ->
         doc: Box::new(ctx.doc.clone()),
         path: path.to_owned(),
         location: None,
-        source,
+        error: source,
     }
 }
 

@@ -8,6 +8,7 @@ mod init;
 mod logs;
 mod run;
 mod status;
+mod validate;
 
 use clap::{Parser, Subcommand};
 
@@ -23,6 +24,8 @@ struct Cli {
 enum Command {
     /// Run a pod from a Kubernetes manifest until SIGTERM or SIGINT.
     Run(Box<run::RunArgs>),
+    /// Read and check manifests as `run` does, and start nothing.
+    Validate(validate::ValidateArgs),
     /// Run CMD as PID 1 (or child subreaper): forward signals, reap zombies.
     Init(init::InitArgs),
     /// Show pods: a kubectl-like table, or the Pod object as JSON or YAML.
@@ -37,6 +40,7 @@ fn main() {
     let cli = Cli::parse();
     let result: anyhow::Result<i32> = match cli.command {
         Command::Run(args) => run::main(*args),
+        Command::Validate(args) => validate::main(args),
         Command::Init(args) => init::main(args),
         Command::Status(args) => status::main(args),
         Command::Logs(args) => logs::main(args),
