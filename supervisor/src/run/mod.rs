@@ -59,6 +59,9 @@ pub struct RunOptions {
     pub trace: Option<PathBuf>,
     /// The image store, registry credentials and configuration.
     pub images: ImageOptions,
+    /// kubelet's podPidsLimit: the most tasks of the pod's cgroup (pause
+    /// and every container); None: unlimited.
+    pub pod_pids_limit: Option<u64>,
 }
 
 /// Runs `supervisor run`: returns 0 after a stop by signal or a pod that
@@ -84,6 +87,7 @@ pub fn run(options: RunOptions) -> anyhow::Result<i32> {
         backoff: options.backoff,
         cni: options.cni,
         images: options.images,
+        pod_pids_limit: options.pod_pids_limit,
     };
     let trace = match &options.trace {
         Some(path) => Trace::open(path).with_context(|| format!("--trace {}", path.display()))?,
@@ -105,6 +109,7 @@ struct Config {
     backoff: BackoffConfig,
     cni: CniPaths,
     images: ImageOptions,
+    pod_pids_limit: Option<u64>,
 }
 
 /// Token of the signalfd in the event loop; containers use
@@ -294,7 +299,8 @@ impl PodRuntime {
 
     /// pause, then the pod's network and /etc files.
     fn start_sandbox(&mut self) -> anyhow::Result<()> {
-        self.sandbox.start_pause(&self.pod, &self.config.pause)?;
+        self.sandbox
+            .start_pause(&self.pod, &self.config.pause, self.config.pod_pids_limit)?;
         self.meta.start_time = Some(SystemTime::now());
         self.sandbox.attach_network(&self.pod, &self.config.cni)?;
         Ok(())

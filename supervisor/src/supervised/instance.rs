@@ -6,7 +6,7 @@
 //! starts or ends (`SupervisedContainer` and the pod loop do).
 
 use crate::logs::{ContainerLog, Echo, Stream};
-use crate::probe::{ProbeIo, Probes};
+use crate::probe::{ExecIdentity, ProbeIo, Probes};
 use crate::spec;
 use container::{Cgroup, Parked, PidFd};
 use std::fs::File;
@@ -24,6 +24,7 @@ pub(super) struct ParkedInstance {
     pub cgroup: Cgroup,
     pub parked: Parked,
     pub env: Env,
+    pub identity: ExecIdentity,
 }
 
 /// One instance before it runs: its fresh cgroup, environment and command.
@@ -31,6 +32,13 @@ pub(super) struct InstancePlan {
     pub cgroup: Cgroup,
     pub env: Env,
     pub command: container::Command,
+}
+
+impl InstancePlan {
+    /// What the instance's exec probes run as: the instance's own rights.
+    pub fn identity(&self) -> ExecIdentity {
+        ExecIdentity::of(&self.command)
+    }
 }
 
 /// A running instance.
@@ -62,6 +70,7 @@ impl Instance {
         oom_kills_before: u64,
         env: Env,
         spec: &spec::Container,
+        identity: ExecIdentity,
     ) -> Instance {
         Instance {
             pid: child.pid,
@@ -71,7 +80,7 @@ impl Instance {
             stdout: child.stdout,
             stderr: child.stderr,
             env,
-            probes: Probes::new(spec, Instant::now()),
+            probes: Probes::new(spec, identity, Instant::now()),
             probe_kill: None,
         }
     }

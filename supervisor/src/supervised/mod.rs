@@ -20,7 +20,7 @@ use crate::event_loop::EventLoopError;
 use crate::images::ResolvedImage;
 use crate::logs::{ContainerLog, Echo, LogConfig, LogError, Stream};
 use crate::paths::Layout;
-use crate::probe::{Outcome, ProbeIo, ProbeTarget};
+use crate::probe::{ExecIdentity, Outcome, ProbeIo, ProbeTarget};
 use crate::restart::{Slot, Termination};
 use crate::spec::{self, PodSpec, RuntimeValues};
 use crate::volumes::PodVolumes;
@@ -202,9 +202,9 @@ impl SupervisedContainer {
         {
             self.discard_parked();
         }
-        let (child, cgroup, env) = match self.parked.take() {
+        let (child, cgroup, env, identity) = match self.parked.take() {
             Some(next) => match next.parked.start() {
-                Ok(child) => (child, next.cgroup, next.env),
+                Ok(child) => (child, next.cgroup, next.env, next.identity),
                 Err(error) => {
                     eprintln!("supervisor: [{name}] parked instance: {error}: starting a new one");
                     self.retired.retire(next.cgroup);
@@ -231,6 +231,7 @@ impl SupervisedContainer {
             oom_kills_before,
             env,
             &self.spec,
+            identity,
         ));
         Ok(())
     }
@@ -240,10 +241,11 @@ impl SupervisedContainer {
         &self,
         ctx: &PodContext<'_>,
         restart_count: u32,
-    ) -> Result<(container::Child, Cgroup, Env), SupervisedError> {
+    ) -> Result<(container::Child, Cgroup, Env, ExecIdentity), SupervisedError> {
         let mut plan = self.plan(ctx, restart_count)?;
+        let identity = plan.identity();
         match plan.command.spawn() {
-            Ok(child) => Ok((child, plan.cgroup, plan.env)),
+            Ok(child) => Ok((child, plan.cgroup, plan.env, identity)),
             Err(error) => {
                 let _ = plan.cgroup.remove(CGROUP_TIMEOUT);
                 Err(error.into())
@@ -284,6 +286,7 @@ impl SupervisedContainer {
             .and_then(|ctx| self.plan(ctx, restart_count))
             .and_then(|mut plan| match plan.command.park() {
                 Ok(parked) => Ok(ParkedInstance {
+                    identity: plan.identity(),
                     restart_count,
                     cgroup: plan.cgroup,
                     parked,
