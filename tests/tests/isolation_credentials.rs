@@ -48,9 +48,8 @@ struct Creds {
 }
 
 fn creds(pid: i32) -> Creds {
-    let field = |name: &str| {
-        proc_status_field(pid, name).unwrap_or_else(|| panic!("{name} of pid {pid}"))
-    };
+    let field =
+        |name: &str| proc_status_field(pid, name).unwrap_or_else(|| panic!("{name} of pid {pid}"));
     Creds {
         uid: field("Uid"),
         gid: field("Gid"),
@@ -146,11 +145,23 @@ spec:
     );
     let pod = RunningPod::start(&name, &manifest, RunOptions::default());
     let log = wait_log(&pod, "user", "chown=");
-    assert!(!log.contains("top-secret"), "uid 1000 read a 0600 root file:\n{log}");
-    assert!(log.contains("Permission denied") && log.contains("cat=1"), "{log}");
-    assert!(log.contains("Operation not permitted") && log.contains("chown=1"), "{log}");
+    assert!(
+        !log.contains("top-secret"),
+        "uid 1000 read a 0600 root file:\n{log}"
+    );
+    assert!(
+        log.contains("Permission denied") && log.contains("cat=1"),
+        "{log}"
+    );
+    assert!(
+        log.contains("Operation not permitted") && log.contains("chown=1"),
+        "{log}"
+    );
     let setuid = wait_log(&pod, "setuid", "setuid(0):");
-    assert!(setuid.contains(&format!("setuid(0): errno {EPERM}")), "{setuid}");
+    assert!(
+        setuid.contains(&format!("setuid(0): errno {EPERM}")),
+        "{setuid}"
+    );
 
     // The processes themselves, as the kernel sees them.
     let user = wait_until(Duration::from_secs(10), || {
@@ -299,8 +310,8 @@ fn a_fork_bomb_stops_at_the_pod_pids_limit() {
             ..RunOptions::default()
         },
     );
-    let steady_before = wait_until(Duration::from_secs(20), || pod.container_pid("steady"))
-        .expect("steady runs");
+    let steady_before =
+        wait_until(Duration::from_secs(20), || pod.container_pid("steady")).expect("steady runs");
     let log = wait_log(&pod, "bomb", "fork: errno");
     assert!(
         log.contains(&format!("fork: errno {EAGAIN} after")),
