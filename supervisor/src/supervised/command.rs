@@ -13,7 +13,7 @@ use crate::images::user::{self, UserError, UserRequest};
 use crate::spec::{Container, VolumeSource};
 use container::rootfs::{BindMount, RootfsSpec};
 use container::spawn::DEFAULT_PATH;
-use container::{CapSet, Cgroup, Command, Namespace, NamespaceSet, Stdio};
+use container::{CapSet, Cgroup, Command, Namespace, NamespaceSet, Session, Stdio};
 use nix::sys::signal::Signal;
 use std::path::{Path, PathBuf};
 
@@ -133,6 +133,10 @@ pub(super) fn command(
     command.groups(&groups);
     command.capabilities(CapSet(security.capabilities.effective_mask()));
     command.no_new_privs(!security.allow_privilege_escalation);
+    // A session of its own: in the supervisor's process group, a root
+    // container's kill(0, SIGKILL) reached the supervisor (and whatever
+    // started it) across the pid namespace.
+    command.session(Session::NewSession);
 
     let share_pid = ctx.pod.share_process_namespace;
     command.join_sandbox(ctx.sandbox, share_pid);

@@ -6,8 +6,9 @@
 //!   `setuid(0): errno N`.
 //! - `forkbomb HOLD_SECS`: forks children that only sleep until fork
 //!   fails, prints `fork: errno N after M children`, sleeps HOLD_SECS with
-//!   its children alive, then kills them (itself too, unless it is PID 1
-//!   of its pid namespace) and exits 0.
+//!   its children alive, then kills them, one by one, and exits 0 (never
+//!   `kill(0)`: a process group can reach outside the container's pid
+//!   namespace).
 
 use std::time::Duration;
 
@@ -29,7 +30,7 @@ fn main() {
         }
         Some("forkbomb") => {
             let hold: u64 = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(5);
-            let mut children = 0u32;
+            let mut children: Vec<i32> = Vec::new();
             let failed = loop {
                 // SAFETY: this process is single-threaded; the child only
                 // sleeps in a system call and never returns here.
@@ -39,18 +40,20 @@ fn main() {
                         // SAFETY: plain system call, no memory involved.
                         unsafe { libc::pause() };
                     },
-                    _ => children += 1,
+                    pid => children.push(pid),
                 }
-                if children >= 100_000 {
+                if children.len() >= 100_000 {
                     break 0;
                 }
             };
-            println!("fork: errno {failed} after {children} children");
+            println!("fork: errno {failed} after {} children", children.len());
             std::thread::sleep(Duration::from_secs(hold));
-            // SAFETY: signals our own process group (the children and us).
-            unsafe {
-                libc::signal(libc::SIGTERM, libc::SIG_IGN);
-                libc::kill(0, libc::SIGKILL);
+            for pid in children {
+                // SAFETY: plain system calls on our own children's pids.
+                unsafe {
+                    libc::kill(pid, libc::SIGKILL);
+                    libc::waitpid(pid, std::ptr::null_mut(), 0);
+                }
             }
         }
         _ => {
