@@ -118,6 +118,7 @@ kind: Pod
 metadata: {{name: {name}}}
 spec:
   restartPolicy: Never
+  terminationGracePeriodSeconds: 1
   initContainers:
   - name: prepare
     image: {IMAGE}
@@ -200,7 +201,7 @@ fn pause_runs_as_65535_without_capabilities_under_the_default_pids_limit() {
     }
     let name = unique_name("pausecreds");
     let manifest = format!(
-        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  containers:\n  - name: main\n    image: {IMAGE}\n    command: [{BUSYBOX}, sleep, \"3600\"]\n"
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: main\n    image: {IMAGE}\n    command: [{BUSYBOX}, sleep, \"3600\"]\n"
     );
     let pod = RunningPod::start(&name, &manifest, RunOptions::default());
     pod.wait_running(Duration::from_secs(20));
@@ -249,7 +250,7 @@ fn the_probe_waiter_has_its_containers_credentials() {
         )
     };
     let manifest = format!(
-        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  containers:\n  - name: user\n    image: {IMAGE}\n    securityContext: {{runAsUser: 1000, runAsGroup: 1000, allowPrivilegeEscalation: false, capabilities: {{drop: [NET_RAW]}}}}\n    command: [{BUSYBOX}, sleep, \"3600\"]\n{}  - name: root\n    image: {IMAGE}\n    command: [{BUSYBOX}, sleep, \"3600\"]\n{}",
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: user\n    image: {IMAGE}\n    securityContext: {{runAsUser: 1000, runAsGroup: 1000, allowPrivilegeEscalation: false, capabilities: {{drop: [NET_RAW]}}}}\n    command: [{BUSYBOX}, sleep, \"3600\"]\n{}  - name: root\n    image: {IMAGE}\n    command: [{BUSYBOX}, sleep, \"3600\"]\n{}",
         probe(771),
         probe(772)
     );
@@ -298,7 +299,7 @@ fn a_fork_bomb_stops_at_the_pod_pids_limit() {
     let name = unique_name("forkbomb");
     const LIMIT: usize = 32;
     let manifest = format!(
-        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  restartPolicy: Never\n  containers:\n  - name: steady\n    image: {IMAGE}\n    command: [{BUSYBOX}, sleep, \"3600\"]\n  - name: bomb\n    image: {image}\n    command: [{path}, forkbomb, \"4\"]\n",
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  restartPolicy: Never\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: steady\n    image: {IMAGE}\n    command: [{BUSYBOX}, sleep, \"3600\"]\n  - name: bomb\n    image: {image}\n    command: [{path}, forkbomb, \"4\"]\n",
         image = check.reference,
         path = check.path,
     );
