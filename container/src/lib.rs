@@ -105,4 +105,6 @@ pub use namespace::{Namespace, NamespaceInfo, NamespaceSet};
 pub use pidfd::{ExitStatus, PidFd};
 pub use rootfs::{BindMount, Rootfs, RootfsError, RootfsSpec};
 pub use sandbox::{Sandbox, SandboxConfig};
-pub use spawn::{Child, ChildPid, Command, Parked, ProgramLookup, Session, Stdio, Terminal};
+pub use spawn::{
+    Child, ChildPid, Command, Credentials, Parked, ProgramLookup, Session, Stdio, Terminal,
+};

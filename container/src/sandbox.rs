@@ -16,15 +16,36 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
+use crate::caps::CapSet;
 use crate::cgroup::Cgroup;
 use crate::error::{SandboxError, os};
 use crate::namespace::{Namespace, NamespaceInfo, NamespaceSet};
 use crate::pidfd::{ExitStatus, PidFd};
-use crate::spawn::{Command, Session, Stdio};
+use crate::spawn::{Command, Credentials, Session, Stdio};
 use crate::sys;
 
 /// Where iproute2 keeps named network namespaces.
 pub const NETNS_RUN_DIR: &str = "/run/netns";
+
+/// The uid and gid pause runs as: the `USER 65535:65535` of the upstream
+/// pause image (kubernetes build/pause/Dockerfile), which kubelet and
+/// containerd run with no capability added.
+pub const PAUSE_ID: u32 = 65535;
+
+/// What pause runs with by default: [`PAUSE_ID`] as uid, gid and only
+/// group, no capability at all (bounding set included) and no_new_privs.
+/// It needs none: it only waits for signals and reaps. The namespaces it
+/// holds are made before the credentials change, and the caller reads and
+/// joins them as root.
+pub fn pause_credentials() -> Credentials {
+    Credentials {
+        uid: Some(PAUSE_ID),
+        gid: Some(PAUSE_ID),
+        groups: Some(Vec::new()),
+        caps: Some(CapSet::EMPTY),
+        no_new_privs: true,
+    }
+}
 
 /// How to start a sandbox.
 #[derive(Debug, Clone)]
@@ -51,11 +72,14 @@ pub struct SandboxConfig {
     /// signal), so no sandbox outlives a runtime killed without its
     /// teardown.
     pub die_with_parent: bool,
+    /// Who pause runs as ([`pause_credentials`] by default; `None`: the
+    /// caller's credentials).
+    pub credentials: Option<Credentials>,
 }
 
 impl SandboxConfig {
     /// A config with a new network namespace, no pid namespace, no
-    /// published netns, no cgroup.
+    /// published netns, no cgroup, pause's own unprivileged credentials.
     pub fn new(name: impl Into<String>, pause: impl Into<PathBuf>) -> SandboxConfig {
         SandboxConfig {
             name: name.into(),
@@ -67,6 +91,7 @@ impl SandboxConfig {
             netns_dir: PathBuf::from(NETNS_RUN_DIR),
             cgroup: None,
             die_with_parent: false,
+            credentials: Some(pause_credentials()),
         }
     }
 }
@@ -127,6 +152,9 @@ impl Sandbox {
         }
         if config.die_with_parent {
             cmd.parent_death_signal(Signal::SIGKILL);
+        }
+        if let Some(credentials) = &config.credentials {
+            cmd.credentials(credentials.clone());
         }
         let child = cmd.spawn().map_err(|source| SandboxError::Spawn {
             pause: config.pause.clone(),

@@ -463,6 +463,12 @@ pub fn setresuid(uid: u32) -> SysResult<()> {
     check(unsafe { libc::syscall(libc::SYS_setresuid, uid, uid, uid) }).map(drop)
 }
 
+/// fchown(2) of `fd` to `uid`, leaving its group (-1). Child-safe.
+pub fn fchown_uid(fd: RawFd, uid: u32) -> SysResult<()> {
+    // SAFETY: plain system call with integer arguments.
+    check(unsafe { libc::syscall(libc::SYS_fchown, fd, uid, u32::MAX) }).map(drop)
+}
+
 /// prctl(2) with integer arguments. Child-safe.
 pub fn prctl(option: i32, a2: u64, a3: u64) -> SysResult<i32> {
     // SAFETY: every option we pass takes integer arguments only.

@@ -21,8 +21,11 @@
 //! How each handler runs:
 //! - exec: the argv runs inside the container (its mount, pid, network, IPC
 //!   and UTS namespaces, its cgroup, environment, working directory and
-//!   credentials) as our child in a new session. It succeeds on exit code 0.
-//!   It runs under a waiter (`container::Command::reaper`): a child
+//!   credentials: [`ExecIdentity`], taken from the command that started the
+//!   instance, as containerd's ExecSync runs the container's own process
+//!   spec) as our child in a new session. It succeeds on exit code 0.
+//!   It runs under a waiter (`container::Command::reaper`), which has the
+//!   same credentials as the probe's program: a child
 //!   subreaper inside the container's pid namespace, which is our child and
 //!   reaps every process of the probe's tree, so nothing becomes a zombie of
 //!   the container's PID 1 (which may never reap); leftovers are killed
@@ -43,7 +46,9 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use container::{CapSet, Cgroup, Command, ExitStatus, Namespace, NamespaceSet, Session, Stdio};
+use container::{
+    Cgroup, Command, Credentials, ExitStatus, Namespace, NamespaceSet, Session, Stdio,
+};
 use nix::errno::Errno;
 use nix::sched::{CloneFlags, setns};
 use nix::sys::socket::{
@@ -159,17 +164,30 @@ pub trait ProbeIo {
 /// The result of one attempt: `Err` carries the failure message.
 type Attempted = Result<(), String>;
 
-/// What the exec probes of a container run as (from its spec).
-#[derive(Debug, Clone)]
-struct ExecIdentity {
-    working_dir: PathBuf,
-    uid: Option<u32>,
-    gid: Option<u32>,
-    groups: Vec<u32>,
-    caps: CapSet,
-    no_new_privs: bool,
+/// What the exec probes of a container instance (and their waiter) run
+/// as: the instance's own working directory and credentials, never more.
+#[derive(Debug, Clone, Default)]
+pub struct ExecIdentity {
+    /// The instance's working directory (`/` when it has none).
+    pub working_dir: PathBuf,
+    /// The instance's uid, gid, groups, capabilities and no_new_privs.
+    pub credentials: Credentials,
     /// The instance's seccomp filter and AppArmor profile.
-    confinement: crate::confinement::Confinement,
+    pub confinement: crate::confinement::Confinement,
+}
+
+impl ExecIdentity {
+    /// The identity of the process `command` starts (the image's USER and
+    /// WorkingDir resolved, as the container got them).
+    pub fn of(command: &Command) -> ExecIdentity {
+        ExecIdentity {
+            working_dir: command
+                .get_cwd()
+                .map_or_else(|| PathBuf::from("/"), Path::to_path_buf),
+            credentials: command.get_credentials().clone(),
+            confinement: crate::confinement::Confinement::default(),
+        }
+    }
 }
 
 /// The threshold counters of one probe: the pure state machine.
@@ -305,14 +323,9 @@ pub struct Probes {
 }
 
 impl Probes {
-    /// Exec probes (and their waiter) run under the instance's seccomp
-    /// filter and AppArmor profile.
-    pub fn confine(&mut self, confinement: crate::confinement::Confinement) {
-        self.identity.confinement = confinement;
-    }
-
-    /// The probes of `container`, whose instance started at `started`.
-    pub fn new(container: &spec::Container, started: Instant) -> Probes {
+    /// The probes of `container`, whose instance started at `started` and
+    /// runs as `identity`.
+    pub fn new(container: &spec::Container, identity: ExecIdentity, started: Instant) -> Probes {
         let prober = |kind: ProbeKind, probe: &Option<spec::Probe>| {
             probe.as_ref().map(|p| Prober {
                 probe: p.clone(),
@@ -326,19 +339,6 @@ impl Probes {
             prober(ProbeKind::Liveness, &container.liveness_probe),
             prober(ProbeKind::Readiness, &container.readiness_probe),
         ];
-        let security = &container.security;
-        let identity = ExecIdentity {
-            working_dir: container
-                .working_dir
-                .clone()
-                .unwrap_or_else(|| PathBuf::from("/")),
-            uid: security.run_as_user,
-            gid: security.run_as_group,
-            groups: security.supplemental_groups.clone(),
-            caps: CapSet(security.capabilities.effective_mask()),
-            no_new_privs: !security.allow_privilege_escalation,
-            confinement: crate::confinement::Confinement::default(),
-        };
         let gated = probers[0].is_some();
         if let Some(startup) = &mut probers[0] {
             startup.next_start = Some(started + startup.probe.initial_delay);
@@ -968,9 +968,7 @@ fn spawn_exec(
         )
         .cgroup(target.cgroup)
         .cwd(&identity.working_dir)
-        .groups(&identity.groups)
-        .capabilities(identity.caps)
-        .no_new_privs(identity.no_new_privs)
+        .credentials(identity.credentials.clone())
         .session(Session::NewSession)
         .reaper(true)
         .stdin(Stdio::Null)
@@ -980,12 +978,6 @@ fn spawn_exec(
     // namespace, which dies with the container's PID 1 (itself killed by
     // its parent-death signal should the supervisor die).
     identity.confinement.apply(&mut command);
-    if let Some(uid) = identity.uid {
-        command.uid(uid);
-    }
-    if let Some(gid) = identity.gid {
-        command.gid(gid);
-    }
     let child = command
         .spawn()
         .map_err(|e| format!("command {:?} could not start: {e}", argv.join(" ")))?;

@@ -520,11 +520,14 @@ fn credentials_capabilities_env_and_cwd_are_applied() {
         "65534 65533".to_string(),
         tmp.path().display().to_string(),
         "bar baz".to_string(),
-        format!("CapInh:\t{caps}"),
-        format!("CapPrm:\t{caps}"),
-        format!("CapEff:\t{caps}"),
+        // containerd's CRI (WithoutAmbientCaps): a non-root process keeps
+        // only the bounding set; the working directory (0700, root's) was
+        // entered before the uid change, as runc does.
+        format!("CapInh:\t{:016x}", 0),
+        format!("CapPrm:\t{:016x}", 0),
+        format!("CapEff:\t{:016x}", 0),
         format!("CapBnd:\t{caps}"),
-        format!("CapAmb:\t{caps}"),
+        format!("CapAmb:\t{:016x}", 0),
         "NoNewPrivs:\t1".to_string(),
     ]
     .into();

@@ -21,7 +21,7 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 use supervisor::event_loop::{EventLoop, TIMER};
 use supervisor::pid1;
-use supervisor::probe::{Outcome, ProbeIo, ProbeKind, ProbeTarget, Probes};
+use supervisor::probe::{ExecIdentity, Outcome, ProbeIo, ProbeKind, ProbeTarget, Probes};
 use supervisor::spec::{self, Handler};
 
 const BUSYBOX: &str = "/bin/busybox";
@@ -163,7 +163,7 @@ struct Driver {
 impl Driver {
     fn new(container: &spec::Container) -> Driver {
         Driver {
-            probes: Probes::new(container, Instant::now()),
+            probes: Probes::new(container, ExecIdentity::default(), Instant::now()),
             events: EventLoop::new().expect("event loop"),
         }
     }

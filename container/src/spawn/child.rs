@@ -1,10 +1,12 @@
 //! What runs between fork and exec: cgroup, namespaces, mounts, root
-//! filesystem, session and terminal, credentials (capabilities,
-//! no_new_privs), stdio, then the exec itself with its PATH search.
-//! The AppArmor exec attribute is written before the credentials; the
-//! seccomp filter is installed as runc does: with no_new_privs right
-//! before exec, without it (while the process still has CAP_SYS_ADMIN)
-//! before the credentials.
+//! filesystem, session and terminal, credentials (uid, gid, groups,
+//! capabilities without ambient ones, no_new_privs), stdio, then the exec
+//! itself with its PATH search. The AppArmor exec attribute is written
+//! before the credentials; the seccomp filter is installed as runc does:
+//! with no_new_privs right before exec, without it (while the process
+//! still has CAP_SYS_ADMIN) before the credentials. The reaping waiter of
+//! an exec probe goes through the same steps once it has forked the
+//! program.
 //!
 //! Everything here was allocated by the parent ([`Prepared`]); only raw
 //! system calls are made, no allocation, no locks, no panics (iterators
@@ -76,6 +78,10 @@ impl Report {
 pub(crate) enum StdioPlan {
     Inherit,
     Fd(RawFd),
+    /// The process's end of a pipe made for it ([`super::Stdio::Piped`]):
+    /// given to its uid, as runc's fixStdioPermissions does, so that a
+    /// non-root process can still open /dev/stdout (/proc/self/fd/1).
+    Pipe(RawFd),
 }
 
 /// Everything the child needs, built before fork.
@@ -124,6 +130,8 @@ pub(crate) struct Prepared {
     pub close_inherited_fds: bool,
     pub uid: Option<u32>,
     pub gid: Option<u32>,
+    /// The process ends up as uid 0 (its own uid, or the caller's).
+    pub exec_as_root: bool,
     pub groups: Option<Vec<libc::gid_t>>,
     pub caps: Option<u64>,
     pub last_cap: u32,
@@ -157,7 +165,7 @@ impl Prepared {
     /// namespaces to join, the cgroup): what a parked child keeps open.
     pub(crate) fn fds_in_use(&self) -> Vec<RawFd> {
         let stdio = self.stdio.iter().filter_map(|plan| match plan {
-            StdioPlan::Fd(fd) => Some(*fd),
+            StdioPlan::Fd(fd) | StdioPlan::Pipe(fd) => Some(*fd),
             StdioPlan::Inherit => None,
         });
         let mut fds: Vec<RawFd> = stdio
@@ -306,8 +314,21 @@ fn setup(p: &Prepared, report_fd: RawFd, in_unified: bool, joined: bool) -> Step
     if !p.no_new_privs {
         seccomp(p)?;
     }
-    credentials(p)?;
+    // The working directory as runc's finalizeNamespace enters it: first
+    // with the caller's rights (a directory only root can enter still
+    // works); refused, again as the process's own user (a volume root
+    // squashes).
+    let mut cwd_pending = None;
     if let Some(cwd) = &p.cwd {
+        match sys::chdir(cwd) {
+            Ok(()) => {}
+            Err(libc::EACCES | libc::EPERM) => cwd_pending = Some(cwd),
+            Err(e) => return Err((SpawnStep::Chdir, e, 0)),
+        }
+    }
+    give_pipes(p)?;
+    credentials(p)?;
+    if let Some(cwd) = cwd_pending {
         step(SpawnStep::Chdir, sys::chdir(cwd))?;
     }
     stdio(p)?;
@@ -407,9 +428,42 @@ fn join(p: &Prepared) -> StepResult {
     Ok(())
 }
 
+/// Give the pipes made for the process to its uid (before the uid
+/// change: it needs CAP_CHOWN). runc's fixStdioPermissions, which skips
+/// what it may not change (EINVAL, EPERM) the same way.
+fn give_pipes(p: &Prepared) -> StepResult {
+    let Some(uid) = p.uid.filter(|u| *u != 0) else {
+        return Ok(());
+    };
+    for plan in &p.stdio {
+        if let StdioPlan::Pipe(fd) = plan {
+            match sys::fchown_uid(*fd, uid) {
+                Ok(()) | Err(libc::EINVAL | libc::EPERM) => {}
+                Err(e) => return Err((SpawnStep::Stdio, e, 0)),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Groups, gid, uid, capabilities and no_new_privs, as containerd's CRI
+/// sets them (`WithoutAmbientCaps`, internal/cri/server/
+/// container_create_linux.go; runc applies the OCI process): the
+/// bounding set is the container's set; inheritable and ambient are
+/// empty; permitted and effective are the set for uid 0 and empty for any
+/// other uid. Exec would leave a non-root process with nothing anyway
+/// (no ambient or inheritable capability, a program without file
+/// capabilities), so the sets here are already the ones it runs with: the
+/// probe waiter, which never execs, has the same as the program.
 fn credentials(p: &Prepared) -> StepResult {
     let changes_ids = p.uid.is_some() || p.gid.is_some();
+    let mask = if p.last_cap >= 63 {
+        u64::MAX
+    } else {
+        (1u64 << (p.last_cap + 1)) - 1
+    };
     if let Some(caps) = p.caps {
+        // Needs CAP_SETPCAP: before the uid changes.
         for cap in 0..=p.last_cap.min(63) {
             if caps & (1u64 << cap) == 0 {
                 step(
@@ -417,12 +471,6 @@ fn credentials(p: &Prepared) -> StepResult {
                     sys::prctl(libc::PR_CAPBSET_DROP, cap as u64, 0).map(drop),
                 )?;
             }
-        }
-        if p.uid.is_some_and(|u| u != 0) {
-            step(
-                SpawnStep::KeepCaps,
-                sys::prctl(libc::PR_SET_KEEPCAPS, 1, 0).map(drop),
-            )?;
         }
     }
     match &p.groups {
@@ -434,17 +482,14 @@ fn credentials(p: &Prepared) -> StepResult {
     if let Some(gid) = p.gid {
         step(SpawnStep::Gid, sys::setresgid(gid))?;
     }
+    // No PR_SET_KEEPCAPS: from uid 0 to another uid the kernel clears the
+    // permitted, effective and ambient sets itself.
     if let Some(uid) = p.uid {
         step(SpawnStep::Uid, sys::setresuid(uid))?;
     }
     if let Some(caps) = p.caps {
-        let mask = if p.last_cap >= 63 {
-            u64::MAX
-        } else {
-            (1u64 << (p.last_cap + 1)) - 1
-        };
-        let caps = caps & mask;
-        step(SpawnStep::Capabilities, sys::capset(caps, caps, caps))?;
+        let kept = if p.exec_as_root { caps & mask } else { 0 };
+        step(SpawnStep::Capabilities, sys::capset(kept, kept, 0))?;
         step(
             SpawnStep::AmbientCapabilities,
             sys::prctl(
@@ -454,26 +499,25 @@ fn credentials(p: &Prepared) -> StepResult {
             )
             .map(drop),
         )?;
-        // Ambient capabilities survive exec for a non-root uid.
-        for cap in 0..=p.last_cap.min(63) {
-            if caps & (1u64 << cap) != 0 {
-                step(
-                    SpawnStep::AmbientCapabilities,
-                    sys::prctl(
-                        libc::PR_CAP_AMBIENT,
-                        libc::PR_CAP_AMBIENT_RAISE as u64,
-                        cap as u64,
-                    )
-                    .map(drop),
-                )?;
-            }
-        }
     }
     if p.no_new_privs {
         step(
             SpawnStep::NoNewPrivs,
             sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0).map(drop),
         )?;
+    }
+    // A change of the effective uid or gid clears the parent-death signal
+    // (kernel/cred.c commit_creds): set it again, as runc does
+    // (pdeath.Restore), and check the parent did not die in between.
+    if changes_ids && p.pdeathsig != 0 {
+        step(
+            SpawnStep::ParentDeathSignal,
+            sys::prctl(libc::PR_SET_PDEATHSIG, p.pdeathsig as u64, 0).map(drop),
+        )?;
+        let ppid = sys::getppid();
+        if !p.new_pid && ppid != 0 && ppid != p.parent_pid {
+            return Err((SpawnStep::ParentDeathSignal, libc::ESRCH, 0));
+        }
     }
     Ok(())
 }
@@ -514,7 +558,7 @@ fn stdio(p: &Prepared) -> StepResult {
     // source that happens to sit there.
     let mut moved: [RawFd; 3] = [-1; 3];
     for (slot, plan) in moved.iter_mut().zip(p.stdio.iter()) {
-        if let StdioPlan::Fd(fd) = plan {
+        if let StdioPlan::Fd(fd) | StdioPlan::Pipe(fd) = plan {
             *slot = step_fd(sys::dup_cloexec_above(*fd, 3))?;
         }
     }
@@ -603,10 +647,18 @@ fn run_waiter(p: &Prepared, report_fd: RawFd, in_unified: bool) -> ! {
         Ok(sys::Forked { pid, .. }) => pid,
         Err(e) => fail(report_fd, (SpawnStep::ForkInNamespace, e, 0)),
     };
-    // The waiter lives in the container too: under its filter from here
-    // (what it does next, wait4, kill, close_range, exit, every profile
-    // that runs a program allows).
-    if let Err(e) = seccomp(p) {
+    // The waiter lives in the container too: from here it has the
+    // program's credentials (uid, gid, groups, capability sets,
+    // no_new_privs) and its filter, in `setup`'s order (without
+    // no_new_privs the filter goes in while CAP_SYS_ADMIN is still held).
+    // What it does next (wait4, kill of its own uid's processes,
+    // close_range, exit) every profile that runs a program allows.
+    let confined = if p.no_new_privs {
+        credentials(p).and_then(|()| seccomp(p))
+    } else {
+        seccomp(p).and_then(|()| credentials(p))
+    };
+    if let Err(e) = confined {
         let _ = sys::kill(program, libc::SIGKILL);
         fail(report_fd, e);
     }

@@ -154,6 +154,26 @@ impl Child {
     }
 }
 
+/// Who a process runs as: uid, gid, supplementary groups, capabilities and
+/// no_new_privs (`None`: the caller's). What a container's process gets is
+/// what everything else started inside that container (an exec probe and
+/// its waiter) gets: containerd's CRI runs an exec with the container's
+/// own process spec (internal/cri/server/container_execsync.go).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Credentials {
+    /// The uid (real, effective, saved).
+    pub uid: Option<u32>,
+    /// The gid (real, effective, saved).
+    pub gid: Option<u32>,
+    /// The supplementary groups; emptied when uid or gid change and this
+    /// is `None`.
+    pub groups: Option<Vec<u32>>,
+    /// The capability set (see [`Command::capabilities`]).
+    pub caps: Option<CapSet>,
+    /// no_new_privs.
+    pub no_new_privs: bool,
+}
+
 /// A builder for a process in a sandbox. Nothing happens until
 /// [`Command::spawn`].
 #[derive(Debug)]
@@ -162,11 +182,7 @@ pub struct Command {
     args: Vec<OsString>,
     env: Vec<(OsString, OsString)>,
     cwd: Option<PathBuf>,
-    uid: Option<u32>,
-    gid: Option<u32>,
-    groups: Option<Vec<u32>>,
-    caps: Option<CapSet>,
-    no_new_privs: bool,
+    credentials: Credentials,
     join: Option<(Result<PidFd, crate::error::PidFdError>, NamespaceSet)>,
     create: NamespaceSet,
     own_mount_namespace: bool,
@@ -197,11 +213,7 @@ impl Command {
             program,
             env: Vec::new(),
             cwd: None,
-            uid: None,
-            gid: None,
-            groups: None,
-            caps: None,
-            no_new_privs: false,
+            credentials: Credentials::default(),
             join: None,
             create: NamespaceSet::EMPTY.with(Namespace::Mount),
             own_mount_namespace: true,
@@ -272,29 +284,38 @@ impl Command {
         self
     }
 
+    /// The working directory set with [`Command::cwd`].
+    pub fn get_cwd(&self) -> Option<&Path> {
+        self.cwd.as_deref()
+    }
+
     /// Run as this uid.
     pub fn uid(&mut self, uid: u32) -> &mut Command {
-        self.uid = Some(uid);
+        self.credentials.uid = Some(uid);
         self
     }
 
     /// Run as this gid.
     pub fn gid(&mut self, gid: u32) -> &mut Command {
-        self.gid = Some(gid);
+        self.credentials.gid = Some(gid);
         self
     }
 
     /// Supplementary groups (when uid or gid change and this is not set,
     /// the list is emptied).
     pub fn groups(&mut self, groups: &[u32]) -> &mut Command {
-        self.groups = Some(groups.to_vec());
+        self.credentials.groups = Some(groups.to_vec());
         self
     }
 
-    /// Drop every capability outside `caps` from the bounding set and set
-    /// effective, permitted, inheritable and ambient to `caps`.
+    /// The capabilities, as containerd's CRI gives them
+    /// (`WithoutAmbientCaps`): every capability outside `caps` leaves the
+    /// bounding set; a process that runs as uid 0 has `caps` as its
+    /// permitted and effective sets, one of any other uid has none (what
+    /// exec gives it anyway without ambient capabilities); inheritable and
+    /// ambient are always empty.
     pub fn capabilities(&mut self, caps: CapSet) -> &mut Command {
-        self.caps = Some(caps);
+        self.credentials.caps = Some(caps);
         self
     }
 
@@ -321,8 +342,21 @@ impl Command {
 
     /// Set no_new_privs (setuid bits and file capabilities stop working).
     pub fn no_new_privs(&mut self, on: bool) -> &mut Command {
-        self.no_new_privs = on;
+        self.credentials.no_new_privs = on;
         self
+    }
+
+    /// Every credential at once (what [`Command::get_credentials`] of
+    /// another command returned: a process started inside a running
+    /// container gets no more than the container's own).
+    pub fn credentials(&mut self, credentials: Credentials) -> &mut Command {
+        self.credentials = credentials;
+        self
+    }
+
+    /// The credentials set so far.
+    pub fn get_credentials(&self) -> &Credentials {
+        &self.credentials
     }
 
     /// Join the `kinds` namespaces of the process behind `pidfd` (setns

@@ -61,7 +61,7 @@ impl Command {
                         source: os(e),
                     })?;
                     let (ours, theirs) = if i == 0 { (w, r) } else { (r, w) };
-                    plans[i] = StdioPlan::Fd(theirs.as_raw_fd());
+                    plans[i] = StdioPlan::Pipe(theirs.as_raw_fd());
                     keep.push(theirs);
                     parent_ends[i] = Some(File::from(ours));
                 }
@@ -271,9 +271,10 @@ impl Command {
             None => None,
         };
         let hostname = self.hostname.as_ref().map(|h| h.as_bytes().to_vec());
-        let groups = self.groups.clone();
+        let credentials = &self.credentials;
+        let groups = credentials.groups.clone();
         // Only capabilities need it: a spawn without reads no file.
-        let last_cap = match self.caps {
+        let last_cap = match credentials.caps {
             Some(_) => std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
                 .ok()
                 .and_then(|s| s.trim().parse().ok())
@@ -323,12 +324,16 @@ impl Command {
             session: self.session,
             terminal: self.terminal,
             close_inherited_fds: !self.inherit_fds,
-            uid: self.uid,
-            gid: self.gid,
+            uid: credentials.uid,
+            gid: credentials.gid,
+            // Without a uid of its own the process keeps the caller's.
+            exec_as_root: credentials
+                .uid
+                .map_or_else(|| nix::unistd::geteuid().is_root(), |uid| uid == 0),
             groups,
-            caps: self.caps.map(|c| c.0),
+            caps: credentials.caps.map(|c| c.0),
             last_cap,
-            no_new_privs: self.no_new_privs,
+            no_new_privs: credentials.no_new_privs,
             reaper: self.reaper,
             seccomp: self.seccomp.clone(),
             apparmor_exec,

@@ -60,7 +60,7 @@ impl Fixture {
     fn new(c: &spec::Container) -> Fixture {
         let start = Instant::now();
         Fixture {
-            probes: Probes::new(c, start),
+            probes: Probes::new(c, ExecIdentity::default(), start),
             start,
             // Never touched: no exec probe starts in these tests.
             cgroup: Cgroup::open(&CgroupHost::from_mounts(None, []), "unused").unwrap(),

@@ -64,6 +64,9 @@ pub struct RunOptions {
     pub images: ImageOptions,
     /// seccomp and AppArmor: profile root, what unset means, the host.
     pub confinement: ConfinementOptions,
+    /// kubelet's podPidsLimit: the most tasks of the pod's cgroup (pause
+    /// and every container); None: unlimited.
+    pub pod_pids_limit: Option<u64>,
 }
 
 /// Runs `supervisor run`: returns 0 after a stop by signal or a pod that
@@ -103,6 +106,7 @@ pub fn run(options: RunOptions) -> anyhow::Result<i32> {
         cni: options.cni,
         images: options.images,
         confinement: options.confinement,
+        pod_pids_limit: options.pod_pids_limit,
     };
     let trace = match &options.trace {
         Some(path) => Trace::open(path).with_context(|| format!("--trace {}", path.display()))?,
@@ -125,6 +129,7 @@ struct Config {
     cni: CniPaths,
     images: ImageOptions,
     confinement: ConfinementOptions,
+    pod_pids_limit: Option<u64>,
 }
 
 /// Token of the signalfd in the event loop; containers use
@@ -338,7 +343,8 @@ impl PodRuntime {
 
     /// pause, then the pod's network and /etc files.
     fn start_sandbox(&mut self) -> anyhow::Result<()> {
-        self.sandbox.start_pause(&self.pod, &self.config.pause)?;
+        self.sandbox
+            .start_pause(&self.pod, &self.config.pause, self.config.pod_pids_limit)?;
         self.meta.start_time = Some(SystemTime::now());
         self.sandbox.attach_network(&self.pod, &self.config.cni)?;
         Ok(())

@@ -17,7 +17,7 @@ use crate::spec::{PodSpec, RuntimeValues};
 use crate::supervised::{CGROUP_TIMEOUT, PodContext};
 use crate::volumes::{PodVolumes, VolumeError};
 use container::rootfs::BindMount;
-use container::{Cgroup, CgroupError, CgroupHost, Sandbox, SandboxConfig};
+use container::{Cgroup, CgroupError, CgroupHost, Limits, Sandbox, SandboxConfig};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -127,9 +127,27 @@ impl PodSandbox {
         Ok(())
     }
 
-    /// Start pause in fresh namespaces (in its cgroup). The network comes
-    /// next, with `attach_network`.
-    pub fn start_pause(&mut self, pod: &PodSpec, pause: &Path) -> Result<(), SandboxError> {
+    /// Start pause in fresh namespaces (in its cgroup), as 65535:65535
+    /// without capabilities, under the pod's pids limit (None: unlimited).
+    /// The network comes next, with `attach_network`.
+    pub fn start_pause(
+        &mut self,
+        pod: &PodSpec,
+        pause: &Path,
+        pids_limit: Option<u64>,
+    ) -> Result<(), SandboxError> {
+        // kubelet's podPidsLimit is the pids.max of the pod's cgroup, which
+        // holds the sandbox and every container (pkg/kubelet/cm/
+        // pod_container_manager_linux.go, ResourceConfig.PidsLimit):
+        // written before the first process of the pod, pause, starts.
+        if let (Some(limit), Some(pod_cgroup)) = (pids_limit, &self.pod_cgroup) {
+            pod_cgroup.apply(&Limits {
+                pids_limit: Some(limit),
+                ..Limits::default()
+            })?;
+        }
+        // SandboxConfig's credentials are pause's own (65535:65535, no
+        // capability, no_new_privs), as the upstream pause image runs.
         let mut config = SandboxConfig::new(self.name.clone(), pause);
         // With the host's network the UTS name stays the host's too, as
         // Kubernetes does it.

@@ -15,7 +15,7 @@ use crate::spec::{Container, VolumeSource};
 use crate::volumes::subpath::{self, Missing};
 use container::rootfs::{BindMount, RootfsSpec};
 use container::spawn::DEFAULT_PATH;
-use container::{CapSet, Cgroup, CgroupMode, Command, Namespace, NamespaceSet, Stdio};
+use container::{CapSet, Cgroup, CgroupMode, Command, Namespace, NamespaceSet, Session, Stdio};
 use nix::sys::signal::Signal;
 use std::path::{Path, PathBuf};
 
@@ -165,6 +165,10 @@ pub(super) fn command(
         }
     })?;
     confinement.apply(&mut command);
+    // A session of its own: in the supervisor's process group, a root
+    // container's kill(0, SIGKILL) reached the supervisor (and whatever
+    // started it) across the pid namespace.
+    command.session(Session::NewSession);
 
     let share_pid = ctx.pod.share_process_namespace;
     command.join_sandbox(ctx.sandbox, share_pid);

@@ -7,7 +7,7 @@
 
 use crate::confinement::Confinement;
 use crate::logs::{ContainerLog, Echo, Stream};
-use crate::probe::{ProbeIo, Probes};
+use crate::probe::{ExecIdentity, ProbeIo, Probes};
 use crate::spec;
 use container::{Cgroup, Parked, PidFd};
 use std::fs::File;
@@ -25,7 +25,7 @@ pub(super) struct ParkedInstance {
     pub cgroup: Cgroup,
     pub parked: Parked,
     pub env: Env,
-    pub confinement: Confinement,
+    pub identity: ExecIdentity,
 }
 
 /// One instance before it runs: its fresh cgroup, environment and command.
@@ -35,6 +35,16 @@ pub(super) struct InstancePlan {
     pub command: container::Command,
     /// Its seccomp filter and AppArmor profile (exec probes get them too).
     pub confinement: Confinement,
+}
+
+impl InstancePlan {
+    /// What the instance's exec probes run as: the instance's own rights.
+    pub fn identity(&self) -> ExecIdentity {
+        ExecIdentity {
+            confinement: self.confinement.clone(),
+            ..ExecIdentity::of(&self.command)
+        }
+    }
 }
 
 /// A running instance.
@@ -66,10 +76,8 @@ impl Instance {
         oom_kills_before: u64,
         env: Env,
         spec: &spec::Container,
-        confinement: &Confinement,
+        identity: ExecIdentity,
     ) -> Instance {
-        let mut probes = Probes::new(spec, Instant::now());
-        probes.confine(confinement.clone());
         Instance {
             pid: child.pid,
             pidfd: child.pidfd,
@@ -78,7 +86,7 @@ impl Instance {
             stdout: child.stdout,
             stderr: child.stderr,
             env,
-            probes,
+            probes: Probes::new(spec, identity, Instant::now()),
             probe_kill: None,
         }
     }

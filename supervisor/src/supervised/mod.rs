@@ -16,12 +16,11 @@ mod stop;
 pub use command::CommandError;
 pub use stop::StopError;
 
-use crate::confinement::Confinement;
 use crate::event_loop::EventLoopError;
 use crate::images::ResolvedImage;
 use crate::logs::{ContainerLog, Echo, LogConfig, LogError, Stream};
 use crate::paths::Layout;
-use crate::probe::{Outcome, ProbeIo, ProbeTarget};
+use crate::probe::{ExecIdentity, Outcome, ProbeIo, ProbeTarget};
 use crate::restart::{Slot, Termination};
 use crate::spec::{self, PodSpec, RuntimeValues};
 use crate::volumes::PodVolumes;
@@ -209,9 +208,9 @@ impl SupervisedContainer {
         {
             self.discard_parked();
         }
-        let (child, cgroup, env, confinement) = match self.parked.take() {
+        let (child, cgroup, env, identity) = match self.parked.take() {
             Some(next) => match next.parked.start() {
-                Ok(child) => (child, next.cgroup, next.env, next.confinement),
+                Ok(child) => (child, next.cgroup, next.env, next.identity),
                 Err(error) => {
                     eprintln!("supervisor: [{name}] parked instance: {error}: starting a new one");
                     self.retired.retire(next.cgroup);
@@ -238,7 +237,7 @@ impl SupervisedContainer {
             oom_kills_before,
             env,
             &self.spec,
-            &confinement,
+            identity,
         ));
         Ok(())
     }
@@ -248,10 +247,11 @@ impl SupervisedContainer {
         &self,
         ctx: &PodContext<'_>,
         restart_count: u32,
-    ) -> Result<(container::Child, Cgroup, Env, Confinement), SupervisedError> {
+    ) -> Result<(container::Child, Cgroup, Env, ExecIdentity), SupervisedError> {
         let mut plan = self.plan(ctx, restart_count)?;
+        let identity = plan.identity();
         match plan.command.spawn() {
-            Ok(child) => Ok((child, plan.cgroup, plan.env, plan.confinement)),
+            Ok(child) => Ok((child, plan.cgroup, plan.env, identity)),
             Err(error) => {
                 let _ = plan.cgroup.remove(CGROUP_TIMEOUT);
                 Err(error.into())
@@ -292,11 +292,11 @@ impl SupervisedContainer {
             .and_then(|ctx| self.plan(ctx, restart_count))
             .and_then(|mut plan| match plan.command.park() {
                 Ok(parked) => Ok(ParkedInstance {
+                    identity: plan.identity(),
                     restart_count,
                     cgroup: plan.cgroup,
                     parked,
                     env: plan.env,
-                    confinement: plan.confinement,
                 }),
                 Err(error) => {
                     let _ = plan.cgroup.remove(CGROUP_TIMEOUT);

@@ -88,7 +88,25 @@ pub struct RunArgs {
     #[arg(long, value_name = "BOOL", default_value_t = true, num_args = 0..=1,
           require_equals = true, default_missing_value = "true", action = clap::ArgAction::Set)]
     pub seccomp_default: bool,
+    /// The most processes and threads of the pod (its cgroup's pids.max:
+    /// pause and every container together), kubelet's --pod-max-pids
+    /// (podPidsLimit); -1 = unlimited, kubelet's default. The default,
+    /// 4096, is the top of what clusters commonly set (1024-4096): above
+    /// any ordinary pod (threads count too), far below this host's
+    /// kernel.pid_max (32768 by default), so a fork bomb in one pod cannot
+    /// take every pid of the host.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = DEFAULT_POD_PIDS_LIMIT,
+        allow_negative_numbers = true,
+        value_parser = parse_pids_limit
+    )]
+    pub pod_pids_limit: i64,
 }
+
+/// `--pod-pids-limit` when not given.
+pub const DEFAULT_POD_PIDS_LIMIT: i64 = 4096;
 
 impl RunArgs {
     /// The second stage: flags to the options the library runs with.
@@ -129,6 +147,7 @@ impl RunArgs {
                 seccomp_default: self.seccomp_default,
                 ..ConfinementOptions::default()
             },
+            pod_pids_limit: u64::try_from(self.pod_pids_limit).ok(),
         }
     }
 }
@@ -144,6 +163,17 @@ fn parse_log_size(text: &str) -> Result<u64, String> {
         Ok(bytes) if bytes >= 1024 => Ok(bytes),
         Ok(_) => Err(format!("{text:?} is below the smallest log file size, 1Ki")),
         Err(error) => Err(error.to_string()),
+    }
+}
+
+/// A pids limit: -1 (unlimited) or at least 1 (kubelet takes a value
+/// above 0 as the limit; 0 would let nothing run).
+fn parse_pids_limit(text: &str) -> Result<i64, String> {
+    match text.parse::<i64>() {
+        Ok(n) if n == -1 || n >= 1 => Ok(n),
+        _ => Err(format!(
+            "invalid pids limit {text:?}: -1 (unlimited) or a number of tasks, at least 1"
+        )),
     }
 }
 
@@ -179,5 +209,15 @@ mod tests {
         assert!(parse_duration("ten").is_err());
         assert!(parse_duration("10x").is_err());
         assert!(parse_duration("-1s").is_err());
+    }
+
+    #[test]
+    fn pids_limits_are_minus_one_or_positive() {
+        assert_eq!(parse_pids_limit("-1"), Ok(-1));
+        assert_eq!(parse_pids_limit("1"), Ok(1));
+        assert_eq!(parse_pids_limit("4096"), Ok(4096));
+        for bad in ["0", "-2", "many", ""] {
+            assert!(parse_pids_limit(bad).is_err(), "{bad}");
+        }
     }
 }
