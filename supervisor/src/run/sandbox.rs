@@ -111,19 +111,6 @@ impl PodSandbox {
         self.cgroup_host = Some(host);
         let volumes_dir = self.state_dir.join("volumes");
         self.volumes = Some(PodVolumes::prepare(pod, &volumes_dir)?);
-        // The volumes' parent is the pod's as kubelet's pods dir is: 0750
-        // root (the containers reach their volumes through bind mounts,
-        // made by root, so they need no search right on it).
-        {
-            use std::os::unix::fs::PermissionsExt as _;
-            let mode = std::fs::Permissions::from_mode(crate::status::POD_DIR_MODE);
-            std::fs::set_permissions(&volumes_dir, mode).map_err(|source| VolumeError::Io {
-                volume: "(all)".to_owned(),
-                action: "chmod 0750",
-                path: volumes_dir.clone(),
-                source,
-            })?;
-        }
         Ok(())
     }
 
