@@ -9,7 +9,7 @@
 //! the callers turn into typed errors.
 
 use std::convert::Infallible;
-use std::ffi::{CStr, CString};
+use std::ffi::CStr;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 
 /// A raw errno value.
@@ -292,78 +292,6 @@ pub fn mount(
         )
     })
     .map(drop)
-}
-
-/// An overlay mounted at `target` through the new mount API, its lower
-/// layers given one by one with `lowerdir+` (Linux 6.8+), so neither the
-/// page-sized option string nor the layer paths' length limits the number
-/// of layers (overlayfs' own limit is 500); `attrs` are the mount's
-/// `MOUNT_ATTR_*` flags. Child-safe: no allocation.
-pub fn mount_overlay_layers(
-    lowers: &[CString],
-    upper: &CStr,
-    work: &CStr,
-    target: &CStr,
-    attrs: u64,
-) -> SysResult<()> {
-    const FSOPEN_CLOEXEC: libc::c_uint = 1;
-    const FSCONFIG_SET_STRING: libc::c_uint = 1;
-    const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
-    const FSMOUNT_CLOEXEC: libc::c_uint = 1;
-    const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 4;
-    // SAFETY: a valid NUL-terminated file system name and flags.
-    let fs = check(unsafe { libc::syscall(libc::SYS_fsopen, c"overlay".as_ptr(), FSOPEN_CLOEXEC) })?
-        as RawFd;
-    let set = |key: &CStr, value: &CStr| {
-        // SAFETY: `fs` is an fs context fd; key and value are valid strings.
-        check(unsafe {
-            libc::syscall(
-                libc::SYS_fsconfig,
-                fs,
-                FSCONFIG_SET_STRING,
-                key.as_ptr(),
-                value.as_ptr(),
-                0,
-            )
-        })
-        .map(drop)
-    };
-    let result = (|| {
-        for lower in lowers {
-            set(c"lowerdir+", lower)?;
-        }
-        set(c"upperdir", upper)?;
-        set(c"workdir", work)?;
-        // SAFETY: `fs` is an fs context fd; no key or value for CMD_CREATE.
-        check(unsafe {
-            libc::syscall(
-                libc::SYS_fsconfig,
-                fs,
-                FSCONFIG_CMD_CREATE,
-                std::ptr::null::<libc::c_char>(),
-                std::ptr::null::<libc::c_void>(),
-                0,
-            )
-        })?;
-        // SAFETY: `fs` is a configured fs context fd.
-        let mnt = check(unsafe { libc::syscall(libc::SYS_fsmount, fs, FSMOUNT_CLOEXEC, attrs) })?
-            as RawFd;
-        // SAFETY: `mnt` is a detached mount fd, `target` a valid string.
-        let moved = check(unsafe {
-            libc::syscall(
-                libc::SYS_move_mount,
-                mnt,
-                c"".as_ptr(),
-                libc::AT_FDCWD,
-                target.as_ptr(),
-                MOVE_MOUNT_F_EMPTY_PATH,
-            )
-        });
-        close(mnt);
-        moved.map(drop)
-    })();
-    close(fs);
-    result
 }
 
 /// umount2(2).

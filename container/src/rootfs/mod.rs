@@ -494,14 +494,15 @@ impl RootfsSpec {
                 what,
             );
         }
+        let mut layer_options = self
+            .layers
+            .iter()
+            .map(|l| Ok((CString::from(c"lowerdir+"), cstring(l)?)))
+            .collect::<Result<Vec<_>, RootfsError>>()?;
+        layer_options.push((CString::from(c"upperdir"), cstring(upper)?));
+        layer_options.push((CString::from(c"workdir"), cstring(work)?));
         let kind = OpKind::OverlayLayers {
-            lowers: self
-                .layers
-                .iter()
-                .map(|l| cstring(l))
-                .collect::<Result<_, _>>()?,
-            upper: cstring(upper)?,
-            work: cstring(work)?,
+            options: layer_options,
             target: cstring(root)?,
         };
         plan.ops.push(
@@ -662,11 +663,12 @@ enum OpKind {
         flags: libc::c_ulong,
         data: Option<CString>,
     },
-    /// An overlay whose lower layers do not fit in one option string.
+    /// An overlay whose lower layers do not fit in one option string:
+    /// made with the new mount API (`lowerdir+` once per layer, then
+    /// `upperdir`, `workdir`) and moved onto a host path of the staging
+    /// area.
     OverlayLayers {
-        lowers: Vec<CString>,
-        upper: CString,
-        work: CString,
+        options: Vec<(CString, CString)>,
         target: CString,
     },
     /// mkdir(2) of a host path of the staging area.
@@ -887,12 +889,10 @@ fn apply_op(kind: &OpKind, root: &mut RawFd, sources: &[RawFd]) -> Result<(), i3
             *flags,
             data.as_deref(),
         ),
-        OpKind::OverlayLayers {
-            lowers,
-            upper,
-            work,
-            target,
-        } => crate::sys::mount_overlay_layers(lowers, upper, work, target, MOUNT_ATTR_NODEV),
+        OpKind::OverlayLayers { options, target } => {
+            let target = crate::sys::open(target, libc::O_PATH | libc::O_DIRECTORY, 0)?;
+            move_onto(sys::new_fs(c"overlay", options, MOUNT_ATTR_NODEV), target)
+        }
         OpKind::Mkdir(path, mode) => crate::sys::mkdir_exist_ok(path, *mode),
         OpKind::OpenRoot(path) => {
             let fd = crate::sys::open(path, libc::O_PATH | libc::O_DIRECTORY, 0)?;
