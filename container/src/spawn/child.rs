@@ -255,19 +255,7 @@ fn exec(p: &Prepared) -> (Errno, u32) {
 fn setup(p: &Prepared, report_fd: RawFd, in_unified: bool, joined: bool) -> StepResult {
     step(SpawnStep::Signals, sys::reset_signals())?;
     if p.pdeathsig != 0 {
-        step(
-            SpawnStep::ParentDeathSignal,
-            sys::prctl(libc::PR_SET_PDEATHSIG, p.pdeathsig as u64, 0).map(drop),
-        )?;
-        // The parent may have died before prctl: then nobody would send
-        // the signal. getppid() is 0 when the parent lives outside our pid
-        // namespace (a new one, or a joined one with the caller as parent
-        // through CLONE_PARENT): that parent is the caller, alive. Had it
-        // died, we would have been re-parented inside the namespace.
-        let ppid = sys::getppid();
-        if !p.new_pid && ppid != 0 && ppid != p.parent_pid {
-            return Err((SpawnStep::ParentDeathSignal, libc::ESRCH, 0));
-        }
+        parent_death_signal(p)?;
     }
     // Enter the cgroup first, so nothing of what follows runs outside it.
     // After a join, the intermediate entered it before joining (a joined
@@ -510,14 +498,25 @@ fn credentials(p: &Prepared) -> StepResult {
     // (kernel/cred.c commit_creds): set it again, as runc does
     // (pdeath.Restore), and check the parent did not die in between.
     if changes_ids && p.pdeathsig != 0 {
-        step(
-            SpawnStep::ParentDeathSignal,
-            sys::prctl(libc::PR_SET_PDEATHSIG, p.pdeathsig as u64, 0).map(drop),
-        )?;
-        let ppid = sys::getppid();
-        if !p.new_pid && ppid != 0 && ppid != p.parent_pid {
-            return Err((SpawnStep::ParentDeathSignal, libc::ESRCH, 0));
-        }
+        parent_death_signal(p)?;
+    }
+    Ok(())
+}
+
+/// Ask for the parent-death signal, and check the parent still lives.
+fn parent_death_signal(p: &Prepared) -> StepResult {
+    step(
+        SpawnStep::ParentDeathSignal,
+        sys::prctl(libc::PR_SET_PDEATHSIG, p.pdeathsig as u64, 0).map(drop),
+    )?;
+    // The parent may have died before prctl: then nobody would send the
+    // signal. getppid() is 0 when the parent lives outside our pid
+    // namespace (a new one, or a joined one with the caller as parent
+    // through CLONE_PARENT): that parent is the caller, alive. Had it died,
+    // we would have been re-parented inside the namespace.
+    let ppid = sys::getppid();
+    if !p.new_pid && ppid != 0 && ppid != p.parent_pid {
+        return Err((SpawnStep::ParentDeathSignal, libc::ESRCH, 0));
     }
     Ok(())
 }

@@ -165,20 +165,9 @@ pub fn list_pod_ids(layout: &Layout) -> Result<Vec<PodId>, StatusError> {
 /// Every pod with a `status.json` under the state root, sorted by
 /// namespace and name.
 pub fn list_pods(layout: &Layout) -> Result<Vec<PodRecord>, StatusError> {
-    let root = layout.state_root();
-    let entries = match fs::read_dir(root) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(source) => {
-            return Err(StatusError::Read {
-                path: root.to_path_buf(),
-                source,
-            });
-        }
-    };
     let mut records = Vec::new();
-    for entry in entries.flatten() {
-        let file = entry.path().join(paths::STATUS_FILE);
+    for id in list_pod_ids(layout)? {
+        let file = layout.status_file(&id);
         if file.is_file() {
             records.push(read_record(&file)?);
         }
