@@ -166,7 +166,7 @@ type Attempted = Result<(), String>;
 
 /// What the exec probes of a container instance (and their waiter) run
 /// as: the instance's own working directory and credentials, never more.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ExecIdentity {
     /// The instance's working directory (`/` when it has none).
     pub working_dir: PathBuf,
@@ -174,6 +174,17 @@ pub struct ExecIdentity {
     pub credentials: Credentials,
     /// The instance's seccomp filter and AppArmor profile.
     pub confinement: crate::confinement::Confinement,
+}
+
+/// The supervisor's own credentials in `/` (a command with nothing set).
+impl Default for ExecIdentity {
+    fn default() -> ExecIdentity {
+        ExecIdentity {
+            working_dir: PathBuf::from("/"),
+            credentials: Credentials::default(),
+            confinement: crate::confinement::Confinement::default(),
+        }
+    }
 }
 
 impl ExecIdentity {
