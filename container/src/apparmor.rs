@@ -93,6 +93,42 @@ impl Host {
         std::fs::read(self.enabled_file()).is_ok_and(|b| b.first() == Some(&b'Y'))
     }
 
+    /// Why containerd's default profile cannot be had on this host, None
+    /// when it can. As containerd's `hostSupports` (pkg/apparmor/
+    /// apparmor_linux.go): AppArmor enabled, its securityfs directory
+    /// there, `apparmor_parser` installed, and not inside a container
+    /// (`container` unset in the environment). Where any is missing
+    /// containerd runs the container without a profile, and so do we: a
+    /// Debian kernel has AppArmor on even where the apparmor package is
+    /// not installed.
+    pub fn default_unavailable(&self) -> Option<String> {
+        if !self.enabled() {
+            return Some(format!(
+                "AppArmor is not enabled on this host ({} is not Y)",
+                self.enabled_file().display()
+            ));
+        }
+        let securityfs = self.path("/sys/kernel/security/apparmor");
+        if !securityfs.is_dir() {
+            return Some(format!("{} is missing", securityfs.display()));
+        }
+        if self.parser().is_none() {
+            return Some("apparmor_parser is not installed (/sbin, /usr/sbin)".to_string());
+        }
+        if std::env::var_os("container").is_some() {
+            return Some("inside a container ($container is set)".to_string());
+        }
+        None
+    }
+
+    /// `apparmor_parser`, where Debian and containerd look for it.
+    fn parser(&self) -> Option<PathBuf> {
+        ["/sbin/apparmor_parser", "/usr/sbin/apparmor_parser"]
+            .iter()
+            .map(|p| self.path(p))
+            .find(|p| p.is_file())
+    }
+
     /// Whether profile `name` is loaded: a line `name (mode)` of the
     /// profiles file (containerd's `isLoaded`).
     pub fn is_loaded(&self, name: &str) -> bool {
@@ -135,7 +171,10 @@ impl Host {
             profile: DEFAULT_PROFILE.to_string(),
             message,
         };
-        let mut child = std::process::Command::new("apparmor_parser")
+        let parser = self
+            .parser()
+            .ok_or_else(|| load("apparmor_parser is not installed".to_string()))?;
+        let mut child = std::process::Command::new(parser)
             .arg("-Kr")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

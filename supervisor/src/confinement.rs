@@ -177,7 +177,7 @@ fn default_apparmor(
     options: &ConfinementOptions,
     field: &str,
 ) -> Result<Option<String>, ConfinementError> {
-    if !options.apparmor.enabled() {
+    if options.apparmor.default_unavailable().is_some() {
         return Ok(None);
     }
     options
@@ -198,7 +198,9 @@ fn default_apparmor(
 /// one).
 pub fn admit(pod: &PodSpec, options: &ConfinementOptions) -> Result<Vec<String>, ConfinementError> {
     let mut warnings = Vec::new();
-    if options.apparmor.enabled() {
+    let enabled = options.apparmor.enabled();
+    let default_unavailable = options.apparmor.default_unavailable();
+    if enabled && default_unavailable.is_none() {
         return Ok(warnings);
     }
     let mut runtime_default = Vec::new();
@@ -207,6 +209,7 @@ pub fn admit(pod: &PodSpec, options: &ConfinementOptions) -> Result<Vec<String>,
             continue;
         };
         match &p.kind {
+            ProfileKind::Localhost(_) if enabled => {}
             ProfileKind::Localhost(name) => {
                 return Err(ConfinementError::AppArmor {
                     field: p.field.clone(),
@@ -220,11 +223,12 @@ pub fn admit(pod: &PodSpec, options: &ConfinementOptions) -> Result<Vec<String>,
             ProfileKind::Unconfined => {}
         }
     }
-    if !runtime_default.is_empty() {
+    if let Some(why) = default_unavailable
+        && !runtime_default.is_empty()
+    {
         warnings.push(format!(
-            "{}: RuntimeDefault AppArmor profile not applied: AppArmor is not enabled on this host ({})",
+            "{}: RuntimeDefault AppArmor profile not applied: {why}",
             runtime_default.join(", "),
-            options.apparmor.enabled_file().display()
         ));
     }
     Ok(warnings)
@@ -352,6 +356,22 @@ mod tests {
             std::fs::write(file, text).unwrap();
         }
         let o = options(dir.path(), dir.path());
+        // AppArmor on in the kernel but no apparmor_parser (a Debian kernel
+        // without the apparmor package): as containerd, no default profile,
+        // while a loaded Localhost one still applies.
+        let c = resolve(&with(None, None), CapSet::RUNTIME_DEFAULT, &o).unwrap();
+        assert_eq!(c.apparmor, None);
+        let c = resolve(
+            &with(None, Some(ProfileKind::Localhost("mine".into()))),
+            CapSet::RUNTIME_DEFAULT,
+            &o,
+        )
+        .unwrap();
+        assert_eq!(c.apparmor.as_deref(), Some("mine"));
+        for sub in ["sys/kernel/security/apparmor", "sbin"] {
+            std::fs::create_dir_all(dir.path().join(sub)).unwrap();
+        }
+        std::fs::write(dir.path().join("sbin/apparmor_parser"), "").unwrap();
         let c = resolve(&with(None, None), CapSet::RUNTIME_DEFAULT, &o).unwrap();
         assert_eq!(c.apparmor.as_deref(), Some(apparmor::DEFAULT_PROFILE));
         let c = resolve(
