@@ -1077,6 +1077,18 @@ mod tests {
         assert!(made > pivot, "{steps:?}");
     }
 
+    /// The index of the plan's step described as `s`; panics listing
+    /// every step when there is none.
+    fn step_finder(rootfs: &Rootfs) -> impl Fn(&str) -> usize {
+        let steps: Vec<String> = (0..rootfs.len()).map(|i| rootfs.describe(i)).collect();
+        move |s: &str| {
+            steps
+                .iter()
+                .position(|d| d == s)
+                .unwrap_or_else(|| panic!("no step {s} in {steps:#?}"))
+        }
+    }
+
     /// Every mount of the plan and whether it may hold usable device nodes.
     fn device_capable_mounts(rootfs: &Rootfs) -> Vec<String> {
         let mut out = Vec::new();
@@ -1143,13 +1155,7 @@ mod tests {
             })
             .prepare()
             .unwrap();
-        let steps: Vec<String> = (0..rootfs.len()).map(|i| rootfs.describe(i)).collect();
-        let find = |s: &str| {
-            steps
-                .iter()
-                .position(|d| d == s)
-                .unwrap_or_else(|| panic!("no step {s} in {steps:#?}"))
-        };
+        let find = step_finder(&rootfs);
         let volume = find("bind a volume (/proc/driver/x)");
         let pivot = find("pivot_root");
         for path in MASKED_PATHS {
@@ -1216,13 +1222,7 @@ mod tests {
             .read_only(true)
             .prepare()
             .unwrap();
-        let steps: Vec<String> = (0..rootfs.len()).map(|i| rootfs.describe(i)).collect();
-        let find = |s: &str| {
-            steps
-                .iter()
-                .position(|d| d == s)
-                .unwrap_or_else(|| panic!("no step {s} in {steps:#?}"))
-        };
+        let find = step_finder(&rootfs);
         let open_root = find("open the new root (/run/pod/c/rootfs/root)");
         let bind = find("bind a volume (/www/index.html)");
         let pivot = find("pivot_root");
