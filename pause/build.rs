@@ -24,8 +24,8 @@ fn main() {
         // that is not loaded or needed (see pause.ld). Every input section
         // must be placed by the script, so a new one fails the link instead
         // of landing somewhere by default.
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/pause.ld");
-        println!("cargo:rustc-link-arg-bins=-Wl,-T,{script}");
+        let dir = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+        println!("cargo:rustc-link-arg-bins=-Wl,-T,{dir}/pause.ld");
         println!("cargo:rustc-link-arg-bins=-Wl,--orphan-handling=error");
         // No symbol table (cargo's `strip` does not reach a binary linked
         // with these flags).
