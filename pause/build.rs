@@ -19,10 +19,18 @@ fn main() {
     ] {
         println!("cargo:rustc-link-arg-bins={arg}");
     }
-    // The shipped binary carries no symbol table (cargo's `strip` does not
-    // reach a binary linked with these flags).
     if std::env::var("PROFILE").as_deref() == Ok("release") {
+        // The shipped binary's layout: one read + execute segment, nothing
+        // that is not loaded or needed (see pause.ld). Every input section
+        // must be placed by the script, so a new one fails the link instead
+        // of landing somewhere by default.
+        let dir = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+        println!("cargo:rustc-link-arg-bins=-Wl,-T,{dir}/pause.ld");
+        println!("cargo:rustc-link-arg-bins=-Wl,--orphan-handling=error");
+        // No symbol table (cargo's `strip` does not reach a binary linked
+        // with these flags).
         println!("cargo:rustc-link-arg-bins=-Wl,--strip-all");
     }
     println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo:rerun-if-changed=pause.ld");
 }

@@ -34,6 +34,18 @@ const STDERR: usize = 2;
 
 /// The signals pause acts on; they are blocked and waited for.
 const ACTED_ON: SigSet = SigSet::of(&[SIGINT, SIGTERM, SIGCHLD]);
+/// The signals left at their default disposition: those acted on (an
+/// ignored SIGCHLD would make the kernel reap children itself, and wait4
+/// would see none), and KILL and STOP, which cannot be ignored.
+const NOT_IGNORED: SigSet = SigSet::of(&[SIGINT, SIGTERM, SIGCHLD, SIGKILL, SIGSTOP]);
+
+/// Upstream's `psignal(signo, "Shutting down, got signal")` line, written
+/// whole in one write(2).
+macro_rules! shutting_down {
+    ($name:literal) => {
+        concat!("Shutting down, got signal: ", $name, "\n").as_bytes()
+    };
+}
 
 fn is_version_flag(arg: sys::Arg) -> bool {
     arg.is(b"-v") || arg.is(b"-V") || arg.is(b"--version")
@@ -52,10 +64,11 @@ fn main(mut args: sys::Args) -> ! {
     if sys::set_signal_mask(ACTED_ON) < 0 {
         fatal(b"pause: cannot block signals\n");
     }
-    for signal in 1..=SIGNAL_MAX {
-        if !ACTED_ON.contains(signal) && signal != SIGKILL && signal != SIGSTOP {
-            // A refusal (none is expected for 1..=64 but KILL and STOP) only
-            // leaves that signal at its default; nothing else depends on it.
+    // Half-open: a RangeInclusive carries an exhaustion flag, more code.
+    for signal in 1..SIGNAL_MAX + 1 {
+        if !NOT_IGNORED.contains(signal) {
+            // A refusal (none is expected) only leaves that signal at its
+            // default; nothing else depends on it.
             sys::ignore_signal(signal);
         }
     }
@@ -68,8 +81,8 @@ fn main(mut args: sys::Args) -> ! {
     loop {
         match sys::wait_for_signal(ACTED_ON) {
             s if s == SIGCHLD as isize => reap_all(),
-            s if s == SIGTERM as isize => shut_down(b"Terminated"),
-            s if s == SIGINT as isize => shut_down(b"Interrupt"),
+            s if s == SIGTERM as isize => shut_down(shutting_down!("Terminated")),
+            s if s == SIGINT as isize => shut_down(shutting_down!("Interrupt")),
             _ => {} // EINTR (stopped and continued): wait again
         }
     }
@@ -81,10 +94,8 @@ fn reap_all() {
     while sys::reap_one() > 0 {}
 }
 
-fn shut_down(name: &[u8]) -> ! {
-    sys::write_all(STDERR, b"Shutting down, got signal: ");
-    sys::write_all(STDERR, name);
-    sys::write_all(STDERR, b"\n");
+fn shut_down(message: &[u8]) -> ! {
+    sys::write_all(STDERR, message);
     sys::exit(0)
 }
 

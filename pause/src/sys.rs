@@ -87,19 +87,20 @@ fn syscall4(nr: usize, a: usize, b: usize, c: usize, d: usize) -> isize {
 pub fn write_all(fd: usize, mut buf: &[u8]) {
     while !buf.is_empty() {
         let n = syscall4(SYS_WRITE, fd, buf.as_ptr() as usize, buf.len(), 0);
-        if n <= 0 {
-            if n == -4 {
-                continue; // EINTR
-            }
-            return;
+        if n == -4 {
+            continue; // EINTR
         }
-        buf = &buf[n as usize..];
+        // Written n > 0 bytes (never more than asked): go on with the rest.
+        // An error or a zero-length write gives up.
+        match buf.get(n as usize..) {
+            Some(rest) if n > 0 => buf = rest,
+            _ => return,
+        }
     }
 }
 
 pub fn exit(code: i32) -> ! {
-    syscall4(SYS_EXIT_GROUP, code as usize, 0, 0, 0);
-    // exit_group does not return; spin on it rather than invoke UB.
+    // exit_group does not return; loop on it rather than invoke UB.
     loop {
         syscall4(SYS_EXIT_GROUP, code as usize, 0, 0, 0);
     }

@@ -1,6 +1,7 @@
 //! The pause binary, black-box: version flags, TERM/INT, ignored signals,
 //! reaping as PID 1 of a new PID namespace, subreaper when not PID 1, idle
-//! without wake-ups, any uid.
+//! without wake-ups, any uid; and the file itself: at most 2,048 bytes, a
+//! static ELF that loaders and scanners take as it is, W^X.
 
 use it::{
     bin, children_of, proc_stat, proc_status_field, require, require_root, signal, wait_ignoring,
@@ -302,5 +303,148 @@ fn as_pid1_it_ignores_hup_and_stops_on_int_from_inside() {
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),
         "Shutting down, got signal: Interrupt\n"
+    );
+}
+
+/// Issue 17's budget for the whole file.
+const SIZE_BUDGET: usize = 2048;
+
+/// The fields of a program header the checks below read.
+struct Segment {
+    kind: u32,
+    flags: u32,
+    offset: u64,
+    vaddr: u64,
+    filesz: u64,
+    memsz: u64,
+    align: u64,
+}
+
+// <elf.h>
+const PT_LOAD: u32 = 1;
+const PT_DYNAMIC: u32 = 2;
+const PT_INTERP: u32 = 3;
+const PT_GNU_STACK: u32 = 0x6474_e551;
+const PF_X: u32 = 1;
+const PF_W: u32 = 2;
+
+fn le16(file: &[u8], at: usize) -> u16 {
+    u16::from_le_bytes(file[at..at + 2].try_into().unwrap())
+}
+fn le32(file: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(file[at..at + 4].try_into().unwrap())
+}
+fn le64(file: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(file[at..at + 8].try_into().unwrap())
+}
+
+/// The program headers of a 64-bit little-endian ELF file.
+fn segments(file: &[u8]) -> Vec<Segment> {
+    let (phoff, phentsize, phnum) = (le64(file, 32) as usize, le16(file, 54), le16(file, 56));
+    assert_eq!(phentsize, 56, "e_phentsize");
+    (0..phnum as usize)
+        .map(|i| {
+            let at = phoff + i * 56;
+            Segment {
+                kind: le32(file, at),
+                flags: le32(file, at + 4),
+                offset: le64(file, at + 8),
+                vaddr: le64(file, at + 16),
+                filesz: le64(file, at + 32),
+                memsz: le64(file, at + 40),
+                align: le64(file, at + 48),
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn the_binary_fits_in_2048_bytes_and_is_a_plain_static_w_xor_x_elf() {
+    let path = bin("pause");
+    let file = std::fs::read(&path).expect("read pause");
+    assert!(
+        file.len() <= SIZE_BUDGET,
+        "{} is {} bytes, over the {SIZE_BUDGET}-byte budget",
+        path.display(),
+        file.len()
+    );
+
+    // What the kernel's binfmt_elf and image scanners expect of a static
+    // executable: ELF64, little-endian, x86_64, ET_EXEC, no interpreter.
+    assert_eq!(&file[..4], b"\x7fELF", "ELF magic");
+    assert_eq!(
+        (file[4], file[5], file[6]),
+        (2, 1, 1),
+        "ELF64, LSB, version 1"
+    );
+    assert_eq!(le16(&file, 16), 2, "e_type: ET_EXEC (static, not PIE)");
+    assert_eq!(le16(&file, 18), 62, "e_machine: x86_64");
+    let segments = segments(&file);
+    for kind in [PT_INTERP, PT_DYNAMIC] {
+        assert!(
+            segments.iter().all(|s| s.kind != kind),
+            "segment type {kind} in a static binary"
+        );
+    }
+
+    // W^X: no segment is both writable and executable, and the entry point
+    // is in an executable one.
+    let loads: Vec<&Segment> = segments.iter().filter(|s| s.kind == PT_LOAD).collect();
+    assert!(!loads.is_empty(), "no PT_LOAD");
+    for load in &loads {
+        assert!(
+            (load.flags & (PF_W | PF_X)) != (PF_W | PF_X),
+            "a writable and executable PT_LOAD at {:#x}",
+            load.vaddr
+        );
+        assert!(
+            load.offset + load.filesz <= file.len() as u64 && load.filesz <= load.memsz,
+            "PT_LOAD at {:#x} reaches past the file",
+            load.vaddr
+        );
+        // fs/binfmt_elf.c maps each PT_LOAD with mmap: page-aligned, with
+        // the file offset and the address equal modulo the page size.
+        assert!(
+            load.align >= 4096 && load.align.is_power_of_two(),
+            "PT_LOAD at {:#x}: p_align {:#x}",
+            load.vaddr,
+            load.align
+        );
+        assert_eq!(
+            load.offset % load.align,
+            load.vaddr % load.align,
+            "PT_LOAD at {:#x}: offset and address not congruent",
+            load.vaddr
+        );
+    }
+    let entry = le64(&file, 24);
+    assert!(
+        loads
+            .iter()
+            .any(|l| l.flags & PF_X != 0 && (l.vaddr..l.vaddr + l.memsz).contains(&entry)),
+        "entry point {entry:#x} is in no executable PT_LOAD"
+    );
+    let stack = segments.iter().find(|s| s.kind == PT_GNU_STACK);
+    assert!(
+        stack.is_some_and(|s| s.flags & PF_X == 0),
+        "no PT_GNU_STACK, or an executable stack"
+    );
+
+    // Section headers are kept (readelf, file(1) and scanners read them):
+    // a well-formed table inside the file.
+    let (shoff, shentsize, shnum, shstrndx) = (
+        le64(&file, 40) as usize,
+        le16(&file, 58),
+        le16(&file, 60) as usize,
+        le16(&file, 62) as usize,
+    );
+    assert_eq!(shentsize, 64, "e_shentsize");
+    assert!(
+        shnum > 0 && shstrndx < shnum,
+        "e_shnum {shnum}, e_shstrndx {shstrndx}"
+    );
+    assert!(
+        shoff + shnum * 64 <= file.len(),
+        "section headers past the end of the file"
     );
 }
