@@ -35,10 +35,17 @@
 # this script). The supervisor is built static with cargo into
 # target/static/ (a target dir of its own, so it never waits on another
 # build); SUPERVISOR=PATH uses that binary instead, which must be static.
+# docker/stage.sh --build-supervisor only builds it and prints its path
+# (the test VM builds it on the host, then stages in the guest).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(dirname "$here")
+build_only=false
+if [[ ${1:-} == --build-supervisor ]]; then
+  build_only=true
+  shift
+fi
 context=${1:-$here/context}
 supervisor=${SUPERVISOR:-}
 cni_plugins=(bridge host-local loopback portmap)
@@ -64,6 +71,10 @@ fi
 [[ -x $supervisor ]] || die "$supervisor is missing"
 ldd "$supervisor" 2>&1 | grep -Eq "statically linked|not a dynamic executable" \
   || die "$supervisor is not a static binary"
+if $build_only; then
+  echo "$supervisor"
+  exit 0
+fi
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

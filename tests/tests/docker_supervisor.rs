@@ -262,6 +262,12 @@ fn start(name: &str, image: &str) {
         error.contains("unable to apply caps"),
         "docker run --privileged failed: {error}"
     );
+    // The test VM's engine has every capability: there --privileged itself
+    // is what is tested (tests/vm/suite.sh --docker).
+    assert!(
+        std::env::var_os("PODVISOR_VM").is_none(),
+        "in the test VM, docker run --privileged must be granted: {error}"
+    );
     let missing = missing_capabilities();
     eprintln!(
         "note: this engine cannot grant --privileged (missing {missing:?}); \
@@ -450,7 +456,15 @@ fn assert_cgroup_nested(init: i32, pid: i32) {
             .iter()
             .find(|(c, _)| c == controllers)
             .unwrap_or_else(|| panic!("init has no cgroup for {controllers:?}"));
+        // On cgroup v2 the supervisor first moves into a `supervisor` leaf
+        // of the container's cgroup (the no-internal-process rule) and makes
+        // the pod's cgroups beside it.
         let base = base.trim_end_matches('/');
+        let base = if controllers.is_empty() {
+            base.strip_suffix("/supervisor").unwrap_or(base)
+        } else {
+            base
+        };
         // A hierarchy the supervisor does not use (name=systemd, or a
         // cgroup2 mount the container does not have) leaves it beside init.
         if path.starts_with(&format!("{base}/")) {

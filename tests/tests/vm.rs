@@ -1,8 +1,10 @@
 //! The VM suite (`tests/vm/`): what this hybrid-cgroup host cannot show, run
 //! in a throw-away VM on Debian 12's own kernel with pure cgroup v2. One test
 //! boots a plain init and runs the container, run and network tests inside
-//! (`tests/vm/suite.sh`); the other boots systemd as PID 1 and drives the
-//! shipped unit (`tests/vm/systemd-pod.sh`). The harness itself (fetching
+//! (`tests/vm/suite.sh`); one runs the Docker image test there with a Docker
+//! engine of the guest's own (`suite.sh --docker`), where `--privileged` can
+//! be granted; the last boots systemd as PID 1 and drives the shipped unit
+//! (`tests/vm/systemd-pod.sh`). The harness itself (fetching
 //! qemu and the kernel, the initramfs, the timeout) lives in the scripts; this
 //! file only runs them one VM at a time and judges their exit status. The
 //! test image store (`it::images`, under the target dir) is filled on the
@@ -61,6 +63,19 @@ fn run_in_vm(script: &str, args: &[&str]) {
 #[test]
 fn plain_init_on_pure_cgroup_v2_passes_the_container_run_and_network_tests() {
     run_in_vm("suite.sh", &[]);
+}
+
+/// `docker run --privileged` of the supervisor image, which this host's
+/// engine cannot grant (its bounding set lacks CAP_SYS_RESOURCE): in the VM
+/// a Docker engine of the guest's own runs `docker_supervisor.rs` on pure
+/// cgroup v2, where the container's cgroup namespace is private and the
+/// supervisor makes the pod's cgroups inside the one Docker gave it.
+#[test]
+fn docker_run_privileged_runs_the_supervisor_image_on_pure_cgroup_v2() {
+    run_in_vm(
+        "suite.sh",
+        &["--timeout", "900", "--docker", "docker_supervisor"],
+    );
 }
 
 #[test]

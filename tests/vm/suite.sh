@@ -5,17 +5,24 @@
 # command has already run `cargo build --release --workspace` and built the
 # test executables.
 #
-# Usage: tests/vm/suite.sh [--timeout SECONDS] [TEST...] [-- LIBTEST_ARG...]
+# Usage: tests/vm/suite.sh [--timeout SECONDS] [--docker] [TEST...] [-- LIBTEST_ARG...]
 #   TEST: names of tests/tests/*.rs (default: container, cgroup_v2, run and
 #   network)
+#   --docker: run them with a Docker engine of the guest's own
+#   (tests/vm/with-dockerd.sh) and the static supervisor the image holds,
+#   built here on the host (docker/stage.sh --build-supervisor)
 set -euo pipefail
 
 cd "$(dirname "$0")/../.."
 timeout=1500
-if [[ ${1:-} == --timeout ]]; then
-  timeout=$2
-  shift 2
-fi
+docker=false
+while (($#)); do
+  case $1 in
+  --timeout) timeout=$2; shift 2 ;;
+  --docker) docker=true; shift ;;
+  *) break ;;
+  esac
+done
 # TEST... up to `--`, libtest's arguments after it.
 args=("$@")
 for ((split = 0; split < ${#args[@]}; split++)); do
@@ -67,5 +74,11 @@ for name in "${skips[@]}"; do
 done
 echo "tests/vm/suite.sh: skipped in the VM (see suite.sh for why): ${skips[*]}" >&2
 
-exec tests/vm/vm.sh --timeout "$timeout" -- tests/vm/guest-suite.sh "${binaries[@]}" \
+guest=(tests/vm/guest-suite.sh)
+if $docker; then
+  # Built here: in the guest, docker/stage.sh then only stages (SUPERVISOR=).
+  static_supervisor=$(docker/stage.sh --build-supervisor)
+  guest=(tests/vm/with-dockerd.sh env "SUPERVISOR=$static_supervisor" "${guest[@]}")
+fi
+exec tests/vm/vm.sh --timeout "$timeout" -- "${guest[@]}" "${binaries[@]}" \
   -- "${skip_args[@]}" "${libtest_args[@]}"
