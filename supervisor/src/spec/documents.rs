@@ -126,6 +126,16 @@ fn build_docs(file: &str, docs: &[manifest::Document]) -> Result<LoadedPod> {
             "missing: a pod needs a spec with containers",
         )
     })?;
+    // Both are DNS labels by now: a PodId.
+    let pod_uid = crate::paths::PodId::new(&namespace, &name)
+        .map(|id| id.uid())
+        .unwrap_or_default();
+    let container_names = spec
+        .init_containers
+        .iter()
+        .chain(&spec.containers)
+        .filter_map(|c| c.name.clone())
+        .collect();
     let mut ctx = Ctx {
         file,
         doc,
@@ -133,6 +143,8 @@ fn build_docs(file: &str, docs: &[manifest::Document]) -> Result<LoadedPod> {
         configmaps: &configmaps,
         secrets: &secrets,
         pod_name: name,
+        pod_uid,
+        container_names,
         labels,
         annotations,
         ignored,
