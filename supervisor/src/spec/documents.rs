@@ -354,16 +354,18 @@ fn check_data_key(file: &str, doc: &DocRef, path: &str, key: &str) -> Result<()>
         path,
         key,
         is_data_key,
-        "a key must consist of alphanumerics, '-', '_' or '.' (and not be '.' or '..')",
+        "a key must consist of alphanumerics, '-', '_' or '.' (and not be '.' or start with '..')",
     )
 }
 
-/// ConfigMap/Secret keys: `[-._a-zA-Z0-9]+`, at most 253, not `.`/`..`.
+/// ConfigMap/Secret keys: `[-._a-zA-Z0-9]+`, at most 253, not `.`, not
+/// starting with `..` (Kubernetes' `IsConfigMapKey`: a volume's
+/// `..data` and timestamped dirs are the AtomicWriter's).
 fn is_data_key(key: &str) -> bool {
     !key.is_empty()
         && key.len() <= 253
         && key != "."
-        && key != ".."
+        && !key.starts_with("..")
         && key
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b))
