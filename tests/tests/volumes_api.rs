@@ -133,7 +133,7 @@ fn a_claim_survives_a_second_run_and_goes_only_with_volume_rm() {
     );
 
     // While a pod runs with it, rm is refused and ls says so.
-    let mut pod = RunningPod::start(
+    let pod = RunningPod::start(
         &name,
         &claim_pod(
             &name,
