@@ -576,6 +576,37 @@ mod tests {
     }
 
     #[test]
+    fn a_claim_is_outside_the_pod_dir_gets_the_fs_group_and_outlives_the_pod() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("volumes");
+        let mut pod = pod_with(vec![Volume {
+            name: "data".into(),
+            source: VolumeSource::Claim {
+                claim: "db".into(),
+                read_only: false,
+            },
+        }]);
+        pod.fs_group = Some(3456);
+        let host = VolumeHost {
+            claims_root: dir.path().join("claims"),
+            ..VolumeHost::default()
+        };
+        let mut volumes = PodVolumes::prepare(&pod, &root, &host).unwrap();
+        let data = volumes.path("data").unwrap().to_path_buf();
+        assert_eq!(data, dir.path().join("claims/default/db"));
+        let meta = fs::metadata(&data).unwrap();
+        assert_eq!((meta.gid(), meta.mode() & 0o7777), (3456, 0o2775));
+        fs::write(data.join("row"), b"1").unwrap();
+        let claim = claims::ClaimPath::new(&host.claims_root, "default", "db").unwrap();
+        assert!(claim.in_use().unwrap());
+        assert!(volumes.remove().is_empty());
+        assert!(!root.exists());
+        assert_eq!(fs::read(data.join("row")).unwrap(), b"1");
+        assert!(!claim.in_use().unwrap());
+    }
+
+    #[test]
     fn host_path_types_are_checked() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("f");
