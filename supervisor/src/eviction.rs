@@ -196,7 +196,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let layout = Layout::new(dir.path().join("state"), dir.path().join("logs"));
         let spec = pod("[{name: data, emptyDir: {sizeLimit: 64Ki}}]", "{}");
-        let mut volumes = PodVolumes::prepare(&spec, &dir.path().join("volumes")).ok();
+        let mut volumes =
+            PodVolumes::prepare(&spec, &dir.path().join("volumes"), &Default::default()).ok();
         let volume_dir = match &volumes {
             Some(v) => v.path("data").unwrap().to_path_buf(),
             // Not root (the pod's /dev/shm needs a mount): the same check

@@ -172,6 +172,40 @@ fn own_unified_cgroup(proc_self_cgroup: &str) -> Option<PathBuf> {
         .map(|path| PathBuf::from(path.trim_start_matches('/')))
 }
 
+/// The node's allocatable resources as kubelet reports them with no
+/// reservations (its capacity): the online CPUs (cadvisor's `NumCores`),
+/// `MemTotal` of /proc/meminfo, and the size of the filesystem holding
+/// `state_dir` (kubelet: that of its root dir) for ephemeral-storage.
+/// What an unset limit read through the downward API is.
+pub fn node_allocatable(state_dir: &Path) -> crate::spec::NodeAllocatable {
+    let cpus = nix::unistd::sysconf(nix::unistd::SysconfVar::_NPROCESSORS_ONLN)
+        .ok()
+        .flatten()
+        .and_then(|n| u64::try_from(n).ok())
+        .unwrap_or(1);
+    let memory = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|text| mem_total(&text))
+        .unwrap_or(0);
+    let storage = state_dir
+        .ancestors()
+        .find_map(|dir| nix::sys::statvfs::statvfs(dir).ok())
+        .map(|fs| fs.blocks().saturating_mul(fs.fragment_size()))
+        .unwrap_or(0);
+    crate::spec::NodeAllocatable {
+        cpu_millis: cpus.saturating_mul(1000),
+        memory_bytes: memory,
+        ephemeral_storage_bytes: storage,
+    }
+}
+
+/// `MemTotal:  16318372 kB` in bytes.
+fn mem_total(meminfo: &str) -> Option<u64> {
+    let line = meminfo.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -196,5 +230,12 @@ mod tests {
             error.to_string(),
             "--pause /nonexistent/pause: no such file"
         );
+    }
+
+    #[test]
+    fn mem_total_is_read_in_bytes() {
+        let meminfo = "MemTotal:       16318372 kB\nMemFree:         1000 kB\n";
+        assert_eq!(mem_total(meminfo), Some(16_318_372 * 1024));
+        assert_eq!(mem_total("MemFree: 1 kB\n"), None);
     }
 }

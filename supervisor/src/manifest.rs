@@ -542,10 +542,20 @@ kubernetes_types! {
         pub secret_key_ref: Option<KeyRef>,
         /// A pod field.
         pub field_ref: Option<FieldRef>,
-        /// Refused.
-        pub resource_field_ref: Unsupported,
+        /// A container's resource limit or request.
+        pub resource_field_ref: Option<ResourceFieldRef>,
         /// Refused.
         pub file_key_ref: Unsupported,
+    }
+
+    /// `resourceFieldRef` (env and downwardAPI items).
+    pub struct ResourceFieldRef {
+        /// The container whose resources are read (env: default this one).
+        pub container_name: Option<String>,
+        /// e.g. `limits.cpu`, `requests.memory`.
+        pub resource: Option<String>,
+        /// The unit the value is given in (default 1).
+        pub divisor: Option<QuantityText>,
     }
 
     /// `configMapKeyRef` / `secretKeyRef`.
@@ -612,8 +622,8 @@ kubernetes_types! {
         pub read_only: Option<bool>,
         /// A path inside the volume.
         pub sub_path: Option<String>,
-        /// Refused.
-        pub sub_path_expr: Unsupported,
+        /// A path inside the volume with `$(VAR)` from the container's env.
+        pub sub_path_expr: Option<String>,
         /// `None` only.
         pub mount_propagation: Option<String>,
         /// `Disabled` only.
@@ -632,13 +642,13 @@ kubernetes_types! {
         pub config_map: Option<ConfigMapVolume>,
         /// Secret files.
         pub secret: Option<SecretVolume>,
-        #[allow(missing_docs)]
-        pub persistent_volume_claim: Unsupported,
-        #[allow(missing_docs)]
-        pub projected: Unsupported,
+        /// A named local volume kept across runs.
+        pub persistent_volume_claim: Option<PersistentVolumeClaimVolume>,
+        /// ConfigMap, Secret and downward API files in one directory.
+        pub projected: Option<ProjectedVolume>,
+        /// Pod fields and container resources as files.
         #[serde(rename = "downwardAPI")]
-        #[allow(missing_docs)]
-        pub downward_api: Unsupported,
+        pub downward_api: Option<DownwardApiVolume>,
         #[allow(missing_docs)]
         pub ephemeral: Unsupported,
         #[allow(missing_docs)]
@@ -694,6 +704,85 @@ kubernetes_types! {
         pub default_mode: Option<i64>,
         /// Missing Secret is not an error.
         pub optional: Option<bool>,
+    }
+
+    /// `persistentVolumeClaim` volume.
+    pub struct PersistentVolumeClaimVolume {
+        /// The claim's name.
+        pub claim_name: Option<String>,
+        /// Every mount of it read-only.
+        pub read_only: Option<bool>,
+    }
+
+    /// `downwardAPI` volume.
+    pub struct DownwardApiVolume {
+        /// The files.
+        pub items: Option<Vec<DownwardApiFile>>,
+        /// File mode (default 0644).
+        pub default_mode: Option<i64>,
+    }
+
+    /// `items[]` of a downwardAPI volume or projection.
+    pub struct DownwardApiFile {
+        /// Relative file path.
+        pub path: Option<String>,
+        /// A pod field.
+        pub field_ref: Option<FieldRef>,
+        /// A container's resource.
+        pub resource_field_ref: Option<ResourceFieldRef>,
+        /// File mode.
+        pub mode: Option<i64>,
+    }
+
+    /// `projected` volume.
+    pub struct ProjectedVolume {
+        /// The sources, in order.
+        pub sources: Option<Vec<VolumeProjection>>,
+        /// File mode (default 0644).
+        pub default_mode: Option<i64>,
+    }
+
+    /// `projected.sources[]`: exactly one.
+    pub struct VolumeProjection {
+        /// ConfigMap files.
+        pub config_map: Option<ConfigMapProjection>,
+        /// Secret files.
+        pub secret: Option<SecretProjection>,
+        /// Downward API files.
+        #[serde(rename = "downwardAPI")]
+        pub downward_api: Option<DownwardApiProjection>,
+        /// Refused.
+        pub service_account_token: Unsupported,
+        /// Refused.
+        pub cluster_trust_bundle: Unsupported,
+        /// Refused.
+        pub pod_certificate: Unsupported,
+    }
+
+    /// `projected.sources[].configMap`.
+    pub struct ConfigMapProjection {
+        /// ConfigMap name.
+        pub name: Option<String>,
+        /// Selected keys; all when empty.
+        pub items: Option<Vec<KeyToPath>>,
+        /// Missing ConfigMap is not an error.
+        pub optional: Option<bool>,
+    }
+
+    /// `projected.sources[].secret`.
+    pub struct SecretProjection {
+        /// Secret name.
+        pub name: Option<String>,
+        /// Selected keys; all when empty.
+        pub items: Option<Vec<KeyToPath>>,
+        /// Missing Secret is not an error.
+        pub optional: Option<bool>,
+    }
+
+    /// `projected.sources[].downwardAPI`.
+    pub struct DownwardApiProjection {
+        /// The files.
+        pub items: Option<Vec<DownwardApiFile>>,
     }
 
     /// `items[]` of a configMap/secret volume.

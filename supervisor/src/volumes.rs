@@ -1,22 +1,32 @@
 //! Pod volumes on the host side: the directories, tmpfs mounts and files
-//! that back `emptyDir`, `configMap`, `secret` and `hostPath` volumes.
+//! that back `emptyDir`, `configMap`, `secret`, `downwardAPI`,
+//! `projected`, `persistentVolumeClaim` and `hostPath` volumes.
 //!
 //! Everything created lives under the pod's volume directory (in its state
 //! dir) and is removed when the pod ends; an emptyDir outlives container
-//! restarts because it belongs to the pod. `hostPath` is the exception the
-//! manifest asks for by name: it is checked against its `type`, and only
-//! the `...OrCreate` types create anything. Mounting these into a container
+//! restarts because it belongs to the pod. The files of configMap, secret,
+//! downwardAPI and projected volumes are written as kubelet's AtomicWriter
+//! lays them out ([`atomic_writer`]). Two kinds live elsewhere because the
+//! manifest asks for it by name: `hostPath` is checked against its `type`,
+//! and only the `...OrCreate` types create anything; a claim's volume
+//! lives under the volume root and outlives the pod ([`claims`]). With a
+//! pod `fsGroup`, the volumes that support ownership management get it as
+//! kubelet gives it ([`ownership`]). Mounting these into a container
 //! happens in the container's own mount namespace (see `rootfs`).
 
+pub mod atomic_writer;
+pub mod claims;
+pub mod ownership;
 pub mod subpath;
 
 pub use subpath::SubPathError;
 
-use crate::spec::{HostPathType, PodSpec, Volume, VolumeFile, VolumeSource};
+use crate::spec::{
+    FileContent, HostPathType, NodeAllocatable, PodSpec, Volume, VolumeFile, VolumeSource,
+};
 use nix::mount::{MntFlags, MsFlags};
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -36,6 +46,18 @@ pub enum VolumeError {
         path: PathBuf,
         errno: nix::errno::Errno,
     },
+    #[error("volume {volume}: {source}")]
+    Claim {
+        volume: String,
+        source: Box<claims::ClaimError>,
+    },
+    #[error("volume {volume}: set the fsGroup {gid} on {path}: {errno}")]
+    Ownership {
+        volume: String,
+        gid: u32,
+        path: PathBuf,
+        errno: nix::errno::Errno,
+    },
     #[error("volume {volume}: hostPath {path} is not a {expected} (type {kind:?})")]
     HostPathType {
         volume: String,
@@ -45,6 +67,15 @@ pub enum VolumeError {
     },
 }
 
+/// What the host gives a pod's volumes beyond its own volume dir.
+#[derive(Debug, Clone, Default)]
+pub struct VolumeHost {
+    /// The root of the claims' volumes ([`claims::resolve_root`]).
+    pub claims_root: PathBuf,
+    /// What an unset limit read by a downwardAPI item is.
+    pub node: NodeAllocatable,
+}
+
 /// The host paths backing a pod's volumes, by volume name.
 #[derive(Debug, Default)]
 pub struct PodVolumes {
@@ -52,6 +83,8 @@ pub struct PodVolumes {
     paths: BTreeMap<String, PathBuf>,
     tmpfs: Vec<(String, PathBuf)>,
     shm: Option<PathBuf>,
+    /// The claims this pod holds while it runs.
+    claims: Vec<claims::ClaimHold>,
 }
 
 /// The size of the pod's /dev/shm, as Docker and kubelet's sandboxes have it.
@@ -64,9 +97,14 @@ const SHM_DIR: &str = ".shm";
 const SUBPATHS_DIR: &str = ".subpaths";
 
 impl PodVolumes {
-    /// Create every volume of `pod` under `root` (the pod's volume dir).
-    /// On error, whatever was created is removed again.
-    pub fn prepare(pod: &PodSpec, root: &Path) -> Result<PodVolumes, VolumeError> {
+    /// Create every volume of `pod` under `root` (the pod's volume dir),
+    /// its claims under `host.claims_root`. On error, whatever was created
+    /// under `root` is removed again (a claim's volume is kept).
+    pub fn prepare(
+        pod: &PodSpec,
+        root: &Path,
+        host: &VolumeHost,
+    ) -> Result<PodVolumes, VolumeError> {
         let mut volumes = PodVolumes {
             root: root.to_path_buf(),
             ..PodVolumes::default()
@@ -86,7 +124,7 @@ impl PodVolumes {
         }
         let pod_memory_limit = pod_memory_limit(pod);
         for volume in &pod.volumes {
-            if let Err(error) = volumes.prepare_one(volume, pod.fs_group, pod_memory_limit) {
+            if let Err(error) = volumes.prepare_one(pod, volume, host, pod_memory_limit) {
                 volumes.remove();
                 return Err(error);
             }
@@ -129,11 +167,23 @@ impl PodVolumes {
 
     fn prepare_one(
         &mut self,
+        pod: &PodSpec,
         volume: &Volume,
-        fs_group: Option<u32>,
+        host: &VolumeHost,
         pod_memory_limit: Option<u64>,
     ) -> Result<(), VolumeError> {
+        let fs_group = pod.fs_group;
         let name = volume.name.as_str();
+        let ownership = |path: &Path, gid: u32, read_only: bool| {
+            ownership::set_volume_ownership(path, gid, read_only).map_err(|errno| {
+                VolumeError::Ownership {
+                    volume: name.to_string(),
+                    gid,
+                    path: path.to_path_buf(),
+                    errno,
+                }
+            })
+        };
         let io = |action: &'static str, path: &Path| {
             let path = path.to_path_buf();
             move |source| VolumeError::Io {
@@ -175,8 +225,27 @@ impl PodVolumes {
             VolumeSource::Files { files, .. } => {
                 let dir = self.root.join(name);
                 create_dir(&dir, 0o755).map_err(io("create", &dir))?;
-                for file in files {
-                    write_file(&dir, file, fs_group).map_err(io("write", &dir.join(&file.path)))?;
+                let payload = payload(files, &host.node);
+                atomic_writer::write(&dir, &payload, |_| Ok(())).map_err(io("write", &dir))?;
+                // kubelet: these volumes are read-only, so the group
+                // gets read, not write (SetVolumeOwnership's roMask).
+                if let Some(gid) = fs_group {
+                    ownership(&dir, gid, true)?;
+                }
+                dir
+            }
+            VolumeSource::Claim { claim, read_only } => {
+                let claim_error = |source| VolumeError::Claim {
+                    volume: name.to_string(),
+                    source: Box::new(source),
+                };
+                let hold = claims::ClaimPath::new(&host.claims_root, &pod.namespace, claim)
+                    .and_then(|c| c.acquire())
+                    .map_err(claim_error)?;
+                let dir = hold.dir().to_path_buf();
+                self.claims.push(hold);
+                if let Some(gid) = fs_group {
+                    ownership(&dir, gid, *read_only)?;
                 }
                 dir
             }
@@ -269,6 +338,8 @@ impl PodVolumes {
             }));
             return errors;
         }
+        // A claim's volume stays; the pod lets go of it.
+        self.claims.clear();
         for (volume, path) in self.tmpfs.drain(..) {
             if let Err(errno) = nix::mount::umount2(&path, MntFlags::MNT_DETACH) {
                 errors.push(VolumeError::Tmpfs {
@@ -355,28 +426,20 @@ fn mount_tmpfs(dir: &Path, size_limit: Option<u64>) -> Result<(), nix::errno::Er
     )
 }
 
-/// Write one configMap/secret file with its mode, atomically (temp file and
-/// rename), group-owned by fsGroup when set.
-fn write_file(dir: &Path, file: &VolumeFile, fs_group: Option<u32>) -> std::io::Result<()> {
-    let target = dir.join(&file.path);
-    if let Some(parent) = target.parent() {
-        create_dir(parent, 0o755)?;
-    }
-    let temp = target.with_extension("podvisor-tmp");
-    let mut out = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(file.mode)
-        .open(&temp)?;
-    out.write_all(&file.data)?;
-    out.sync_all()?;
-    // The umask may have narrowed the mode given at creation.
-    fs::set_permissions(&temp, fs::Permissions::from_mode(file.mode))?;
-    if let Some(gid) = fs_group {
-        std::os::unix::fs::chown(&temp, None, Some(gid))?;
-    }
-    fs::rename(&temp, &target)
+/// The files of a volume as the AtomicWriter writes them, a
+/// `resourceFieldRef` turned into its text for this node.
+fn payload(files: &[VolumeFile], node: &NodeAllocatable) -> Vec<atomic_writer::PayloadFile> {
+    files
+        .iter()
+        .map(|f| atomic_writer::PayloadFile {
+            path: f.path.clone(),
+            data: match &f.content {
+                FileContent::Data(d) => d.clone(),
+                FileContent::Resource(r) => r.value(node).into_bytes(),
+            },
+            mode: f.mode,
+        })
+        .collect()
 }
 
 fn check_host_path(volume: &str, path: &Path, kind: HostPathType) -> Result<(), VolumeError> {
@@ -472,19 +535,23 @@ mod tests {
                     files: vec![
                         VolumeFile {
                             path: "index.html".into(),
-                            data: b"hello".to_vec(),
+                            content: FileContent::Data(b"hello".to_vec()),
                             mode: 0o644,
                         },
                         VolumeFile {
                             path: "sub/run.sh".into(),
-                            data: b"#!/bin/sh".to_vec(),
+                            content: FileContent::Data(b"#!/bin/sh".to_vec()),
                             mode: 0o755,
                         },
                     ],
                 },
             },
         ]);
-        let mut volumes = PodVolumes::prepare(&pod, &root).unwrap();
+        let host = VolumeHost {
+            claims_root: dir.path().join("claims"),
+            ..VolumeHost::default()
+        };
+        let mut volumes = PodVolumes::prepare(&pod, &root, &host).unwrap();
         let cache = volumes.path("cache").unwrap();
         assert_eq!(
             fs::metadata(cache).unwrap().permissions().mode() & 0o7777,
@@ -497,8 +564,46 @@ mod tests {
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o755);
+        // kubelet's AtomicWriter layout.
+        let data = fs::read_link(config.join(atomic_writer::DATA_DIR)).unwrap();
+        assert!(data.to_string_lossy().starts_with("..20"), "{data:?}");
+        assert_eq!(
+            fs::read_link(config.join("index.html")).unwrap(),
+            Path::new("..data/index.html")
+        );
         assert!(volumes.remove().is_empty());
         assert!(!root.exists());
+    }
+
+    #[test]
+    fn a_claim_is_outside_the_pod_dir_gets_the_fs_group_and_outlives_the_pod() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("volumes");
+        let mut pod = pod_with(vec![Volume {
+            name: "data".into(),
+            source: VolumeSource::Claim {
+                claim: "db".into(),
+                read_only: false,
+            },
+        }]);
+        pod.fs_group = Some(3456);
+        let host = VolumeHost {
+            claims_root: dir.path().join("claims"),
+            ..VolumeHost::default()
+        };
+        let mut volumes = PodVolumes::prepare(&pod, &root, &host).unwrap();
+        let data = volumes.path("data").unwrap().to_path_buf();
+        assert_eq!(data, dir.path().join("claims/default/db"));
+        let meta = fs::metadata(&data).unwrap();
+        assert_eq!((meta.gid(), meta.mode() & 0o7777), (3456, 0o2775));
+        fs::write(data.join("row"), b"1").unwrap();
+        let claim = claims::ClaimPath::new(&host.claims_root, "default", "db").unwrap();
+        assert!(claim.in_use().unwrap());
+        assert!(volumes.remove().is_empty());
+        assert!(!root.exists());
+        assert_eq!(fs::read(data.join("row")).unwrap(), b"1");
+        assert!(!claim.in_use().unwrap());
     }
 
     #[test]

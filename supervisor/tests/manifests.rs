@@ -143,7 +143,7 @@ fn the_multi_document_file_resolves_config_and_secrets() {
     let spec::VolumeSource::Files { files, .. } = &pod.volume("config").unwrap().source else {
         panic!("config is a files volume")
     };
-    assert_eq!(files[1].data, [0, 1, 2]);
+    assert_eq!(files[1].content, spec::FileContent::Data(vec![0, 1, 2]));
     assert_eq!(files[1].mode, 0o600);
     let spec::VolumeSource::Files { files, .. } = &pod.volume("secret").unwrap().source else {
         panic!("secret is a files volume")
@@ -153,8 +153,8 @@ fn the_multi_document_file_resolves_config_and_secrets() {
         .find(|f| f.path == Path::new("password"))
         .unwrap();
     assert_eq!(
-        (password.data.as_slice(), password.mode),
-        (b"hunter2".as_slice(), 0o400)
+        (&password.content, password.mode),
+        (&spec::FileContent::Data(b"hunter2".to_vec()), 0o400)
     );
 }
 

@@ -67,6 +67,9 @@ pub struct RunOptions {
     /// kubelet's podPidsLimit: the most tasks of the pod's cgroup (pause
     /// and every container); None: unlimited.
     pub pod_pids_limit: Option<u64>,
+    /// The root of the persistentVolumeClaims' volumes (None:
+    /// $SUPERVISOR_VOLUME_DIR, else /var/lib/supervisor/volumes).
+    pub volume_dir: Option<PathBuf>,
 }
 
 /// Runs `supervisor run`: returns 0 after a stop by signal or a pod that
@@ -107,6 +110,7 @@ pub fn run(options: RunOptions) -> anyhow::Result<i32> {
         images: options.images,
         confinement: options.confinement,
         pod_pids_limit: options.pod_pids_limit,
+        volume_dir: crate::volumes::claims::resolve_root(options.volume_dir.as_deref()),
     };
     let trace = match &options.trace {
         Some(path) => Trace::open(path).with_context(|| format!("--trace {}", path.display()))?,
@@ -130,6 +134,8 @@ struct Config {
     images: ImageOptions,
     confinement: ConfinementOptions,
     pod_pids_limit: Option<u64>,
+    /// The root of the claims' volumes.
+    volume_dir: PathBuf,
 }
 
 /// Token of the signalfd in the event loop; containers use
@@ -316,6 +322,7 @@ impl PodRuntime {
             &self.pod,
             self.config.cgroup_parent.as_deref(),
             &self.config.cni,
+            &self.config.volume_dir,
         )?;
         self.start_sandbox()?;
         eprintln!(
@@ -839,7 +846,9 @@ impl PodRuntime {
             }
             // kubelet: a subPath it cannot prepare safely is
             // CreateContainerConfigError (makeMounts), retried later.
-            Err(SupervisedError::Command(error @ CommandError::SubPath { .. })) => {
+            Err(SupervisedError::Command(
+                error @ (CommandError::SubPath { .. } | CommandError::SubPathExpr { .. }),
+            )) => {
                 let message = supervised::error_chain(&error);
                 self.held(
                     index,

@@ -15,7 +15,7 @@ use crate::paths::{self, Layout, PodId};
 use crate::reclaim::{self, RunRecord};
 use crate::spec::{PodSpec, RuntimeValues};
 use crate::supervised::{CGROUP_TIMEOUT, PodContext};
-use crate::volumes::{PodVolumes, VolumeError};
+use crate::volumes::{PodVolumes, VolumeError, VolumeHost};
 use container::rootfs::BindMount;
 use container::{Cgroup, CgroupError, CgroupHost, Limits, Sandbox, SandboxConfig};
 use std::path::{Path, PathBuf};
@@ -68,6 +68,7 @@ pub(super) struct PodSandbox {
 
 impl PodSandbox {
     pub fn new(id: &PodId, state_dir: PathBuf) -> PodSandbox {
+        let node = host::node_allocatable(&state_dir);
         PodSandbox {
             name: id.key(),
             id: id.clone(),
@@ -84,6 +85,7 @@ impl PodSandbox {
                 node_name: nix::unistd::gethostname()
                     .map(|h| h.to_string_lossy().into_owned())
                     .unwrap_or_default(),
+                node,
                 ..RuntimeValues::default()
             },
         }
@@ -99,6 +101,7 @@ impl PodSandbox {
         pod: &PodSpec,
         cgroup_parent: Option<&Path>,
         cni: &CniPaths,
+        claims_root: &Path,
     ) -> Result<(), SandboxError> {
         let host = CgroupHost::detect()?;
         let cgroup_parent = host::cgroup_parent(cgroup_parent, &host)?;
@@ -110,7 +113,11 @@ impl PodSandbox {
         self.pod_cgroup = Some(pod_cgroup);
         self.cgroup_host = Some(host);
         let volumes_dir = self.state_dir.join("volumes");
-        self.volumes = Some(PodVolumes::prepare(pod, &volumes_dir)?);
+        let volume_host = VolumeHost {
+            claims_root: claims_root.to_path_buf(),
+            node: self.runtime_values.node,
+        };
+        self.volumes = Some(PodVolumes::prepare(pod, &volumes_dir, &volume_host)?);
         Ok(())
     }
 

@@ -126,6 +126,16 @@ fn build_docs(file: &str, docs: &[manifest::Document]) -> Result<LoadedPod> {
             "missing: a pod needs a spec with containers",
         )
     })?;
+    // Both are DNS labels by now: a PodId.
+    let pod_uid = crate::paths::PodId::new(&namespace, &name)
+        .map(|id| id.uid())
+        .unwrap_or_default();
+    let container_names = spec
+        .init_containers
+        .iter()
+        .chain(&spec.containers)
+        .filter_map(|c| c.name.clone())
+        .collect();
     let mut ctx = Ctx {
         file,
         doc,
@@ -133,6 +143,8 @@ fn build_docs(file: &str, docs: &[manifest::Document]) -> Result<LoadedPod> {
         configmaps: &configmaps,
         secrets: &secrets,
         pod_name: name,
+        pod_uid,
+        container_names,
         labels,
         annotations,
         ignored,
@@ -342,16 +354,18 @@ fn check_data_key(file: &str, doc: &DocRef, path: &str, key: &str) -> Result<()>
         path,
         key,
         is_data_key,
-        "a key must consist of alphanumerics, '-', '_' or '.' (and not be '.' or '..')",
+        "a key must consist of alphanumerics, '-', '_' or '.' (and not be '.' or start with '..')",
     )
 }
 
-/// ConfigMap/Secret keys: `[-._a-zA-Z0-9]+`, at most 253, not `.`/`..`.
+/// ConfigMap/Secret keys: `[-._a-zA-Z0-9]+`, at most 253, not `.`, not
+/// starting with `..` (Kubernetes' `IsConfigMapKey`: a volume's
+/// `..data` and timestamped dirs are the AtomicWriter's).
 fn is_data_key(key: &str) -> bool {
     !key.is_empty()
         && key.len() <= 253
         && key != "."
-        && key != ".."
+        && !key.starts_with("..")
         && key
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b))

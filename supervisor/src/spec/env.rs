@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 
+use super::downward::{self, NodeAllocatable, ResourceRef};
 use super::{Ctx, DataKind, Result};
 use crate::manifest;
 
@@ -36,6 +37,8 @@ pub struct RuntimeValues {
     pub host_ips: Vec<String>,
     /// The host's name.
     pub node_name: String,
+    /// What an unset limit of a `resourceFieldRef` reads as.
+    pub node: NodeAllocatable,
 }
 
 impl RuntimeValues {
@@ -59,6 +62,8 @@ pub enum EnvValue {
     Fixed(String),
     /// A pod field known at run time.
     Runtime(RuntimeField),
+    /// A container's limit or request (`resourceFieldRef`).
+    Resource(ResourceRef),
 }
 
 /// One variable, in definition order.
@@ -83,6 +88,7 @@ pub fn resolve(vars: &[EnvVar], runtime: &RuntimeValues) -> Vec<(String, String)
             }
             EnvValue::Fixed(v) => v.clone(),
             EnvValue::Runtime(f) => runtime.get(*f),
+            EnvValue::Resource(r) => r.value(&runtime.node),
         };
         match index.get(&var.name) {
             Some(&i) => out[i].1 = value,
@@ -183,7 +189,7 @@ pub(super) fn env_list(
                     "may not be given together with a non-empty value",
                 ));
             }
-            (_, Some(from)) => match value_from(ctx, from, &format!("{ep}.valueFrom"))? {
+            (_, Some(from)) => match value_from(ctx, from, &format!("{ep}.valueFrom"), c)? {
                 Some(v) => v,
                 None => continue, // optional and missing: not set
             },
@@ -264,13 +270,17 @@ fn env_from(
 enum RawSource<'a> {
     Key(DataKind, &'a manifest::KeyRef, &'static str),
     Field(&'a manifest::FieldRef),
+    Resource(&'a manifest::ResourceFieldRef),
 }
 
-/// `env[].valueFrom` at `vp`; `None` for an optional key that is missing.
-fn value_from(ctx: &Ctx<'_>, s: &manifest::EnvVarSource, vp: &str) -> Result<Option<EnvValue>> {
-    if s.resource_field_ref.is_some() {
-        return Err(ctx.err(format!("{vp}.resourceFieldRef"), None, "not supported"));
-    }
+/// `env[].valueFrom` of container `c` at `vp`; `None` for an optional key
+/// that is missing.
+fn value_from(
+    ctx: &Ctx<'_>,
+    s: &manifest::EnvVarSource,
+    vp: &str,
+    c: &manifest::Container,
+) -> Result<Option<EnvValue>> {
     if s.file_key_ref.is_some() {
         return Err(ctx.err(format!("{vp}.fileKeyRef"), None, "not supported"));
     }
@@ -290,49 +300,43 @@ fn value_from(ctx: &Ctx<'_>, s: &manifest::EnvVarSource, vp: &str) -> Result<Opt
                     .map(|r| RawSource::Key(DataKind::Secret, r, "secretKeyRef")),
             ),
             ("fieldRef", s.field_ref.as_ref().map(RawSource::Field)),
+            (
+                "resourceFieldRef",
+                s.resource_field_ref.as_ref().map(RawSource::Resource),
+            ),
         ],
     )?;
     match source {
         RawSource::Field(f) => field_ref(ctx, f, &format!("{vp}.fieldRef")).map(Some),
+        // An env's resourceFieldRef reads its own container by default.
+        RawSource::Resource(r) => {
+            downward::resource_ref(ctx, r, &format!("{vp}.resourceFieldRef"), c.name.as_deref())
+                .map(|r| Some(EnvValue::Resource(r)))
+        }
         RawSource::Key(kind, r, field) => key_ref(ctx, kind, r, &format!("{vp}.{field}")),
     }
 }
 
-/// A `fieldRef` at `fp`: static pod fields now, run-time ones typed.
+/// A `fieldRef` at `fp`: static pod fields now, run-time ones typed
+/// (Kubernetes' `validEnvDownwardAPIFieldPathExpressions`, less
+/// `spec.serviceAccountName`: no service accounts here).
 fn field_ref(ctx: &Ctx<'_>, f: &manifest::FieldRef, fp: &str) -> Result<EnvValue> {
-    if let Some(api) = f.api_version.as_deref().filter(|a| *a != "v1") {
-        return Err(ctx.err(format!("{fp}.apiVersion"), Some(api), "must be v1"));
+    let path = downward::field_path(ctx, f, fp)?;
+    if let Some(value) = downward::static_field(ctx, path) {
+        return Ok(EnvValue::Fixed(value));
     }
-    let pp = format!("{fp}.fieldPath");
-    let path = f
-        .field_path
-        .as_deref()
-        .ok_or_else(|| ctx.err(&pp, None, "missing"))?;
-    let bracket = |prefix: &str| {
-        path.strip_prefix(prefix)
-            .and_then(|r| r.strip_suffix("']"))
-            .map(str::to_owned)
-    };
     Ok(match path {
-        "metadata.name" => EnvValue::Fixed(ctx.pod_name.clone()),
-        "metadata.namespace" => EnvValue::Fixed(ctx.namespace.clone()),
         "status.podIP" => EnvValue::Runtime(RuntimeField::PodIp),
         "status.podIPs" => EnvValue::Runtime(RuntimeField::PodIps),
         "status.hostIP" => EnvValue::Runtime(RuntimeField::HostIp),
         "status.hostIPs" => EnvValue::Runtime(RuntimeField::HostIps),
         "spec.nodeName" => EnvValue::Runtime(RuntimeField::NodeName),
         _ => {
-            if let Some(k) = bracket("metadata.labels['") {
-                EnvValue::Fixed(ctx.labels.get(&k).cloned().unwrap_or_default())
-            } else if let Some(k) = bracket("metadata.annotations['") {
-                EnvValue::Fixed(ctx.annotations.get(&k).cloned().unwrap_or_default())
-            } else {
-                return Err(ctx.err(
-                    pp,
-                    Some(path),
-                    "supported: metadata.name, metadata.namespace, metadata.labels['K'], metadata.annotations['K'], spec.nodeName, status.podIP, status.podIPs, status.hostIP, status.hostIPs",
-                ));
-            }
+            return Err(ctx.err(
+                format!("{fp}.fieldPath"),
+                Some(path),
+                "supported: metadata.name, metadata.namespace, metadata.uid, metadata.labels['K'], metadata.annotations['K'], spec.nodeName, status.podIP, status.podIPs, status.hostIP, status.hostIPs",
+            ));
         }
     })
 }

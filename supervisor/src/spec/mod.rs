@@ -11,6 +11,7 @@
 
 mod container;
 mod documents;
+mod downward;
 mod env;
 mod error;
 mod image;
@@ -29,6 +30,7 @@ use std::path::Path;
 use crate::manifest::limits;
 
 pub use container::{Container, ContainerKind};
+pub use downward::{NodeAllocatable, ResourceName, ResourceRef, format_map};
 pub use env::{EnvValue, EnvVar, RuntimeField, RuntimeValues, expand, resolve};
 pub use error::{DocRef, ManifestError};
 pub use image::{ContainerImage, DOCKER_CONFIG_JSON_KEY, PullSecret};
@@ -37,7 +39,10 @@ pub use ports::{Port, Protocol};
 pub use probes::{Handler, Probe};
 pub use resources::ContainerResources;
 pub use security::{Capabilities, Profile, ProfileKind, SecurityContext, capability_number};
-pub use volumes::{FilesOrigin, HostPathType, Volume, VolumeFile, VolumeMount, VolumeSource};
+pub use volumes::{
+    FileContent, FilesOrigin, HostPathType, SubPath, SubPathExprError, Volume, VolumeFile,
+    VolumeMount, VolumeSource,
+};
 
 /// `restartPolicy` of the pod: one type with the restart decisions.
 pub use crate::restart::RestartPolicy;
@@ -138,6 +143,11 @@ struct Ctx<'a> {
     configmaps: &'a BTreeMap<String, DataObject>,
     secrets: &'a BTreeMap<String, DataObject>,
     pod_name: String,
+    /// The pod's uid (`metadata.uid` for the downward API).
+    pod_uid: String,
+    /// The names of the pod's containers, init ones included (what a
+    /// `resourceFieldRef.containerName` may name).
+    container_names: Vec<String>,
     labels: &'a BTreeMap<String, String>,
     annotations: &'a BTreeMap<String, String>,
     ignored: Vec<String>,

@@ -30,6 +30,24 @@ pub(super) fn check_label(file: &str, doc: &DocRef, path: &str, value: &str) -> 
     )
 }
 
+/// DNS-1123 subdomain: at most 253 characters, dot-separated DNS labels
+/// (what a PersistentVolumeClaim's name must be).
+pub(super) fn is_dns_subdomain(s: &str) -> bool {
+    s.len() <= 253 && s.split('.').all(is_dns_label)
+}
+
+/// A name that must be a DNS-1123 subdomain.
+pub(super) fn check_subdomain(file: &str, doc: &DocRef, path: &str, value: &str) -> Result<()> {
+    check_name(
+        file,
+        doc,
+        path,
+        value,
+        is_dns_subdomain,
+        "must be a DNS-1123 subdomain: at most 253 lower-case letters, digits, '-' or '.', each dot-separated part starting and ending with a letter or digit",
+    )
+}
+
 /// `value` at `path` when `valid` accepts it, else the error `reason`.
 pub(super) fn check_name(
     file: &str,

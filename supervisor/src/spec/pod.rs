@@ -139,8 +139,10 @@ pub(super) fn pod_spec(ctx: &mut Ctx<'_>, raw: &manifest::PodSpec, p: &str) -> R
         volumes: &volumes,
         host_network,
     };
-    let (init_containers, containers) =
+    let (mut init_containers, mut containers) =
         container::containers(ctx, &pod, &raw.init_containers, &raw.containers, p)?;
+    let mut volumes = volumes;
+    super::downward::fill(&mut volumes, &mut init_containers, &mut containers);
     let image_pull_secrets = image::pull_secrets(
         ctx,
         raw.image_pull_secrets.as_deref().unwrap_or_default(),

@@ -71,7 +71,10 @@ fn the_example_loads_with_everything_resolved() {
     };
     assert_eq!(files[0].path, PathBuf::from("index.html"));
     assert_eq!(files[0].mode, 0o644);
-    assert!(String::from_utf8_lossy(&files[0].data).contains("Hello from a ConfigMap"));
+    let FileContent::Data(data) = &files[0].content else {
+        panic!("{:?}", files[0].content)
+    };
+    assert!(String::from_utf8_lossy(data).contains("Hello from a ConfigMap"));
     assert_eq!(
         p.volume("logs").unwrap().source,
         VolumeSource::EmptyDir {
@@ -243,12 +246,12 @@ fn volume_items_modes_and_optional_objects() {
     assert_eq!(*origin, FilesOrigin::Secret("s".into()));
     assert_eq!(files[0].path, PathBuf::from("private/key.pem"));
     assert_eq!(
-        (files[0].data.as_slice(), files[0].mode),
-        (b"key".as_slice(), 0o400)
+        (&files[0].content, files[0].mode),
+        (&FileContent::Data(b"key".to_vec()), 0o400)
     );
     assert_eq!(
-        (files[1].data.as_slice(), files[1].mode),
-        (b"crt".as_slice(), 0o444)
+        (&files[1].content, files[1].mode),
+        (&FileContent::Data(b"crt".to_vec()), 0o444)
     );
     let VolumeSource::Files { files, .. } = &p.volume("opt").unwrap().source else {
         panic!()
@@ -379,6 +382,208 @@ fn bad_security_profiles_name_the_field_and_value() {
     );
     assert!(
         e.contains("container.apparmor.security.beta.kubernetes.io/c") && e.contains("strict"),
+        "{e}"
+    );
+}
+
+/// The files of volume `name` of `p`, contents rendered for `node`.
+fn volume_files(p: &PodSpec, name: &str, node: &NodeAllocatable) -> Vec<(String, String, u32)> {
+    let VolumeSource::Files { files, .. } = &p.volume(name).unwrap().source else {
+        panic!("{name} is not a files volume")
+    };
+    files
+        .iter()
+        .map(|f| {
+            let text = match &f.content {
+                FileContent::Data(d) => String::from_utf8(d.clone()).unwrap(),
+                FileContent::Resource(r) => r.value(node),
+            };
+            (f.path.display().to_string(), text, f.mode)
+        })
+        .collect()
+}
+
+const NODE: NodeAllocatable = NodeAllocatable {
+    cpu_millis: 8000,
+    memory_bytes: 16 << 30,
+    ephemeral_storage_bytes: 1 << 40,
+};
+
+#[test]
+fn downward_api_volumes_write_pod_fields_and_resources() {
+    let yaml = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  namespace: ns\n  labels: {b: two, a: one}\n  annotations: {note: \"say \\\"hi\\\"\"}\nspec:\n  containers:\n  - name: c\n    image: busybox\n    resources: {limits: {cpu: 250m, memory: 100Mi}}\n  - name: d\n    image: busybox\n  volumes:\n  - name: info\n    downwardAPI:\n      defaultMode: 0600\n      items:\n      - {path: name, fieldRef: {fieldPath: metadata.name}}\n      - {path: ns, fieldRef: {fieldPath: metadata.namespace}}\n      - {path: uid, fieldRef: {fieldPath: metadata.uid}}\n      - {path: labels, fieldRef: {fieldPath: metadata.labels}, mode: 0644}\n      - {path: annotations, fieldRef: {fieldPath: metadata.annotations}}\n      - {path: a, fieldRef: {fieldPath: \"metadata.labels['a']\"}}\n      - {path: cpu, resourceFieldRef: {containerName: c, resource: limits.cpu}}\n      - {path: cpu-m, resourceFieldRef: {containerName: c, resource: limits.cpu, divisor: 1m}}\n      - {path: mem, resourceFieldRef: {containerName: c, resource: limits.memory, divisor: 1Mi}}\n      - {path: d/mem, resourceFieldRef: {containerName: d, resource: limits.memory, divisor: 1Gi}}\n      - {path: d/req, resourceFieldRef: {containerName: d, resource: requests.cpu}}\n";
+    let p = pod(yaml);
+    let uid = crate::paths::PodId::new("ns", "p").unwrap().uid();
+    let files = volume_files(&p, "info", &NODE);
+    let expected: Vec<(String, String, u32)> = [
+        ("name", "p", 0o600),
+        ("ns", "ns", 0o600),
+        ("uid", uid.as_str(), 0o600),
+        ("labels", "a=\"one\"\nb=\"two\"", 0o644),
+        ("annotations", "note=\"say \\\"hi\\\"\"", 0o600),
+        ("a", "one", 0o600),
+        // 250m with the default divisor 1 rounds up to one core.
+        ("cpu", "1", 0o600),
+        ("cpu-m", "250", 0o600),
+        ("mem", "100", 0o600),
+        // d has no limit: the node's (16Gi); no request: 0.
+        ("d/mem", "16", 0o600),
+        ("d/req", "0", 0o600),
+    ]
+    .into_iter()
+    .map(|(a, b, m)| (a.to_owned(), b.to_owned(), m))
+    .collect();
+    assert_eq!(files, expected);
+}
+
+#[test]
+fn env_resource_field_refs_read_their_own_container_by_default() {
+    let p = pod(&with_container(
+        "    resources: {limits: {memory: 1Gi, cpu: 1500m}, requests: {memory: 100Mi}}\n    env:\n    - {name: MEM, valueFrom: {resourceFieldRef: {resource: limits.memory, divisor: 1Mi}}}\n    - {name: CPU, valueFrom: {resourceFieldRef: {resource: limits.cpu}}}\n    - {name: REQ, valueFrom: {resourceFieldRef: {resource: requests.memory, divisor: 1M}}}\n    - {name: REQ_CPU, valueFrom: {resourceFieldRef: {resource: requests.cpu, divisor: 1m}}}\n    - {name: STORAGE, valueFrom: {resourceFieldRef: {resource: limits.ephemeral-storage, divisor: 1Gi}}}\n    - {name: UID, valueFrom: {fieldRef: {fieldPath: metadata.uid}}}\n",
+    ));
+    let rt = RuntimeValues {
+        node: NODE,
+        ..RuntimeValues::default()
+    };
+    let env = p.containers[0].env(&rt);
+    let get = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    assert_eq!(get("MEM").as_deref(), Some("1024"));
+    assert_eq!(get("CPU").as_deref(), Some("2"));
+    // 100Mi = 104857600 bytes = 104.8576 M, rounded up.
+    assert_eq!(get("REQ").as_deref(), Some("105"));
+    // A request defaults to the limit (the API server's defaulting).
+    assert_eq!(get("REQ_CPU").as_deref(), Some("1500"));
+    assert_eq!(get("STORAGE").as_deref(), Some("1024"));
+    let uid = crate::paths::PodId::new("default", "p").unwrap().uid();
+    assert_eq!(get("UID"), Some(uid));
+}
+
+#[test]
+fn resource_field_refs_are_checked() {
+    let env = |r: &str| {
+        with_container(&format!(
+            "    env:\n    - {{name: X, valueFrom: {{resourceFieldRef: {r}}}}}\n"
+        ))
+    };
+    let e = err(&env("{resource: limits.nvidia.com/gpu}"));
+    assert!(
+        e.contains("resourceFieldRef.resource = \"limits.nvidia.com/gpu\": supported: limits.cpu"),
+        "{e}"
+    );
+    let e = err(&env("{containerName: nope, resource: limits.cpu}"));
+    assert!(
+        e.contains("resourceFieldRef.containerName = \"nope\": no container of this name"),
+        "{e}"
+    );
+    let e = err(&env("{resource: limits.memory, divisor: 1m}"));
+    assert!(
+        e.contains("divisor = \"1m\": only divisor's values 1, 1k"),
+        "{e}"
+    );
+    let e = err(&env("{resource: limits.memory, divisor: 2Mi}"));
+    assert!(e.contains("divisor = \"2Mi\""), "{e}");
+    // 1000m is 1; a zero divisor is none.
+    pod(&env("{resource: limits.cpu, divisor: 1000m}"));
+    pod(&env("{resource: limits.memory, divisor: \"0\"}"));
+}
+
+#[test]
+fn projected_volumes_combine_their_sources() {
+    let yaml = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cm}\ndata: {app.conf: x=1, other: o}\n---\napiVersion: v1\nkind: Secret\nmetadata: {name: s}\nstringData: {password: hunter2}\n---\n".to_owned()
+        + &with_container("")
+        + "  volumes:\n  - name: all\n    projected:\n      defaultMode: 0640\n      sources:\n      - configMap: {name: cm, items: [{key: app.conf, path: conf/app.conf}]}\n      - secret: {name: s, items: [{key: password, path: secret/password, mode: 0400}]}\n      - downwardAPI: {items: [{path: pod/name, fieldRef: {fieldPath: metadata.name}}]}\n      - configMap: {name: missing, optional: true}\n";
+    let p = pod(&yaml);
+    let VolumeSource::Files { origin, .. } = &p.volume("all").unwrap().source else {
+        panic!()
+    };
+    assert_eq!(*origin, FilesOrigin::Projected);
+    assert_eq!(
+        volume_files(&p, "all", &NODE),
+        vec![
+            ("conf/app.conf".to_owned(), "x=1".to_owned(), 0o640),
+            ("secret/password".to_owned(), "hunter2".to_owned(), 0o400),
+            ("pod/name".to_owned(), "p".to_owned(), 0o640),
+        ]
+    );
+    let e = err(&(with_container("")
+        + "  volumes:\n  - name: v\n    projected:\n      sources:\n      - {}\n"));
+    assert!(
+        e.contains("projected.sources[0]: needs exactly one of configMap, secret and downwardAPI"),
+        "{e}"
+    );
+    let e = err(&(with_container("")
+        + "  volumes:\n  - name: v\n    downwardAPI:\n      items: [{path: ..x, fieldRef: {fieldPath: metadata.name}}]\n"));
+    assert!(
+        e.contains("items[0].path = \"..x\": must not start with '..'"),
+        "{e}"
+    );
+    let e = err(&(with_container("")
+        + "  volumes:\n  - name: v\n    downwardAPI:\n      items: [{path: x, fieldRef: {fieldPath: status.podIP}}]\n"));
+    assert!(
+        e.contains("fieldRef.fieldPath = \"status.podIP\": supported in a volume"),
+        "{e}"
+    );
+}
+
+#[test]
+fn claims_and_sub_path_exprs() {
+    let p = pod(&(with_container(
+        "    volumeMounts:\n    - {name: data, mountPath: /data, subPathExpr: \"logs/$(POD)\"}\n    - {name: ro, mountPath: /ro}\n",
+    ) + "  volumes:\n  - name: data\n    persistentVolumeClaim: {claimName: data.v1}\n  - name: ro\n    persistentVolumeClaim: {claimName: shared, readOnly: true}\n"));
+    assert_eq!(
+        p.volume("data").unwrap().source,
+        VolumeSource::Claim {
+            claim: "data.v1".into(),
+            read_only: false
+        }
+    );
+    assert_eq!(
+        p.volume("ro").unwrap().source,
+        VolumeSource::Claim {
+            claim: "shared".into(),
+            read_only: true
+        }
+    );
+    let sub = p.containers[0].mounts[0].sub_path.clone().unwrap();
+    assert_eq!(sub, SubPath::Expr("logs/$(POD)".into()));
+    let env = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    };
+    assert_eq!(
+        sub.resolve(&env(&[("POD", "web-1")])),
+        Ok(Some(PathBuf::from("logs/web-1")))
+    );
+    // kubelet: an unset or empty variable is an error naming it.
+    for vars in [env(&[]), env(&[("POD", "")])] {
+        assert_eq!(
+            sub.resolve(&vars).unwrap_err().to_string(),
+            "subPathExpr \"logs/$(POD)\": missing value for POD"
+        );
+    }
+    let e = SubPath::Expr("$(X)".into())
+        .resolve(&env(&[("X", "../etc")]))
+        .unwrap_err();
+    assert!(e.to_string().contains("must not contain '..'"), "{e}");
+    let e = SubPath::Expr("$(X)".into())
+        .resolve(&env(&[("X", "/etc")]))
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("must not be an absolute path"),
+        "{e}"
+    );
+    let both = err(&(with_container(
+        "    volumeMounts:\n    - {name: d, mountPath: /d, subPath: a, subPathExpr: b}\n",
+    ) + "  volumes:\n  - name: d\n"));
+    assert!(
+        both.contains("subPathExpr = \"b\": subPathExpr and subPath are mutually exclusive"),
+        "{both}"
+    );
+    let e = err(&(with_container("") + "  volumes:\n  - name: d\n    persistentVolumeClaim: {}\n"));
+    assert!(
+        e.contains("persistentVolumeClaim.claimName: missing"),
         "{e}"
     );
 }

@@ -54,6 +54,16 @@ pub enum CommandError {
         mount_path: PathBuf,
         reason: crate::volumes::SubPathError,
     },
+    /// kubelet's makeMounts: a subPathExpr that expands to nothing
+    /// usable (CreateContainerConfigError).
+    #[error(
+        "failed to prepare subPath for volumeMount {mount_path:?} of container {container:?}: {reason}"
+    )]
+    SubPathExpr {
+        container: String,
+        mount_path: PathBuf,
+        reason: crate::spec::SubPathExprError,
+    },
     #[error("container {container}: {source}")]
     StageSubPath {
         container: String,
@@ -244,7 +254,19 @@ fn rootfs(
                 mount_path: mount.mount_path.clone(),
             })?;
         let volume = ctx.pod.volume(&mount.volume).map(|v| &v.source);
-        let source = match &mount.sub_path {
+        // A subPathExpr is expanded from the container's own env (not
+        // the image's), as kubelet's makeMounts is given it.
+        let sub_path = match &mount.sub_path {
+            Some(sub) => sub.resolve(&container.env(ctx.runtime)).map_err(|reason| {
+                CommandError::SubPathExpr {
+                    container: name.to_string(),
+                    mount_path: mount.mount_path.clone(),
+                    reason,
+                }
+            })?,
+            None => None,
+        };
+        let source = match &sub_path {
             Some(sub) => {
                 // kubelet creates a missing subPath in the volume, safely
                 // (doSafeMakeDir); on a hostPath we create nothing.
@@ -271,7 +293,17 @@ fn rootfs(
         };
         // kubelet's makeMounts: configMap, secret, downwardAPI and projected
         // volumes are mounted read-only whatever readOnly says (mustMountRO).
-        let must_read_only = matches!(volume, Some(VolumeSource::Files { .. }));
+        // A claim's `readOnly` makes every mount of it read-only.
+        let must_read_only = matches!(
+            volume,
+            Some(
+                VolumeSource::Files { .. }
+                    | VolumeSource::Claim {
+                        read_only: true,
+                        ..
+                    }
+            )
+        );
         spec = spec.bind(BindMount {
             source,
             target: mount.mount_path.clone(),

@@ -9,6 +9,7 @@ mod logs;
 mod run;
 mod status;
 mod validate;
+mod volume;
 
 use clap::{Parser, Subcommand};
 
@@ -34,6 +35,8 @@ enum Command {
     Logs(logs::LogsArgs),
     /// Container images: pull, load, import, ls, rm, prune.
     Image(image::ImageArgs),
+    /// The persistentVolumeClaims' volumes: ls, rm.
+    Volume(volume::VolumeArgs),
 }
 
 fn main() {
@@ -45,6 +48,7 @@ fn main() {
         Command::Status(args) => status::main(args),
         Command::Logs(args) => logs::main(args),
         Command::Image(args) => image::main(args),
+        Command::Volume(args) => volume::main(args),
     };
     match result {
         Ok(code) => std::process::exit(code),

@@ -70,6 +70,10 @@ pub struct RunArgs {
     /// $SUPERVISOR_IMAGE_DIR, else /var/lib/supervisor/images).
     #[arg(long, value_name = "DIR")]
     pub image_dir: Option<PathBuf>,
+    /// The persistentVolumeClaims' volumes, kept across runs (default
+    /// $SUPERVISOR_VOLUME_DIR, else /var/lib/supervisor/volumes).
+    #[arg(long, value_name = "DIR")]
+    pub volume_dir: Option<PathBuf>,
     /// Registry credentials in the ~/.docker/config.json / auth.json
     /// format, tried after the pod's imagePullSecrets.
     #[arg(long, value_name = "FILE")]
@@ -148,6 +152,7 @@ impl RunArgs {
                 ..ConfinementOptions::default()
             },
             pod_pids_limit: u64::try_from(self.pod_pids_limit).ok(),
+            volume_dir: self.volume_dir,
         }
     }
 }
