@@ -249,6 +249,26 @@ mod tests {
     }
 
     #[test]
+    fn service_ports_follow_the_host_ports_on_every_address() {
+        let mut p = pod("");
+        p.service_ports.push(crate::spec::ServicePort {
+            service: "web".into(),
+            service_type: crate::spec::ServiceType::NodePort,
+            host_port: 30080,
+            container_port: 80,
+            protocol: Protocol::Udp,
+        });
+        let mappings = port_mappings(&p);
+        assert_eq!(mappings.len(), 2);
+        let m = &mappings[1];
+        assert_eq!(
+            (m.host_port, m.container_port, m.host_ip),
+            (30080, 80, None)
+        );
+        assert_eq!(m.protocol, cni::Protocol::Udp);
+    }
+
+    #[test]
     fn resolv_conf_prefers_the_cni_dns_and_falls_back_to_the_host() {
         let host = "nameserver 192.0.2.1\n";
         assert_eq!(resolv_conf(None, host), host);
