@@ -271,10 +271,19 @@ kubernetes_types! {
             selector, strategy, min_ready_seconds, revision_history_limit,
             progress_deadline_seconds, paused, service_name, pod_management_policy,
             update_strategy, persistent_volume_claim_retention_policy, ordinals,
-            completion_mode, backoff_limit_per_index,
-            max_failed_indexes, ttl_seconds_after_finished, suspend, manual_selector,
-            pod_failure_policy, pod_replacement_policy, success_policy, managed_by,
+            completion_mode, ttl_seconds_after_finished, manual_selector,
+            pod_replacement_policy, managed_by,
         ],
+        /// Job: refused when true (a suspended Job runs no pod).
+        pub suspend: Option<bool>,
+        /// Job: refused (its rules would decide the Job's end).
+        pub pod_failure_policy: Unsupported,
+        /// Job: refused.
+        pub success_policy: Unsupported,
+        /// Job: refused (Indexed Jobs' per-index limit).
+        pub backoff_limit_per_index: Unsupported,
+        /// Job: refused.
+        pub max_failed_indexes: Unsupported,
     }
 
     /// `kind: Service`: its type, selector and ports matter; the cluster's

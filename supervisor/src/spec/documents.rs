@@ -230,6 +230,11 @@ fn pod_source<'a>(
             (ws.completions.is_some(), "completions"),
             (ws.parallelism.is_some(), "parallelism"),
             (ws.backoff_limit.is_some(), "backoffLimit"),
+            (ws.suspend.is_some(), "suspend"),
+            (ws.pod_failure_policy.is_some(), "podFailurePolicy"),
+            (ws.success_policy.is_some(), "successPolicy"),
+            (ws.backoff_limit_per_index.is_some(), "backoffLimitPerIndex"),
+            (ws.max_failed_indexes.is_some(), "maxFailedIndexes"),
         ] {
             if present {
                 ignored.push(format!("spec.{field}"));

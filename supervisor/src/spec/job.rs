@@ -2,7 +2,9 @@
 //!
 //! One pod runs at a time and one success completes the Job, so
 //! `completions` and `parallelism` other than 1 are refused with the field
-//! named; `backoffLimit` (default 6) and `activeDeadlineSeconds` are
+//! named, as are the policies that would decide the Job's end otherwise
+//! (`podFailurePolicy`, `successPolicy`, the per-index limits) and
+//! `suspend: true`; `backoffLimit` (default 6) and `activeDeadlineSeconds` are
 //! validated as kube-apiserver does (`pkg/apis/batch/validation`:
 //! `ValidateNonnegativeField`). What they do at run time is
 //! [`crate::job`]'s.
@@ -28,6 +30,23 @@ pub struct JobSpec {
 
 /// The Job fields of `ws` (the spec of `kind: Job` document `doc`).
 pub(super) fn job_spec(file: &str, doc: &DocRef, ws: &WorkloadSpec) -> Result<JobSpec> {
+    #[rustfmt::skip]
+    let unsupported = [
+        (ws.pod_failure_policy.is_some(), "podFailurePolicy", "its rules would decide how the Job ends"),
+        (ws.success_policy.is_some(), "successPolicy", "one pod's success completes the Job here"),
+        (ws.backoff_limit_per_index.is_some(), "backoffLimitPerIndex", "Indexed Jobs of more than one pod"),
+        (ws.max_failed_indexes.is_some(), "maxFailedIndexes", "Indexed Jobs of more than one pod"),
+        (ws.suspend == Some(true), "suspend", "a suspended Job runs no pod"),
+    ];
+    if let Some((_, field, why)) = unsupported.iter().find(|(present, ..)| *present) {
+        return Err(invalid(
+            file,
+            doc,
+            format!("spec.{field}"),
+            None,
+            format!("not supported: {why}"),
+        ));
+    }
     let nonnegative = |field: &str, value: Option<i64>| -> Result<Option<u64>> {
         match value {
             None => Ok(None),

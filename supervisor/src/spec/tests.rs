@@ -440,6 +440,11 @@ fn job_fields_other_than_one_pod_are_refused_with_the_field_named() {
             "  activeDeadlineSeconds: -5\n",
             "spec.activeDeadlineSeconds = \"-5\": must be >= 0",
         ),
+        (
+            "  podFailurePolicy: {rules: []}\n",
+            "spec.podFailurePolicy: not supported",
+        ),
+        ("  suspend: true\n", "spec.suspend: not supported"),
     ] {
         let e = err(&job(spec, "Never"));
         assert!(e.contains(expected), "{spec}: {e}");
