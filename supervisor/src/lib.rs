@@ -11,7 +11,8 @@
 //! volumes), [`host`] finds what the host gives it (pause, the cgroup
 //! parent); [`supervised`] owns one container across its instances (start,
 //! park, exit, stop with the grace period); [`restart`] decides restarts,
-//! back-off and the start order as a pure state machine, [`probe`] runs
+//! back-off and the start order as a pure state machine, [`job`] decides a
+//! Job's pods (back-off limit, deadline) the same way, [`probe`] runs
 //! probes, [`notify`] speaks sd_notify; [`status`] shapes, stores and renders
 //! the pod's status and [`logs`] its containers' output ([`paths`] says
 //! where both live, [`time`] formats their times); [`init`] and [`pid1`]
@@ -28,6 +29,7 @@ pub mod fuzzing;
 pub mod host;
 pub mod images;
 pub mod init;
+pub mod job;
 pub mod logs;
 pub mod manifest;
 pub mod memory;

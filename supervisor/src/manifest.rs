@@ -2,8 +2,8 @@
 //!
 //! This module owns the serde types (field names exactly as Kubernetes'
 //! JSON, camelCase) for `Pod`, the pod template of `Deployment`,
-//! `ReplicaSet`, `StatefulSet`, `DaemonSet` and `Job`, `ConfigMap` and
-//! `Secret`, and the reading of a multi-document YAML stream with
+//! `ReplicaSet`, `StatefulSet`, `DaemonSet` and `Job`, `ConfigMap`,
+//! `Secret` and `Service`, and the reading of a multi-document YAML stream with
 //! serde-saphyr. Every struct denies unknown fields, so a typo is an error
 //! that names the field and its line. Kubernetes fields that mean nothing on
 //! one host are accepted as [`Ignored`] and reported by
@@ -246,7 +246,9 @@ kubernetes_types! {
     }
 
     /// `spec` of a Deployment, ReplicaSet, StatefulSet, DaemonSet or Job: one
-    /// struct with every kind's fields; `replicas` matters, the rest is
+    /// struct with every kind's fields; `replicas` and a Job's
+    /// `completions`, `parallelism`, `backoffLimit` and
+    /// `activeDeadlineSeconds` matter (see [`crate::spec`]), the rest is
     /// controller behaviour that has no meaning for one pod on one host.
     pub struct WorkloadSpec {
         /// Desired replicas (one runs).
@@ -255,16 +257,98 @@ kubernetes_types! {
         pub template: Option<PodTemplateSpec>,
         /// StatefulSet: refused when non-empty (no persistent volumes).
         pub volume_claim_templates: Option<Vec<IgnoredAny>>,
+        /// Job: successful pods needed (only 1 is supported).
+        pub completions: Option<i64>,
+        /// Job: pods at once (only 1 is supported).
+        pub parallelism: Option<i64>,
+        /// Job: failed pods (Never) or container restarts (OnFailure)
+        /// before the Job fails; default 6.
+        pub backoff_limit: Option<i64>,
+        /// Job: seconds from the Job's start after which it fails; refused
+        /// on the other kinds.
+        pub active_deadline_seconds: Option<i64>,
         ignored: [
             selector, strategy, min_ready_seconds, revision_history_limit,
             progress_deadline_seconds, paused, service_name, pod_management_policy,
-            update_strategy, persistent_volume_claim_retention_policy, ordinals, parallelism,
-            completions, completion_mode, backoff_limit, backoff_limit_per_index,
-            max_failed_indexes, ttl_seconds_after_finished, suspend, manual_selector,
-            pod_failure_policy, pod_replacement_policy, success_policy, managed_by,
+            update_strategy, persistent_volume_claim_retention_policy, ordinals,
+            completion_mode, ttl_seconds_after_finished, manual_selector,
+            pod_replacement_policy, managed_by,
         ],
-        /// Refused: a deadline kills the pod.
-        pub active_deadline_seconds: Unsupported,
+        /// Job: refused when true (a suspended Job runs no pod).
+        pub suspend: Option<bool>,
+        /// Job: refused (its rules would decide the Job's end).
+        pub pod_failure_policy: Unsupported,
+        /// Job: refused.
+        pub success_policy: Unsupported,
+        /// Job: refused (Indexed Jobs' per-index limit).
+        pub backoff_limit_per_index: Unsupported,
+        /// Job: refused.
+        pub max_failed_indexes: Unsupported,
+    }
+
+    /// `kind: Service`: its type, selector and ports matter; the cluster's
+    /// virtual-IP fields mean nothing on one host.
+    pub struct Service {
+        /// `v1`.
+        pub api_version: Option<String>,
+        /// `Service`.
+        pub kind: Option<String>,
+        /// Metadata (name required).
+        #[serde(default)]
+        pub metadata: ObjectMeta,
+        /// The spec.
+        pub spec: Option<ServiceSpec>,
+        /// Status written by a cluster; ignored.
+        pub status: Ignored,
+    }
+
+    /// `spec` of a Service.
+    pub struct ServiceSpec {
+        /// `ClusterIP` (default), `NodePort`, `LoadBalancer`, `ExternalName`.
+        #[serde(rename = "type")]
+        pub type_: Option<String>,
+        /// Labels a pod must carry to be selected.
+        pub selector: Option<BTreeMap<String, String>>,
+        /// The ports.
+        #[serde(default)]
+        pub ports: Vec<ServicePort>,
+        ignored: [
+            session_affinity, load_balancer_source_ranges, external_name,
+            external_traffic_policy, health_check_node_port, publish_not_ready_addresses,
+            session_affinity_config, ip_families, ip_family_policy,
+            allocate_load_balancer_node_ports, load_balancer_class, internal_traffic_policy,
+            traffic_distribution,
+        ],
+        /// Ignored (the cluster's virtual IP); Kubernetes spells these
+        /// `IP`, not `Ip`.
+        #[serde(rename = "clusterIP")]
+        pub cluster_ip: Ignored,
+        /// Ignored.
+        #[serde(rename = "clusterIPs")]
+        pub cluster_ips: Ignored,
+        /// Ignored.
+        #[serde(rename = "externalIPs")]
+        pub external_ips: Ignored,
+        /// Ignored.
+        #[serde(rename = "loadBalancerIP")]
+        pub load_balancer_ip: Ignored,
+    }
+
+    /// `spec.ports[]` of a Service.
+    pub struct ServicePort {
+        /// Port name (required when there are several).
+        pub name: Option<String>,
+        /// `TCP` (default), `UDP`, `SCTP`.
+        pub protocol: Option<String>,
+        /// The Service's port.
+        pub port: Option<i64>,
+        /// The pod's port: a number or a containerPort name (default: port).
+        pub target_port: Option<IntOrString>,
+        /// The port on every node (NodePort, LoadBalancer).
+        pub node_port: Option<i64>,
+        ignored: [
+            app_protocol,
+        ],
     }
 
     /// `kind: ConfigMap`.
@@ -900,6 +984,8 @@ pub enum Object {
     ConfigMap(ConfigMap),
     /// `kind: Secret`.
     Secret(Secret),
+    /// `kind: Service`.
+    Service(Box<Service>),
     /// Any other kind: listed as ignored.
     Other,
 }
@@ -1138,7 +1224,7 @@ pub fn parse_stream(file: &str, text: &str) -> Result<Vec<Document>, ManifestErr
             });
         };
         let expected_api = match kind {
-            "Pod" | "ConfigMap" | "Secret" => Some("v1"),
+            "Pod" | "ConfigMap" | "Secret" | "Service" => Some("v1"),
             "Deployment" | "ReplicaSet" | "StatefulSet" | "DaemonSet" => Some("apps/v1"),
             "Job" => Some("batch/v1"),
             _ => None,
@@ -1163,6 +1249,7 @@ pub fn parse_stream(file: &str, text: &str) -> Result<Vec<Document>, ManifestErr
             }
             "ConfigMap" => Object::ConfigMap(deserialize_tracked(file, &doc, &chunk)?),
             "Secret" => Object::Secret(deserialize_tracked(file, &doc, &chunk)?),
+            "Service" => Object::Service(Box::new(deserialize_tracked(file, &doc, &chunk)?)),
             _ => Object::Other,
         };
         docs.push(Document {
@@ -1385,10 +1472,14 @@ mod tests {
 
     #[test]
     fn kinds_are_typed_and_others_kept() {
-        let text = "apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec: {ports: [{port: 80}]}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata: {k: v}\n";
+        let text = "apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec: {ports: [{port: 80}]}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata: {k: v}\n---\napiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: i}\n";
         let docs = parse_stream("x.yaml", text).unwrap();
-        assert!(matches!(docs[0].object, Object::Other));
-        assert_eq!(docs[0].doc.kind.as_deref(), Some("Service"));
+        let Object::Service(svc) = &docs[0].object else {
+            panic!("{:?}", docs[0].object)
+        };
+        assert_eq!(svc.spec.as_ref().unwrap().ports[0].port, Some(80));
+        assert!(matches!(docs[2].object, Object::Other));
+        assert_eq!(docs[2].doc.kind.as_deref(), Some("Ingress"));
         let Object::ConfigMap(cm) = &docs[1].object else {
             panic!()
         };

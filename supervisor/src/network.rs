@@ -73,23 +73,30 @@ impl PodNetwork {
     }
 }
 
-/// The host ports of every container, for the portmap plugin.
+/// The host ports of every container, then the ports of the Services
+/// that select the pod (on every host address, as ServiceLB and node
+/// ports are), for the portmap plugin.
 pub fn port_mappings(pod: &PodSpec) -> Vec<PortMapping> {
-    pod.all_containers()
-        .flat_map(|c| &c.ports)
-        .filter_map(|p| {
-            Some(PortMapping {
-                host_port: p.host_port?,
-                container_port: p.container_port,
-                protocol: match p.protocol {
-                    Protocol::Tcp => cni::Protocol::Tcp,
-                    Protocol::Udp => cni::Protocol::Udp,
-                    Protocol::Sctp => cni::Protocol::Sctp,
-                },
-                host_ip: p.host_ip,
-            })
+    let protocol = |p: Protocol| match p {
+        Protocol::Tcp => cni::Protocol::Tcp,
+        Protocol::Udp => cni::Protocol::Udp,
+        Protocol::Sctp => cni::Protocol::Sctp,
+    };
+    let host_ports = pod.all_containers().flat_map(|c| &c.ports).filter_map(|p| {
+        Some(PortMapping {
+            host_port: p.host_port?,
+            container_port: p.container_port,
+            protocol: protocol(p.protocol),
+            host_ip: p.host_ip,
         })
-        .collect()
+    });
+    let service_ports = pod.service_ports.iter().map(|s| PortMapping {
+        host_port: s.host_port,
+        container_port: s.container_port,
+        protocol: protocol(s.protocol),
+        host_ip: None,
+    });
+    host_ports.chain(service_ports).collect()
 }
 
 /// Undo what a previous run of the same sandbox left behind when it was
@@ -239,6 +246,26 @@ mod tests {
             (mappings[0].host_port, mappings[0].container_port),
             (8080, 80)
         );
+    }
+
+    #[test]
+    fn service_ports_follow_the_host_ports_on_every_address() {
+        let mut p = pod("");
+        p.service_ports.push(crate::spec::ServicePort {
+            service: "web".into(),
+            service_type: crate::spec::ServiceType::NodePort,
+            host_port: 30080,
+            container_port: 80,
+            protocol: Protocol::Udp,
+        });
+        let mappings = port_mappings(&p);
+        assert_eq!(mappings.len(), 2);
+        let m = &mappings[1];
+        assert_eq!(
+            (m.host_port, m.container_port, m.host_ip),
+            (30080, 80, None)
+        );
+        assert_eq!(m.protocol, cni::Protocol::Udp);
     }
 
     #[test]

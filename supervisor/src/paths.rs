@@ -4,6 +4,7 @@
 //! ```text
 //! <state root>/<namespace>_<pod>/status.json        PodStatus (atomic replace on change)
 //! <state root>/<namespace>_<pod>/events.json        recent events, newest last
+//! <state root>/<namespace>_<pod>/job.json           the Job object (status: counts, conditions), a Job's pod only
 //! <state root>/<namespace>_<pod>/supervisor.lock    flock of the pod's one supervisor, its pid
 //! <state root>/<namespace>_<pod>/supervisor.json    what the running supervisor made (for a reclaim)
 //! <state root>/<namespace>_<pod>/...                volumes, /etc files, rootfs staging, pulls
@@ -46,6 +47,8 @@ pub const LOG_DIR_ENV: &str = "SUPERVISOR_LOG_DIR";
 pub const STATUS_FILE: &str = "status.json";
 /// File name of the pod events inside the pod's state dir.
 pub const EVENTS_FILE: &str = "events.json";
+/// File name of a Job's object (its status) in its pod's state dir.
+pub const JOB_FILE: &str = "job.json";
 /// File name of the pod's lock (held by its one supervisor) in its state dir.
 pub const LOCK_FILE: &str = "supervisor.lock";
 /// File name of the record of what the pod's supervisor made, in its state
@@ -209,6 +212,11 @@ impl Layout {
     /// `<state dir>/events.json`.
     pub fn events_file(&self, pod: &PodId) -> PathBuf {
         self.pod_state_dir(pod).join(EVENTS_FILE)
+    }
+
+    /// `<state dir>/job.json`.
+    pub fn job_file(&self, pod: &PodId) -> PathBuf {
+        self.pod_state_dir(pod).join(JOB_FILE)
     }
 
     /// `<state dir>/supervisor.lock`.

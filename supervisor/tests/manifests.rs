@@ -118,7 +118,8 @@ fn the_multi_document_file_resolves_config_and_secrets() {
     let loaded = spec::load(&path).unwrap();
     assert_eq!(loaded.warnings.len(), 1, "{:?}", loaded.warnings);
     assert!(
-        loaded.warnings[0].ends_with("ignored (not run by a single-host supervisor): Service app")
+        loaded.warnings[0]
+            .ends_with("ignored (not run by a single-host supervisor): Service app (ClusterIP)")
     );
     let pod = loaded.pod;
     assert_eq!((pod.name.as_str(), pod.namespace.as_str()), ("app", "demo"));

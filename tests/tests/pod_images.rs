@@ -949,6 +949,10 @@ fn the_articles_two_manifests_run_as_written_from_images() {
         .to_string();
     let page = wait_until(Duration::from_secs(20), || http_get(&ip, 80)).expect("the page");
     assert!(page.contains("Kano/鹿乃"), "the ConfigMap's page: {page}");
+    // Its LoadBalancer Service: port 80 of the host, as k3s's ServiceLB.
+    let page = wait_until(Duration::from_secs(30), || http_get("127.0.0.1", 80))
+        .unwrap_or_else(|| panic!("the Service's port 80 on 127.0.0.1:\n{}", nginx.output()));
+    assert!(page.contains("Kano/鹿乃"), "through the Service: {page}");
     // The sidecar cats the shared access log every 30 s.
     let log = wait_until(Duration::from_secs(45), || {
         let log = nginx.log("nginx-sidecar-container", 0);

@@ -5,8 +5,11 @@
 //! probe sockets, one timer) drives everything: nothing polls. Exits come
 //! from SIGCHLD, reaped and matched against the containers' pids (an
 //! unmatched one is an orphan, forgotten). SIGTERM/SIGINT: stop signals,
-//! the grace period, a kill through the cgroups, then the teardown.
+//! the grace period, a kill through the cgroups, then the teardown. A Job's
+//! pods are run one after the other by `job`, under [`crate::job`]'s
+//! decisions.
 
+mod job;
 mod sandbox;
 
 use crate::confinement::{self, ConfinementOptions};
@@ -14,6 +17,7 @@ use crate::event_loop::{EventLoop, EventLoopError, TIMER};
 use crate::eviction::Eviction;
 use crate::host;
 use crate::images::{Availability, ImageOptions, PodImages, RESYNC};
+use crate::job::{JobBackoff, JobController, JobFailure};
 use crate::logs::{Echo, LogConfig, Stream};
 use crate::network::CniPaths;
 use crate::notify::Notifier;
@@ -70,10 +74,13 @@ pub struct RunOptions {
     /// The root of the persistentVolumeClaims' volumes (None:
     /// $SUPERVISOR_VOLUME_DIR, else /var/lib/supervisor/volumes).
     pub volume_dir: Option<PathBuf>,
+    /// The Job controller's pod failure back-off (a Job's pods only).
+    pub job_backoff: JobBackoff,
 }
 
 /// Runs `supervisor run`: returns 0 after a stop by signal or a pod that
-/// Succeeded, 1 when the pod Failed.
+/// Succeeded, 1 when the pod Failed; for a Job, 0 when it is Complete, 1
+/// when it failed with BackoffLimitExceeded, 124 with DeadlineExceeded.
 pub fn run(options: RunOptions) -> anyhow::Result<i32> {
     // Before anything else (and before any thread): every signal is taken
     // from the signalfd in the loop.
@@ -116,12 +123,48 @@ pub fn run(options: RunOptions) -> anyhow::Result<i32> {
         Some(path) => Trace::open(path).with_context(|| format!("--trace {}", path.display()))?,
         None => Trace::default(),
     };
-    let mut runtime = PodRuntime::new(id, loaded.pod, config, signals, trace);
-    let result = runtime.start().and_then(|()| runtime.run());
-    runtime.teardown(result.as_ref().err());
-    result
+    if let Some(spec) = loaded.pod.job {
+        return job::run(
+            id,
+            loaded.pod,
+            spec,
+            options.job_backoff,
+            config,
+            signals,
+            trace,
+        );
+    }
+    let pod = PodRuntime::new(id, loaded.pod, config, signals, trace, None);
+    let (outcome, _, _) = pod.run_to_end();
+    outcome.map(PodOutcome::exit_code)
 }
 
+/// How one pod's run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PodOutcome {
+    /// It reached a terminal phase by itself (restartPolicy Never or
+    /// OnFailure).
+    Finished(restart::PodPhase),
+    /// Stopped on SIGTERM or SIGINT.
+    Stopped,
+    /// Evicted (a local-storage limit): it Failed.
+    Evicted,
+    /// Killed because its Job failed.
+    KilledForJob(JobFailure),
+}
+
+impl PodOutcome {
+    /// `supervisor run`'s exit status for a lone pod: 0 when it Succeeded
+    /// or was stopped by a signal, 1 when it Failed.
+    fn exit_code(self) -> i32 {
+        match self {
+            PodOutcome::Finished(restart::PodPhase::Succeeded) | PodOutcome::Stopped => 0,
+            PodOutcome::Finished(_) | PodOutcome::Evicted | PodOutcome::KilledForJob(_) => 1,
+        }
+    }
+}
+
+#[derive(Clone)]
 struct Config {
     layout: Layout,
     /// None: decided once the cgroup hierarchy is known (see
@@ -237,10 +280,21 @@ struct PodRuntime {
     eviction: Eviction,
     /// The pod was evicted: kubelet's message (status Failed, Evicted).
     evicted: Option<String>,
+    /// The pod is a Job's: its controller, which may kill it.
+    job: Option<JobController>,
+    /// The Job failed while the pod ran: it is being killed.
+    killed_for_job: Option<JobFailure>,
 }
 
 impl PodRuntime {
-    fn new(id: PodId, pod: PodSpec, config: Config, signals: Signals, trace: Trace) -> PodRuntime {
+    fn new(
+        id: PodId,
+        pod: PodSpec,
+        config: Config,
+        signals: Signals,
+        trace: Trace,
+        job: Option<JobController>,
+    ) -> PodRuntime {
         let now = Stamp::now();
         let lifecycle = restart::PodStateMachine::new(
             pod.restart_policy,
@@ -304,7 +358,17 @@ impl PodRuntime {
             trace,
             eviction: Eviction::default(),
             evicted: None,
+            job,
+            killed_for_job: None,
         }
+    }
+
+    /// Start, run and tear down the pod; gives back the signals and the
+    /// trace for a Job's next pod.
+    fn run_to_end(mut self) -> (anyhow::Result<PodOutcome>, Signals, Trace) {
+        let result = self.start().and_then(|()| self.run());
+        self.teardown(result.as_ref().err());
+        (result, self.signals, self.trace)
     }
 
     /// Everything before the first container: state dir, status, cgroups,
@@ -359,7 +423,7 @@ impl PodRuntime {
 
     /// The event loop: start what is due, sleep until something happens,
     /// handle it; until the pod is stopped or finished.
-    fn run(&mut self) -> anyhow::Result<i32> {
+    fn run(&mut self) -> anyhow::Result<PodOutcome> {
         // Something ran since the code pages were last dropped.
         let mut touched = true;
         let mut last_trim: Option<Instant> = None;
@@ -378,7 +442,7 @@ impl PodRuntime {
                         "supervisor: pod {}: processes left {CGROUP_TIMEOUT:?} after SIGKILL",
                         self.id
                     );
-                    return Ok(self.exit_code_when_stopped());
+                    return Ok(self.outcome_when_stopped());
                 }
             }
             if let Some(message) = self.eviction.check_if_due(now) {
@@ -387,6 +451,9 @@ impl PodRuntime {
             for slot in self.lifecycle.due(now) {
                 self.start_container(slot);
             }
+            // After the starts: a restart that reaches the Job's limit
+            // ends the pod at once.
+            self.check_job(Instant::now());
             self.park_due(now);
             self.run_probes(now);
             self.publish_status();
@@ -395,7 +462,7 @@ impl PodRuntime {
                 c.sweep_retired(swept_at);
             }
             if self.stopping.is_some() && self.nothing_runs() && !self.images.pulling() {
-                return Ok(self.exit_code_when_stopped());
+                return Ok(self.outcome_when_stopped());
             }
             // A container waiting for a pull has no deadline: the pull's
             // end makes it due, so the pod is not done while one runs.
@@ -404,14 +471,11 @@ impl PodRuntime {
                 self.eviction.stop();
                 let phase = self.lifecycle.phase();
                 eprintln!("supervisor: pod {} is {}", self.id, phase.as_str());
-                return Ok(if phase == restart::PodPhase::Succeeded {
-                    0
-                } else {
-                    1
-                });
+                return Ok(PodOutcome::Finished(phase));
             }
             let deadline = [
                 self.lifecycle.next_deadline(),
+                self.job_deadline(),
                 self.stopping.as_ref().map(|s| s.deadline),
                 self.notifier.next_ping(),
                 self.eviction.next_check(),
@@ -557,15 +621,63 @@ impl PodRuntime {
             }
             return;
         }
+        self.stopped_by = Some(signal);
+        self.stop_pod(signal.as_ref());
+    }
+
+    /// The Job controller's checks on its active pod (the deadline, and
+    /// with OnFailure the containers' restarts against backoffLimit): a
+    /// failed Job's pod is deleted, as the controller does, with the pod's
+    /// grace period.
+    fn check_job(&mut self, now: Instant) {
+        let Some(controller) = &self.job else {
+            return;
+        };
+        if self.stopping.is_some() || self.lifecycle.is_done() {
+            return;
+        }
+        // pastBackoffLimitOnFailure sums init and regular containers.
+        let restarts = self
+            .lifecycle
+            .init_containers()
+            .iter()
+            .chain(self.lifecycle.containers())
+            .map(|c| c.restart_count())
+            .sum();
+        if let Some(failure) = controller.check_active(now, restarts) {
+            self.killed_for_job = Some(failure);
+            if let Some(store) = &mut self.store {
+                let _ = store.record_event(
+                    "Warning",
+                    failure.reason(),
+                    "",
+                    failure.message(),
+                    SystemTime::now(),
+                );
+            }
+            self.stop_pod(&format!("job {}: {}", failure.reason(), failure.message()));
+        }
+    }
+
+    /// When the Job controller looks at the pod next: its deadline.
+    fn job_deadline(&self) -> Option<Instant> {
+        let controller = self.job.as_ref()?;
+        (self.stopping.is_none())
+            .then(|| controller.deadline())
+            .flatten()
+    }
+
+    /// Stop the pod as a deletion does: stop signals, the grace period,
+    /// then SIGKILL (`why` names the cause in the log line).
+    fn stop_pod(&mut self, why: &str) {
         let grace = self.pod.termination_grace_period;
         eprintln!(
-            "supervisor: {signal}: stopping pod {} (grace period {}s)",
+            "supervisor: {why}: stopping pod {} (grace period {}s)",
             self.id,
             grace.as_secs()
         );
         self.notifier.stopping(grace);
         self.eviction.stop();
-        self.stopped_by = Some(signal);
         self.lifecycle.stop();
         self.images.stop_pulls();
         self.drop_parked();
@@ -602,10 +714,13 @@ impl PodRuntime {
         self.kill_all("evicted");
     }
 
-    /// What `run` returns once a stopped pod is down: 1 when it was
-    /// evicted (it Failed), else 0 (stopped by a signal).
-    fn exit_code_when_stopped(&self) -> i32 {
-        i32::from(self.evicted.is_some())
+    /// What `run` returns once a stopped pod is down.
+    fn outcome_when_stopped(&self) -> PodOutcome {
+        match (self.evicted.is_some(), self.killed_for_job) {
+            (true, _) => PodOutcome::Evicted,
+            (false, Some(failure)) => PodOutcome::KilledForJob(failure),
+            (false, None) => PodOutcome::Stopped,
+        }
     }
 
     /// SIGKILL every process of the pod's containers through their cgroups.
@@ -1094,12 +1209,18 @@ impl PodRuntime {
             (Some(signal), None) => Some(format!(
                 "stopped on {signal} by its supervisor (pid {pid}), which then exited"
             )),
-            // Finished by itself: its phase says how.
-            (None, None) => None,
+            // Deleted by its Job's controller.
+            (None, None) => self
+                .killed_for_job
+                .map(|failure| format!("deleted by the Job controller: {}", failure.message())),
         };
         if let Some(message) = message {
+            let reason = match (self.stopped_by, error, self.killed_for_job) {
+                (None, None, Some(failure)) => failure.reason(),
+                _ => status::STOPPED,
+            };
             self.meta.ended = Some(status::PodEnd {
-                reason: status::STOPPED.to_owned(),
+                reason: reason.to_owned(),
                 message,
             });
         }

@@ -182,13 +182,31 @@ impl PodSandbox {
                         attached.describe()
                     );
                     self.runtime_values.pod_ips = ips.iter().map(ToString::to_string).collect();
+                    for p in &pod.service_ports {
+                        eprintln!(
+                            "supervisor: service {} ({}): host port {}/{} to the pod's port {}",
+                            p.service,
+                            p.service_type,
+                            p.host_port,
+                            p.protocol.as_str(),
+                            p.container_port
+                        );
+                    }
                     dns = Some(result.dns.clone());
                     self.network = Some(attached);
                 }
-                None => eprintln!(
-                    "supervisor: no CNI configuration in {}: the sandbox has loopback only",
-                    cni.conf_dir.display()
-                ),
+                None => {
+                    eprintln!(
+                        "supervisor: no CNI configuration in {}: the sandbox has loopback only",
+                        cni.conf_dir.display()
+                    );
+                    if let Some(p) = pod.service_ports.first() {
+                        eprintln!(
+                            "supervisor: warning: without a CNI network (and its portmap plugin) the ports of service {} are not published",
+                            p.service
+                        );
+                    }
+                }
             }
         }
         if !pod.host_network {

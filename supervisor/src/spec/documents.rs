@@ -1,13 +1,17 @@
 //! The file's documents: picks the one pod (a `Pod`, or the template of a
 //! Deployment, ReplicaSet, StatefulSet, DaemonSet or Job), refuses the
-//! workload fields that would change what runs, decodes the ConfigMaps and
-//! Secrets the pod may reference, and gives every error found afterwards
-//! its line and column. What the pod itself holds is checked in
+//! workload fields that would change what runs, reads a Job's controller
+//! fields ([`super::job`]), decodes the ConfigMaps and Secrets the pod may
+//! reference, publishes the ports of the Services that select it
+//! ([`super::service`]), and gives every error found afterwards its line
+//! and column. What the pod itself holds is checked in
 //! [`super::pod`] and the modules beside it.
 
 use std::collections::BTreeMap;
 
+use super::job::{self, JobSpec};
 use super::names::{check_label, check_name};
+use super::service::{self, SelectedPod};
 use super::{Ctx, DataKind, DataObject, DocRef, LoadedPod, ManifestError, Result, invalid, pod};
 use crate::manifest::{self, IgnoredFields, Object};
 
@@ -32,6 +36,8 @@ struct PodSource<'a> {
     spec: Option<&'a manifest::PodSpec>,
     base: &'static str,
     template_meta: Option<&'a manifest::ObjectMeta>,
+    /// A Job's controller fields.
+    job: Option<JobSpec>,
 }
 
 fn build_docs(file: &str, docs: &[manifest::Document]) -> Result<LoadedPod> {
@@ -40,6 +46,9 @@ fn build_docs(file: &str, docs: &[manifest::Document]) -> Result<LoadedPod> {
     let mut secrets = BTreeMap::new();
     let mut pod: Option<(DocRef, &Object)> = None;
     let mut other_kinds = Vec::new();
+    let mut services = Vec::new();
+    // Every document that is not a pod, ConfigMap or Secret, in order.
+    let mut listed = Vec::new();
     let mut ignored = Vec::new();
     for d in docs {
         match &d.object {
@@ -65,28 +74,22 @@ fn build_docs(file: &str, docs: &[manifest::Document]) -> Result<LoadedPod> {
                 }
                 pod = Some((d.doc.clone(), &d.object));
             }
+            Object::Service(svc) => {
+                listed.push(describe(&d.doc));
+                services.push((d.doc.clone(), svc.as_ref()));
+            }
             Object::Other => {
-                let kind = d.doc.kind.clone().unwrap_or_default();
-                other_kinds.push(match &d.doc.name {
-                    Some(n) => format!("{kind} {n}"),
-                    None => kind,
-                });
+                listed.push(describe(&d.doc));
+                other_kinds.push(describe(&d.doc));
             }
         }
     }
     let Some((doc, object)) = pod else {
         return Err(ManifestError::NoPod {
             file: file.to_owned(),
-            ignored: other_kinds,
+            ignored: listed,
         });
     };
-    if !other_kinds.is_empty() {
-        warnings.push(format!(
-            "{file}: ignored (not run by a single-host supervisor): {}",
-            other_kinds.join(", ")
-        ));
-    }
-
     let source = pod_source(file, doc, object, &mut warnings, &mut ignored)?;
     let PodSource {
         doc,
@@ -94,6 +97,7 @@ fn build_docs(file: &str, docs: &[manifest::Document]) -> Result<LoadedPod> {
         spec,
         base,
         template_meta,
+        job,
     } = source;
     meta.ignored_fields("metadata.", &mut ignored);
     if let Some(tm) = template_meta {
@@ -150,7 +154,34 @@ fn build_docs(file: &str, docs: &[manifest::Document]) -> Result<LoadedPod> {
         ignored,
         warnings: Vec::new(),
     };
-    let pod = pod::pod_spec(&mut ctx, spec, &format!("{base}spec"))?;
+    let mut pod = pod::pod_spec(&mut ctx, spec, &format!("{base}spec"))?;
+    pod.job = job;
+    let selected = SelectedPod {
+        namespace: &pod.namespace,
+        labels: &pod.labels,
+        containers: pod.all_containers().collect(),
+        host_network: pod.host_network,
+        host_ports: pod
+            .all_containers()
+            .flat_map(|c| &c.ports)
+            .filter_map(|p| Some((p.host_port?, p.protocol)))
+            .collect(),
+    };
+    let published = service::published(
+        file,
+        &services,
+        &selected,
+        &mut ctx.warnings,
+        &mut ctx.ignored,
+    )?;
+    pod.service_ports = published.ports;
+    other_kinds.extend(published.ignored);
+    if !other_kinds.is_empty() {
+        warnings.push(format!(
+            "{file}: ignored (not run by a single-host supervisor): {}",
+            other_kinds.join(", ")
+        ));
+    }
     warnings.append(&mut ctx.warnings);
     if !ctx.ignored.is_empty() {
         warnings.push(format!(
@@ -178,6 +209,7 @@ fn pod_source<'a>(
                 spec: p.spec.as_ref(),
                 base: "",
                 template_meta: None,
+                job: None,
             });
         }
         Object::Workload(w) => w,
@@ -195,13 +227,33 @@ fn pod_source<'a>(
         )
     })?;
     ws.ignored_fields("spec.", ignored);
-    if ws.active_deadline_seconds.is_some() {
-        return Err(refuse(
-            "spec.activeDeadlineSeconds",
-            None,
-            "not supported: a deadline would kill the pod".into(),
-        ));
-    }
+    let job = if kind == "Job" {
+        Some(job::job_spec(file, &doc, ws)?)
+    } else {
+        if ws.active_deadline_seconds.is_some() {
+            return Err(refuse(
+                "spec.activeDeadlineSeconds",
+                None,
+                format!("not supported: {kind} has no deadline (a Job has)"),
+            ));
+        }
+        // Job fields on another kind: no meaning, as before.
+        for (present, field) in [
+            (ws.completions.is_some(), "completions"),
+            (ws.parallelism.is_some(), "parallelism"),
+            (ws.backoff_limit.is_some(), "backoffLimit"),
+            (ws.suspend.is_some(), "suspend"),
+            (ws.pod_failure_policy.is_some(), "podFailurePolicy"),
+            (ws.success_policy.is_some(), "successPolicy"),
+            (ws.backoff_limit_per_index.is_some(), "backoffLimitPerIndex"),
+            (ws.max_failed_indexes.is_some(), "maxFailedIndexes"),
+        ] {
+            if present {
+                ignored.push(format!("spec.{field}"));
+            }
+        }
+        None
+    };
     if ws
         .volume_claim_templates
         .as_ref()
@@ -247,7 +299,17 @@ fn pod_source<'a>(
         spec: t.spec.as_ref(),
         base: "spec.template.",
         template_meta: Some(&t.metadata),
+        job,
     })
+}
+
+/// `Kind name` of a document, for the ignored-kinds lists.
+fn describe(doc: &DocRef) -> String {
+    let kind = doc.kind.clone().unwrap_or_default();
+    match &doc.name {
+        Some(n) => format!("{kind} {n}"),
+        None => kind,
+    }
 }
 
 fn object_name(file: &str, doc: &DocRef, meta: &manifest::ObjectMeta) -> Result<String> {

@@ -15,12 +15,14 @@ mod downward;
 mod env;
 mod error;
 mod image;
+mod job;
 mod names;
 mod pod;
 mod ports;
 mod probes;
 mod resources;
 mod security;
+mod service;
 mod volumes;
 
 use std::collections::BTreeMap;
@@ -34,11 +36,13 @@ pub use downward::{NodeAllocatable, ResourceName, ResourceRef, format_map};
 pub use env::{EnvValue, EnvVar, RuntimeField, RuntimeValues, expand, resolve};
 pub use error::{DocRef, ManifestError};
 pub use image::{ContainerImage, DOCKER_CONFIG_JSON_KEY, PullSecret};
+pub use job::{DEFAULT_BACKOFF_LIMIT, JobSpec};
 pub use pod::{HostAlias, PodSpec};
 pub use ports::{Port, Protocol};
 pub use probes::{Handler, Probe};
 pub use resources::ContainerResources;
 pub use security::{Capabilities, Profile, ProfileKind, SecurityContext, capability_number};
+pub use service::{NODE_PORT_RANGE, ServicePort, ServiceType};
 pub use volumes::{
     FileContent, FilesOrigin, HostPathType, SubPath, SubPathExprError, Volume, VolumeFile,
     VolumeMount, VolumeSource,

@@ -15,7 +15,7 @@ use super::image::{self, PullSecret};
 use super::names::check_label;
 use super::security::id;
 use super::volumes::{self, Volume};
-use super::{Ctx, DocRef, RestartPolicy, Result};
+use super::{Ctx, DocRef, JobSpec, RestartPolicy, Result, ServicePort};
 use crate::manifest::{self, IgnoredFields};
 
 /// A pod ready to run.
@@ -57,6 +57,11 @@ pub struct PodSpec {
     pub volumes: Vec<Volume>,
     /// Pod `securityContext.fsGroup`: group owning volume files.
     pub fs_group: Option<u32>,
+    /// The Job's controller fields when the pod is a Job's.
+    pub job: Option<JobSpec>,
+    /// The ports of the file's LoadBalancer and NodePort Services that
+    /// select the pod, published on the host like `hostPort`s.
+    pub service_ports: Vec<ServicePort>,
 }
 
 impl PodSpec {
@@ -168,6 +173,8 @@ pub(super) fn pod_spec(ctx: &mut Ctx<'_>, raw: &manifest::PodSpec, p: &str) -> R
         containers,
         volumes,
         fs_group,
+        job: None,
+        service_ports: Vec::new(),
     })
 }
 

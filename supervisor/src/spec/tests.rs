@@ -287,7 +287,9 @@ fn other_kinds_are_listed_in_one_warning() {
     let l = load_str("t.yaml", &yaml).unwrap();
     assert_eq!(
         l.warnings,
-        ["t.yaml: ignored (not run by a single-host supervisor): Service svc, Ingress ing"]
+        [
+            "t.yaml: ignored (not run by a single-host supervisor): Ingress ing, Service svc (ClusterIP)"
+        ]
     );
 }
 
@@ -584,6 +586,192 @@ fn claims_and_sub_path_exprs() {
     let e = err(&(with_container("") + "  volumes:\n  - name: d\n    persistentVolumeClaim: {}\n"));
     assert!(
         e.contains("persistentVolumeClaim.claimName: missing"),
+        "{e}"
+    );
+}
+
+/// A Job around one container, with `spec` lines (indented 2 spaces).
+fn job(spec: &str, restart_policy: &str) -> String {
+    format!(
+        "apiVersion: batch/v1\nkind: Job\nmetadata: {{name: j}}\nspec:\n{spec}  template:\n    spec:\n      restartPolicy: {restart_policy}\n      containers:\n      - name: c\n        image: busybox:1.36\n        command: [/bin/true]\n"
+    )
+}
+
+#[test]
+fn a_job_has_its_back_off_limit_and_deadline() {
+    let p = pod(&job("", "Never"));
+    assert_eq!(
+        p.job,
+        Some(JobSpec {
+            backoff_limit: DEFAULT_BACKOFF_LIMIT,
+            active_deadline: None
+        })
+    );
+    let p = pod(&job(
+        "  backoffLimit: 0\n  activeDeadlineSeconds: 30\n  completions: 1\n  parallelism: 1\n",
+        "OnFailure",
+    ));
+    assert_eq!(
+        p.job,
+        Some(JobSpec {
+            backoff_limit: 0,
+            active_deadline: Some(Duration::from_secs(30))
+        })
+    );
+    assert_eq!(p.restart_policy, RestartPolicy::OnFailure);
+    // A Deployment is no Job.
+    let d = pod(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\nspec:\n  template:\n    spec:\n      containers:\n      - {name: c, image: busybox:1.36}\n",
+    );
+    assert_eq!(d.job, None);
+}
+
+#[test]
+fn job_fields_other_than_one_pod_are_refused_with_the_field_named() {
+    for (spec, expected) in [
+        (
+            "  completions: 3\n",
+            "spec.completions = \"3\": not supported: only 1",
+        ),
+        (
+            "  parallelism: 2\n",
+            "spec.parallelism = \"2\": not supported: only 1",
+        ),
+        (
+            "  backoffLimit: -1\n",
+            "spec.backoffLimit = \"-1\": must be >= 0",
+        ),
+        (
+            "  activeDeadlineSeconds: -5\n",
+            "spec.activeDeadlineSeconds = \"-5\": must be >= 0",
+        ),
+        (
+            "  podFailurePolicy: {rules: []}\n",
+            "spec.podFailurePolicy: not supported",
+        ),
+        ("  suspend: true\n", "spec.suspend: not supported"),
+    ] {
+        let e = err(&job(spec, "Never"));
+        assert!(e.contains(expected), "{spec}: {e}");
+        assert!(e.contains("document 1 (Job j)"), "{e}");
+    }
+    let e = err(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\nspec:\n  activeDeadlineSeconds: 5\n  template:\n    spec:\n      containers:\n      - {name: c, image: busybox:1.36}\n",
+    );
+    assert!(e.contains("spec.activeDeadlineSeconds"), "{e}");
+}
+
+/// A pod labelled app=web with a named port, and a Service document.
+fn with_service(service_spec: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Service\nmetadata: {{name: web}}\nspec:\n{service_spec}---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  labels: {{app: web, tier: front}}\nspec:\n  containers:\n  - name: c\n    image: busybox:1.36\n    ports:\n    - {{name: http, containerPort: 8080}}\n    - {{name: dns, containerPort: 53, protocol: UDP}}\n"
+    )
+}
+
+#[test]
+fn a_load_balancer_service_publishes_its_port_to_the_target_port() {
+    let p = pod(&with_service(
+        "  type: LoadBalancer\n  selector: {app: web}\n  clusterIP: 10.43.0.10\n  ports:\n  - {name: web, port: 80, targetPort: http}\n  - {name: dns, port: 53, targetPort: 53, protocol: UDP, nodePort: 30053}\n",
+    ));
+    let published: Vec<_> = p
+        .service_ports
+        .iter()
+        .map(|s| (s.host_port, s.container_port, s.protocol, s.service_type))
+        .collect();
+    assert_eq!(
+        published,
+        [
+            (80, 8080, Protocol::Tcp, ServiceType::LoadBalancer),
+            (53, 53, Protocol::Udp, ServiceType::LoadBalancer),
+            (30053, 53, Protocol::Udp, ServiceType::LoadBalancer),
+        ]
+    );
+    assert_eq!(p.service_ports[0].service, "web");
+}
+
+#[test]
+fn a_node_port_service_publishes_its_node_port() {
+    let p = pod(&with_service(
+        "  type: NodePort\n  selector: {app: web, tier: front}\n  ports:\n  - {port: 80, targetPort: 8080, nodePort: 30080}\n",
+    ));
+    assert_eq!(p.service_ports.len(), 1);
+    let s = &p.service_ports[0];
+    assert_eq!((s.host_port, s.container_port), (30080, 8080));
+    // targetPort defaults to port.
+    let p = pod(&with_service(
+        "  type: NodePort\n  selector: {app: web}\n  ports:\n  - {port: 8080, nodePort: 30081}\n",
+    ));
+    assert_eq!(p.service_ports[0].container_port, 8080);
+}
+
+#[test]
+fn a_service_that_selects_nothing_is_a_warning_naming_it() {
+    for selector in ["  selector: {app: db}\n", ""] {
+        let l = load_str(
+            "t.yaml",
+            &with_service(&format!(
+                "  type: LoadBalancer\n{selector}  ports:\n  - {{port: 80}}\n"
+            )),
+        )
+        .unwrap();
+        assert!(l.pod.service_ports.is_empty());
+        assert!(
+            l.warnings
+                .iter()
+                .any(|w| w.contains("document 1 (Service web): selects no pod")),
+            "{:?}",
+            l.warnings
+        );
+    }
+}
+
+#[test]
+fn bad_service_ports_are_refused_with_the_field_named() {
+    for (spec, expected) in [
+        (
+            "  type: NodePort\n  selector: {app: web}\n  ports:\n  - {port: 80}\n",
+            "spec.ports[0].nodePort: missing",
+        ),
+        (
+            "  type: NodePort\n  selector: {app: web}\n  ports:\n  - {port: 80, nodePort: 8080}\n",
+            "spec.ports[0].nodePort = \"8080\": must be in the node port range 30000-32767",
+        ),
+        (
+            "  type: LoadBalancer\n  selector: {app: web}\n  ports:\n  - {port: 80, targetPort: nope}\n",
+            "spec.ports[0].targetPort = \"nope\": no containerPort of this name and protocol",
+        ),
+        (
+            "  type: LoadBalancer\n  selector: {app: web}\n  ports:\n  - {port: 53, targetPort: http, protocol: UDP}\n",
+            "spec.ports[0].targetPort = \"http\": no containerPort of this name and protocol",
+        ),
+        (
+            "  type: LoadBalancer\n  selector: {app: web}\n  ports:\n  - {port: 80}\n  - {port: 81}\n",
+            "spec.ports[0].name: missing",
+        ),
+        (
+            "  type: LoadBalancer\n  selector: {app: web}\n  ports:\n  - {port: 0}\n",
+            "spec.ports[0].port = \"0\": must be between 1 and 65535",
+        ),
+        (
+            "  type: Bogus\n  selector: {app: web}\n  ports:\n  - {port: 80}\n",
+            "spec.type = \"Bogus\"",
+        ),
+        (
+            "  type: LoadBalancer\n  selector: {app: web}\n  bogusField: 1\n  ports:\n  - {port: 80}\n",
+            "bogusField",
+        ),
+    ] {
+        let e = err(&with_service(spec));
+        assert!(e.contains(expected), "{spec}: {e}");
+    }
+}
+
+#[test]
+fn two_publishers_of_one_host_port_are_refused() {
+    let yaml = "apiVersion: v1\nkind: Service\nmetadata: {name: a}\nspec:\n  type: LoadBalancer\n  selector: {app: web}\n  ports:\n  - {port: 8080}\n---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  labels: {app: web}\nspec:\n  containers:\n  - name: c\n    image: busybox:1.36\n    ports:\n    - {containerPort: 80, hostPort: 8080}\n";
+    let e = err(yaml);
+    assert!(
+        e.contains("document 1 (Service a): spec.ports[0].port = \"8080\": host port 8080/tcp is already published by a container's hostPort"),
         "{e}"
     );
 }

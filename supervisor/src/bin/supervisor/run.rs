@@ -7,6 +7,7 @@ use std::time::Duration;
 use supervisor::cni;
 use supervisor::confinement::{self, ConfinementOptions};
 use supervisor::images::ImageOptions;
+use supervisor::job::JobBackoff;
 use supervisor::logs::LogConfig;
 use supervisor::network::CniPaths;
 use supervisor::restart::BackoffConfig;
@@ -42,6 +43,14 @@ pub struct RunArgs {
     /// The cap of the restart back-off. Kubernetes: 300s.
     #[arg(long, value_name = "DURATION", default_value = "300s", value_parser = parse_duration)]
     pub backoff_max: Duration,
+    /// A Job's pod failure back-off: the wait before the pod that follows
+    /// a failed one (restartPolicy Never), doubling per failure up to
+    /// --job-backoff-max. The Job controller: 10s.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub job_backoff_initial: Duration,
+    /// The cap of a Job's pod failure back-off. The Job controller: 10m.
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
+    pub job_backoff_max: Duration,
     /// The CNI configuration: the first *.conflist, *.conf or *.json by
     /// name. Without one the sandbox has loopback only.
     #[arg(long, value_name = "DIR", default_value = cni::config::DEFAULT_CONF_DIR)]
@@ -153,6 +162,10 @@ impl RunArgs {
             },
             pod_pids_limit: u64::try_from(self.pod_pids_limit).ok(),
             volume_dir: self.volume_dir,
+            job_backoff: JobBackoff {
+                initial: self.job_backoff_initial,
+                max: self.job_backoff_max.max(self.job_backoff_initial),
+            },
         }
     }
 }

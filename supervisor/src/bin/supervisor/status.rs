@@ -1,6 +1,7 @@
 //! `supervisor status [POD] [-n NAMESPACE] [-o table|json|yaml]`: its flags,
 //! which pods' records go to which renderer, and the reclaim of pods whose
-//! supervisor is gone (`supervisor::reclaim`) before they are shown.
+//! supervisor is gone (`supervisor::reclaim`) before they are shown. A
+//! Job's pod gets one more line, the Job's state from its `job.json`.
 
 use std::io::{self, Write as _};
 use std::path::PathBuf;
@@ -113,6 +114,11 @@ pub fn main(args: StatusArgs) -> anyhow::Result<i32> {
             // Every namespace listed: a NAMESPACE column, as kubectl -A.
             let namespaces = args.pod.is_none() && args.namespace.is_none();
             stdout.write_all(render_table(&records, now, namespaces).as_bytes())?;
+            if let (Some(_), Some(id)) = (&args.pod, ids.first())
+                && let Some(line) = job_line(&layout, id)
+            {
+                writeln!(stdout, "\n{line}")?;
+            }
             if !events.is_empty() {
                 writeln!(stdout, "\nEvents:")?;
                 stdout.write_all(render_events(&events, now).as_bytes())?;
@@ -138,6 +144,36 @@ pub fn main(args: StatusArgs) -> anyhow::Result<i32> {
         }
     }
     Ok(0)
+}
+
+/// A Job's pod: one line from its `job.json`, as `kubectl get job` sums
+/// it up (`Job web: Failed (BackoffLimitExceeded), 0/1 completions, 3
+/// failed, 0 active`). None for a pod of no Job.
+fn job_line(layout: &Layout, id: &PodId) -> Option<String> {
+    let text = std::fs::read_to_string(layout.job_file(id)).ok()?;
+    let job: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let status = &job["status"];
+    let count = |field: &str| status[field].as_u64().unwrap_or(0);
+    let state = status["conditions"]
+        .as_array()
+        .and_then(|c| c.last())
+        .map_or_else(
+            || "Running".to_owned(),
+            |c| {
+                format!(
+                    "{} ({})",
+                    c["type"].as_str().unwrap_or_default(),
+                    c["reason"].as_str().unwrap_or_default()
+                )
+            },
+        );
+    Some(format!(
+        "Job {}: {state}, {}/1 completions, {} failed, {} active",
+        id.name(),
+        count("succeeded"),
+        count("failed"),
+        count("active")
+    ))
 }
 
 fn no_such_pod(layout: &Layout, id: &PodId) -> StatusError {
