@@ -138,6 +138,7 @@ pub(super) fn pod_spec(ctx: &mut Ctx<'_>, raw: &manifest::PodSpec, p: &str) -> R
         fs_group,
         volumes: &volumes,
         host_network,
+        grace_period_seconds: grace,
     };
     let (init_containers, containers) =
         container::containers(ctx, &pod, &raw.init_containers, &raw.containers, p)?;
