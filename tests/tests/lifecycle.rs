@@ -69,14 +69,15 @@ fn pre_stop_runs_before_the_stop_signal_within_the_grace_period() {
     require!(prerequisites(), "busybox-static at /bin/busybox");
     let out = tempfile::tempdir().unwrap();
     let name = unique_name("prestop");
-    // An exec preStop that takes 1 s, a sleep preStop of 2 s, an httpGet
-    // preStop to the container's own server; each container traps TERM.
+    // An exec preStop that takes 1 s, a sleep preStop of 2 s (each
+    // container traps TERM), an httpGet preStop to the container's own
+    // server (httpd as PID 1 ignores TERM: its stopSignal is SIGKILL).
     let exec_hook = format!(
         "    lifecycle:\n      preStop:\n        exec: {{command: [/bin/busybox, sh, -c, '{STAMP}; st app-prestop-begin; sleep 1; st app-prestop-end']}}\n"
     );
     let sleep_hook = "    lifecycle: {preStop: {sleep: {seconds: 2}}}\n";
     let web = format!(
-        "  - name: web\n    image: {IMAGE}\n    env: [{{name: PATH, value: /bin}}]\n    command: [/bin/busybox, sh, -c, 'mkdir -p /tmp/www && exec httpd -f -vv -p 8080 -h /tmp/www 2>>/out/httpd.log']\n    volumeMounts: [{{name: out, mountPath: /out}}]\n    lifecycle:\n      preStop: {{httpGet: {{path: /prestop-was-called, port: 8080}}}}\n"
+        "  - name: web\n    image: {IMAGE}\n    env: [{{name: PATH, value: /bin}}]\n    command: [/bin/busybox, sh, -c, '{STAMP}; mkdir -p /tmp/www; (until grep -qs \":1F90 0[0-9A-F]*:0000 0A\" /proc/net/tcp /proc/net/tcp6; do sleep 0.1; done; st web-start) & exec httpd -f -vv -p 8080 -h /tmp/www 2>>/out/httpd.log']\n    volumeMounts: [{{name: out, mountPath: /out}}]\n    lifecycle:\n      preStop: {{httpGet: {{path: /prestop-was-called, port: 8080}}}}\n      stopSignal: SIGKILL\n"
     );
     let containers = trapping("app", "0", &exec_hook) + &trapping("slow", "0", sleep_hook) + &web;
     let manifest = pod_yaml(
@@ -90,10 +91,12 @@ fn pre_stop_runs_before_the_stop_signal_within_the_grace_period() {
     pod.wait_running(Duration::from_secs(30));
     wait_until(Duration::from_secs(10), || {
         let o = order(out.path());
-        (o.iter().any(|(e, _)| e == "app-start") && o.iter().any(|(e, _)| e == "slow-start"))
+        ["app-start", "slow-start", "web-start"]
+            .iter()
+            .all(|s| o.iter().any(|(e, _)| e == s))
             .then_some(())
     })
-    .expect("both containers started");
+    .expect("every container started");
     let stop_at = uptime();
     let (status, took, output) = pod.stop(Signal::SIGTERM, Duration::from_secs(20));
     assert!(status.success(), "{status:?}\n{output}");

@@ -421,7 +421,14 @@ impl PodRuntime {
             }
             // A container waiting for a pull has no deadline: the pull's
             // end makes it due, so the pod is not done while one runs.
-            if self.stopping.is_none() && self.lifecycle.is_done() && !self.images.pulling() {
+            // An instance in its postStart hook runs, though the state
+            // machine does not know it yet.
+            let in_post_start = self.pending_starts.iter().any(Option::is_some);
+            if self.stopping.is_none()
+                && self.lifecycle.is_done()
+                && !self.images.pulling()
+                && !in_post_start
+            {
                 self.finished = true;
                 self.eviction.stop();
                 let phase = self.lifecycle.phase();
