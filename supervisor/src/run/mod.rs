@@ -638,10 +638,13 @@ impl PodRuntime {
     /// sidecars, in reverse order) within the pod's grace period; the
     /// supervisor then exits with the pod's phase.
     fn complete(&mut self) {
-        eprintln!(
-            "supervisor: pod {}: its containers are done, stopping what still runs",
-            self.id
-        );
+        if !self.nothing_runs() {
+            eprintln!(
+                "supervisor: pod {}: its containers are done, stopping its sidecars",
+                self.id
+            );
+        }
+        self.eviction.stop();
         self.lifecycle.stop();
         self.images.stop_pulls();
         self.drop_parked();

@@ -3,8 +3,9 @@
 //! of time, and the ended instances' cgroups still to remove.
 //!
 //! [`SupervisedContainer`] starts an instance (the parked one when there is
-//! one), parks the next, ends an instance from its reaped status (probes
-//! cancelled, output drained, cgroup retired), and stops one (`stop`). It
+//! one), runs its postStart hook, parks the next, ends an instance from its
+//! reaped status (probes and hooks cancelled, output drained, cgroup
+//! retired), and stops one (`stop`: preStop, stop signal, SIGKILL). It
 //! decides nothing: when to start, restart or stop is the restart state
 //! machine's and the pod loop's (`run`), which owns the event loop's tokens.
 
