@@ -153,7 +153,7 @@ fn post_start_delays_running_until_it_returns() {
     let out = tempfile::tempdir().unwrap();
     let name = unique_name("poststart");
     let hook = format!(
-        "    lifecycle:\n      postStart:\n        exec: {{command: [/bin/busybox, sh, -c, '{STAMP}; st hook-begin; sleep 2; st hook-end']}}\n"
+        "    lifecycle:\n      postStart:\n        exec: {{command: [/bin/busybox, sh, -c, '{STAMP}; st hook-begin; sleep 3; st hook-end']}}\n"
     );
     let manifest = pod_yaml(
         &name,
@@ -172,14 +172,16 @@ fn post_start_delays_running_until_it_returns() {
     .unwrap_or_else(|| panic!("the hook did not start\n{}", pod.output()));
     let during = pod.status().expect("status");
     let o = order(out.path());
-    if !o.iter().any(|(e, _)| e == "hook-end") {
-        let state = container_state(&during, "app");
-        assert_eq!(
-            state["waiting"]["reason"], "ContainerCreating",
-            "while postStart runs: {during:#}"
-        );
-        assert_ne!(during["status"]["phase"], "Running", "{during:#}");
-    }
+    assert!(
+        !o.iter().any(|(e, _)| e == "hook-end"),
+        "the status was read while the hook sleeps 3 s: {o:?}"
+    );
+    let state = container_state(&during, "app");
+    assert_eq!(
+        state["waiting"]["reason"], "ContainerCreating",
+        "while postStart runs: {during:#}"
+    );
+    assert_ne!(during["status"]["phase"], "Running", "{during:#}");
     let running = pod.wait_running(Duration::from_secs(20));
     let o = order(out.path());
     assert!(
