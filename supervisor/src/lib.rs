@@ -26,6 +26,7 @@ pub mod confinement;
 pub mod event_loop;
 pub mod eviction;
 pub mod fuzzing;
+pub mod hook;
 pub mod host;
 pub mod images;
 pub mod init;

@@ -279,7 +279,7 @@ impl Counters {
 
 /// Where an HTTP or TCP attempt is.
 #[derive(Debug)]
-enum AttemptPhase {
+pub(crate) enum AttemptPhase {
     /// Waiting for the connection (writable).
     Connecting,
     /// Sending the request from this offset (writable).
@@ -491,11 +491,12 @@ impl Probes {
             request.as_deref(),
             phase,
             slot,
-            &prober.probe,
+            &prober.probe.handler,
             io,
         ) else {
             return outcomes;
         };
+        let result = result.and_then(|code| code.map_or(Ok(()), judge));
         if let Some(InFlight {
             attempt: Attempt::Socket { fd, .. },
             ..
@@ -627,7 +628,13 @@ fn start(
             Attempt::Socket {
                 fd,
                 addr,
-                request: Some(http_request(host.as_deref(), addr, path, headers)),
+                request: Some(http_request(
+                    host.as_deref(),
+                    addr,
+                    path,
+                    headers,
+                    USER_AGENT,
+                )),
                 phase: AttemptPhase::Connecting,
             }
         }
@@ -667,17 +674,19 @@ fn timeout_message(
     }
 }
 
-/// Move a socket attempt on; `Some` once it has a result.
-fn advance(
+/// Move a socket attempt on; `Some` once it has a result: `Ok(None)` when
+/// a TCP connection is made, `Ok(Some(code))` for an HTTP response's
+/// status code, `Err` with Go's wording of what failed.
+pub(crate) fn advance(
     fd: &OwnedFd,
     addr: SocketAddr,
     request: Option<&[u8]>,
     phase: &mut AttemptPhase,
     slot: u8,
-    probe: &spec::Probe,
+    handler: &Handler,
     io: &mut dyn ProbeIo,
-) -> Option<Attempted> {
-    let http_prefix = || match &probe.handler {
+) -> Option<Result<Option<u16>, String>> {
+    let http_prefix = || match handler {
         Handler::HttpGet {
             host, port, path, ..
         } => {
@@ -723,7 +732,7 @@ fn advance(
                     }
                 }
                 if request.is_none() {
-                    return Some(Ok(()));
+                    return Some(Ok(None));
                 }
                 *phase = AttemptPhase::Sending(0);
             }
@@ -758,7 +767,7 @@ fn advance(
                     match socket::recv(fd.as_raw_fd(), &mut chunk[..room], MsgFlags::empty()) {
                         Ok(0) => {
                             return Some(match status_code(buf) {
-                                Some(code) => judge(code),
+                                Some(code) => Ok(Some(code)),
                                 None => Err(format!(
                                     "{}malformed HTTP response {:?}",
                                     http_prefix(),
@@ -769,7 +778,7 @@ fn advance(
                         Ok(n) => {
                             buf.extend_from_slice(&chunk[..n]);
                             if let Some(code) = status_code(buf) {
-                                return Some(judge(code));
+                                return Some(Ok(Some(code)));
                             }
                             if buf.contains(&b'\n') {
                                 return Some(Err(format!(
@@ -819,7 +828,7 @@ fn status_code(buf: &[u8]) -> Option<u16> {
 }
 
 /// An errno as Go prints it (`connection refused`).
-fn describe(e: Errno) -> String {
+pub(crate) fn describe(e: Errno) -> String {
     let text = e.desc();
     let mut chars = text.chars();
     match chars.next() {
@@ -838,7 +847,11 @@ fn quoted(handler: &Handler) -> String {
 
 /// Where to connect: an IP literal or `localhost`, else the pod IP, else
 /// the loopback address. Names are not resolved: that would block.
-fn address(host: Option<&str>, port: u16, pod_ip: Option<IpAddr>) -> Result<SocketAddr, String> {
+pub(crate) fn address(
+    host: Option<&str>,
+    port: u16,
+    pod_ip: Option<IpAddr>,
+) -> Result<SocketAddr, String> {
     let ip = match host {
         None => pod_ip.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST)),
         Some("localhost") => IpAddr::V4(Ipv4Addr::LOCALHOST),
@@ -852,7 +865,7 @@ fn address(host: Option<&str>, port: u16, pod_ip: Option<IpAddr>) -> Result<Sock
 }
 
 /// The URL of an httpGet probe, for messages.
-fn url(host: Option<&str>, port: u16, path: &str, pod_ip: Option<IpAddr>) -> String {
+pub(crate) fn url(host: Option<&str>, port: u16, path: &str, pod_ip: Option<IpAddr>) -> String {
     match address(host, port, pod_ip) {
         Ok(addr) => format!("http://{addr}{path}"),
         Err(_) => format!("http://{}:{port}{path}", host.unwrap_or_default()),
@@ -862,11 +875,12 @@ fn url(host: Option<&str>, port: u16, path: &str, pod_ip: Option<IpAddr>) -> Str
 /// The request the kubelet sends. `Host` is the probe's host (or the
 /// address) with the port; user headers come last and may override
 /// nothing (they are appended as given).
-fn http_request(
+pub(crate) fn http_request(
     host: Option<&str>,
     addr: SocketAddr,
     path: &str,
     headers: &[(String, String)],
+    user_agent: &str,
 ) -> Vec<u8> {
     let host_header = match host {
         Some(h) => format!("{h}:{}", addr.port()),
@@ -878,7 +892,7 @@ fn http_request(
         req.push_str(&format!("Host: {host_header}\r\n"));
     }
     if !has("user-agent") {
-        req.push_str(&format!("User-Agent: {USER_AGENT}\r\n"));
+        req.push_str(&format!("User-Agent: {user_agent}\r\n"));
     }
     if !has("accept") {
         req.push_str("Accept: */*\r\n");
@@ -895,7 +909,7 @@ fn http_request(
 
 /// A non-blocking TCP socket created in `netns` (None: ours), with a
 /// connect to `addr` started.
-fn connect(netns: Option<&Path>, addr: SocketAddr) -> Result<OwnedFd, String> {
+pub(crate) fn connect(netns: Option<&Path>, addr: SocketAddr) -> Result<OwnedFd, String> {
     let family = match addr {
         SocketAddr::V4(_) => AddressFamily::Inet,
         SocketAddr::V6(_) => AddressFamily::Inet6,
@@ -953,7 +967,7 @@ fn in_netns<T>(path: &Path, f: impl FnOnce() -> T) -> Result<T, String> {
 }
 
 /// Start an exec probe inside the container; its pid.
-fn spawn_exec(
+pub(crate) fn spawn_exec(
     argv: &[String],
     target: &ProbeTarget<'_>,
     identity: &ExecIdentity,
@@ -1001,7 +1015,7 @@ fn spawn_exec(
 /// could fork between a snapshot and its kill). The waiter itself is left
 /// alone: it reaps them all inside the container's pid namespace and then
 /// exits, and the caller reaps it.
-fn kill_tree(pid: i32) {
+pub(crate) fn kill_tree(pid: i32) {
     for _ in 0..4 {
         let alive = pid1::descendants(Pid::from_raw(pid));
         if alive.is_empty() {

@@ -29,9 +29,26 @@
 //! the image cannot satisfy (CreateContainerConfigError). It counts no
 //! restart and leaves lastState alone, as kubelet does.
 //!
-//! A native sidecar's start order would be decided here, in
-//! [`PodStateMachine`]: it releases the init containers one at a time
-//! ([`Event::InitDone`]) and the containers after the last of them.
+//! [`PodStateMachine`] releases the init containers one at a time
+//! ([`Event::InitDone`]) and the containers after the last of them. Which
+//! event releases the next one depends on the init container's kind, as
+//! kubelet's `computeInitContainerActions` (kuberuntime_manager.go) has it
+//! for native sidecars (KEP-753):
+//!
+//! ```text
+//! init container i is | the next one (or the containers) is released when i
+//! --------------------+--------------------------------------------------------
+//! plain               | terminated with success (Exited 0, Finished)
+//! sidecar             | is started: running, postStart returned, startup probe
+//!                     | passed ([`PodStateMachine::set_started`]), the first time
+//! ```
+//!
+//! A sidecar restarts under `Always` whatever the pod's policy, with the
+//! same back-off, for the pod's whole life; it never blocks completion:
+//! once every regular container has ended for good
+//! ([`PodStateMachine::regular_containers_done`]) the caller stops the pod,
+//! sidecars last (kubelet's computePodActions kills a pod whose regular
+//! containers are all done).
 //!
 //! It does not spawn, signal or time anything itself; see the event loop.
 
@@ -420,6 +437,10 @@ pub struct ContainerStateMachine {
     ready: bool,
     readiness_probe: bool,
     stopping: bool,
+    /// The running instance is started (startup probe passed, or none).
+    started: bool,
+    /// Some instance was started once (a sidecar then released the next).
+    ever_started: bool,
 }
 
 impl ContainerStateMachine {
@@ -456,6 +477,8 @@ impl ContainerStateMachine {
             ready: false,
             readiness_probe: false,
             stopping: false,
+            started: false,
+            ever_started: false,
         }
     }
 
@@ -488,6 +511,26 @@ impl ContainerStateMachine {
     /// `ready`: running and, when probes exist, passing readiness.
     pub fn ready(&self) -> bool {
         self.ready && matches!(self.state, State::Running { .. })
+    }
+
+    /// `started`: the running instance passed its startup probe (or has
+    /// none), after its postStart hook returned.
+    pub fn started(&self) -> bool {
+        self.started && matches!(self.state, State::Running { .. })
+    }
+
+    /// Whether an instance of it was ever started.
+    pub fn ever_started(&self) -> bool {
+        self.ever_started
+    }
+
+    /// The running instance is started (the probes' `Started` outcome);
+    /// ignored when nothing runs.
+    pub fn set_started(&mut self) {
+        if matches!(self.state, State::Running { .. }) {
+            self.started = true;
+            self.ever_started = true;
+        }
     }
 
     /// Set by the readiness probe.
@@ -539,6 +582,7 @@ impl ContainerStateMachine {
             (State::Waiting { .. }, Event::Started { at, container_id }) => {
                 self.attempts += 1;
                 self.ready = !self.readiness_probe;
+                self.started = false;
                 self.state = State::Running {
                     started: at,
                     container_id,
@@ -633,6 +677,7 @@ impl ContainerStateMachine {
     /// Shared tail of Exited / SpawnFailed: restart with back-off or stop.
     fn ended(&mut self, ended: Terminated, at: Stamp, ran_for: Duration) -> Decision {
         self.ready = false;
+        self.started = false;
         let restart = !self.stopping && self.policy.restarts(&ended.termination);
         if !restart {
             self.state = State::Terminated(ended);
@@ -702,6 +747,10 @@ pub enum Slot {
 pub struct PodStateMachine {
     policy: RestartPolicy,
     init: Vec<ContainerStateMachine>,
+    /// Per init container: a native sidecar.
+    sidecar: Vec<bool>,
+    /// Per init container: what follows it was released.
+    released_next: Vec<bool>,
     apps: Vec<ContainerStateMachine>,
     stopping: bool,
 }
@@ -744,10 +793,66 @@ impl PodStateMachine {
             .collect();
         PodStateMachine {
             policy,
+            sidecar: vec![false; init.len()],
+            released_next: vec![false; init.len()],
             init,
             apps,
             stopping: false,
         }
+    }
+
+    /// Marks the init containers at `indexes` as native sidecars: each
+    /// restarts under `Always` whatever the pod's policy, and releases what
+    /// follows it once started instead of once succeeded. Indexes out of
+    /// range are ignored.
+    pub fn with_sidecars(mut self, indexes: impl IntoIterator<Item = usize>) -> Self {
+        for i in indexes {
+            if let Some(c) = self.init.get_mut(i) {
+                c.policy = RestartPolicy::Always;
+                self.sidecar[i] = true;
+            }
+        }
+        self
+    }
+
+    /// Whether `slot` is a native sidecar.
+    pub fn is_sidecar(&self, slot: Slot) -> bool {
+        matches!(slot, Slot::Init(i) if self.sidecar.get(i).copied().unwrap_or(false))
+    }
+
+    /// The sidecars, in spec order (the reverse of their stop order).
+    pub fn sidecars(&self) -> impl Iterator<Item = Slot> + '_ {
+        self.sidecar
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| **s)
+            .map(|(i, _)| Slot::Init(i))
+    }
+
+    /// The container in `slot` is started (its startup probe passed, or it
+    /// has none): a sidecar started for the first time releases what
+    /// follows it.
+    pub fn set_started(&mut self, slot: Slot, at: Stamp) -> Result<(), PodError> {
+        let container = match slot {
+            Slot::Init(i) => self.init.get_mut(i),
+            Slot::App(i) => self.apps.get_mut(i),
+        }
+        .ok_or(PodError::NoSuchContainer(slot))?;
+        container.set_started();
+        if let Slot::Init(i) = slot
+            && self.sidecar[i]
+            && self.init[i].started()
+            && !self.stopping
+        {
+            self.release_after_init(i, at)?;
+        }
+        Ok(())
+    }
+
+    /// Every regular container has ended for good (it will not restart):
+    /// the pod is complete, and its sidecars are to be stopped.
+    pub fn regular_containers_done(&self) -> bool {
+        !self.apps.is_empty() && self.apps.iter().all(ContainerStateMachine::is_finished)
     }
 
     /// `spec.restartPolicy`.
@@ -792,11 +897,19 @@ impl PodStateMachine {
             .map(Slot::App)
     }
 
-    /// All init containers ended with success.
+    /// Every init container ended with success and every sidecar was
+    /// started (kubelet's Initialized condition).
     pub fn initialized(&self) -> bool {
-        self.init
-            .iter()
-            .all(|c| matches!(c.state(), State::Terminated(t) if t.termination.succeeded()))
+        (0..self.init.len()).all(|i| self.init_complete(i))
+    }
+
+    /// Init container `i` is done: succeeded, or (a sidecar) started once.
+    pub fn init_complete(&self, i: usize) -> bool {
+        match self.init.get(i) {
+            Some(c) if self.sidecar[i] => c.ever_started(),
+            Some(c) => matches!(c.state(), State::Terminated(t) if t.termination.succeeded()),
+            None => false,
+        }
     }
 
     /// Whether [`PodStateMachine::stop`] was called.
@@ -859,14 +972,18 @@ impl PodStateMachine {
                 self.init[i].state(),
                 State::Terminated(t) if t.termination.succeeded()
             );
-            if succeeded && !self.stopping {
+            if succeeded && !self.sidecar[i] && !self.stopping {
                 self.release_after_init(i, at)?;
             }
         }
         Ok(decision)
     }
 
+    /// Release what follows init container `done`, once.
     fn release_after_init(&mut self, done: usize, at: Stamp) -> Result<(), PodError> {
+        if std::mem::replace(&mut self.released_next[done], true) {
+            return Ok(());
+        }
         if let Some(next) = self.init.get_mut(done + 1) {
             next.handle(Event::InitDone { at })?;
         } else {
@@ -897,12 +1014,22 @@ impl PodStateMachine {
         !running && self.next_deadline().is_none()
     }
 
-    /// `status.phase`, derived as kubelet's `getPhase` does.
+    /// `status.phase`, derived as kubelet's `getPhase` does
+    /// (pkg/kubelet/kubelet_pods.go): plain init containers first; then
+    /// sidecars count as running (or waiting, before their first run), but
+    /// a terminated sidecar counts for nothing; a sidecar not yet started
+    /// keeps the pod Pending until a regular container has started.
     pub fn phase(&self) -> PodPhase {
-        if !self.initialized() {
-            let init_failed_for_good = self
-                .init
+        let plain_init = || {
+            self.init
                 .iter()
+                .zip(&self.sidecar)
+                .filter(|(_, sidecar)| !**sidecar)
+                .map(|(c, _)| c)
+        };
+        let init_done = |c: &ContainerStateMachine| matches!(c.state(), State::Terminated(t) if t.termination.succeeded());
+        if !plain_init().all(init_done) {
+            let init_failed_for_good = plain_init()
                 .any(|c| matches!(c.state(), State::Terminated(t) if !t.termination.succeeded()));
             return if init_failed_for_good {
                 PodPhase::Failed
@@ -911,20 +1038,44 @@ impl PodStateMachine {
             };
         }
         let (mut running, mut waiting, mut stopped, mut succeeded) = (0, 0, 0, 0);
+        let mut pending_sidecars = 0;
+        for c in self.sidecars().filter_map(|slot| self.get(slot)) {
+            match c.state() {
+                State::Running { .. } => {
+                    running += 1;
+                    if !c.started() {
+                        pending_sidecars += 1;
+                    }
+                }
+                State::Waiting { .. } if c.last_termination().is_none() => {
+                    waiting += 1;
+                    pending_sidecars += 1;
+                }
+                State::Waiting { .. } | State::Terminated(_) => {}
+            }
+        }
+        let mut any_app_started = false;
         for c in &self.apps {
             match c.state() {
-                State::Running { .. } => running += 1,
+                State::Running { .. } => {
+                    running += 1;
+                    any_app_started = true;
+                }
                 State::Terminated(t) => {
                     stopped += 1;
+                    any_app_started = true;
                     if t.termination.succeeded() {
                         succeeded += 1;
                     }
                 }
-                State::Waiting { .. } if c.last_termination().is_some() => stopped += 1,
+                State::Waiting { .. } if c.last_termination().is_some() => {
+                    stopped += 1;
+                    any_app_started = true;
+                }
                 State::Waiting { .. } => waiting += 1,
             }
         }
-        if waiting > 0 {
+        if (pending_sidecars > 0 && !any_app_started) || waiting > 0 {
             PodPhase::Pending
         } else if running > 0 {
             PodPhase::Running
@@ -1368,5 +1519,121 @@ mod tests {
             .unwrap();
         assert_eq!(d, Decision::Finished);
         assert!(pod.is_done());
+    }
+
+    fn start(pod: &mut PodStateMachine, slot: Slot, at: Stamp) {
+        pod.handle(
+            slot,
+            Event::Started {
+                at,
+                container_id: format!("{slot:?}"),
+            },
+        )
+        .unwrap();
+    }
+
+    fn exit(pod: &mut PodStateMachine, slot: Slot, at: Stamp, code: i32) -> Decision {
+        pod.handle(
+            slot,
+            Event::Exited {
+                at,
+                termination: crash(code),
+            },
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_sidecar_releases_the_next_init_container_once_started() {
+        let t = Stamp::now();
+        let mut pod = PodStateMachine::new(
+            RestartPolicy::Never,
+            small(),
+            ["proxy", "setup"],
+            ["app"],
+            t,
+        )
+        .with_sidecars([0]);
+        assert!(pod.is_sidecar(Slot::Init(0)) && !pod.is_sidecar(Slot::Init(1)));
+        assert_eq!(pod.due(t.mono), [Slot::Init(0)]);
+        start(&mut pod, Slot::Init(0), t);
+        // Running is not started: the startup probe (or postStart) decides.
+        assert!(pod.due(t.mono).is_empty());
+        assert!(!pod.initialized());
+        assert_eq!(pod.phase(), PodPhase::Pending);
+        pod.set_started(Slot::Init(0), t).unwrap();
+        assert_eq!(pod.due(t.mono), [Slot::Init(1)]);
+        start(&mut pod, Slot::Init(1), t);
+        assert!(pod.due(t.mono).is_empty(), "the containers wait for setup");
+        exit(&mut pod, Slot::Init(1), t, 0);
+        assert!(pod.initialized());
+        assert_eq!(pod.due(t.mono), [Slot::App(0)]);
+        start(&mut pod, Slot::App(0), t);
+        assert_eq!(pod.phase(), PodPhase::Running);
+    }
+
+    #[test]
+    fn a_sidecar_restarts_under_always_whatever_the_pod_policy() {
+        let t = Stamp::now();
+        let mut pod = PodStateMachine::new(RestartPolicy::Never, small(), ["proxy"], ["app"], t)
+            .with_sidecars([0]);
+        start(&mut pod, Slot::Init(0), t);
+        pod.set_started(Slot::Init(0), t).unwrap();
+        start(&mut pod, Slot::App(0), t);
+        // Exit 0 too: a sidecar always comes back, with the back-off.
+        assert_eq!(
+            exit(&mut pod, Slot::Init(0), t, 0),
+            Decision::RestartAt(t.mono)
+        );
+        start(&mut pod, Slot::Init(0), t);
+        let later = t.after(ms(5));
+        assert_eq!(
+            exit(&mut pod, Slot::Init(0), later, 1),
+            Decision::RestartAt(later.mono + ms(100))
+        );
+        assert_eq!(pod.get(Slot::Init(0)).unwrap().restart_count(), 1);
+        // Its restarts release nothing twice and keep the pod initialized.
+        assert!(pod.initialized());
+        assert_eq!(pod.phase(), PodPhase::Running);
+    }
+
+    #[test]
+    fn a_sidecar_does_not_block_completion() {
+        let t = Stamp::now();
+        let mut pod = PodStateMachine::new(RestartPolicy::Never, small(), ["proxy"], ["job"], t)
+            .with_sidecars([0]);
+        start(&mut pod, Slot::Init(0), t);
+        pod.set_started(Slot::Init(0), t).unwrap();
+        start(&mut pod, Slot::App(0), t);
+        assert!(!pod.regular_containers_done());
+        assert_eq!(exit(&mut pod, Slot::App(0), t, 0), Decision::Finished);
+        assert!(pod.regular_containers_done());
+        // kubelet: Running while the sidecar runs, Succeeded once stopped.
+        assert_eq!(pod.phase(), PodPhase::Running);
+        assert!(!pod.is_done());
+        pod.stop();
+        assert_eq!(exit(&mut pod, Slot::Init(0), t, 143), Decision::Finished);
+        assert!(pod.is_done());
+        assert_eq!(pod.phase(), PodPhase::Succeeded);
+    }
+
+    #[test]
+    fn a_sidecar_that_never_started_keeps_the_pod_pending() {
+        let t = Stamp::now();
+        let mut pod = PodStateMachine::new(RestartPolicy::Always, small(), ["proxy"], ["app"], t)
+            .with_sidecars([0]);
+        start(&mut pod, Slot::Init(0), t);
+        // Crashing before its startup probe passed: restarted, and the
+        // containers still wait.
+        exit(&mut pod, Slot::Init(0), t, 1);
+        assert_eq!(pod.due(t.mono), [Slot::Init(0)]);
+        assert_eq!(pod.phase(), PodPhase::Pending);
+        assert!(matches!(
+            pod.get(Slot::App(0)).unwrap().state(),
+            State::Waiting {
+                reason: WaitingReason::PodInitializing,
+                ..
+            }
+        ));
     }
 }

@@ -369,13 +369,27 @@ fn the_request_is_the_kubelets_and_headers_cannot_break_lines() {
         ("X-Custom".to_string(), "a\r\nEvil: 1".to_string()),
         ("Accept".to_string(), "application/json".to_string()),
     ];
-    let req = String::from_utf8(http_request(None, addr, "/healthz?x=1", &headers)).unwrap();
+    let req = String::from_utf8(http_request(
+        None,
+        addr,
+        "/healthz?x=1",
+        &headers,
+        USER_AGENT,
+    ))
+    .unwrap();
     assert_eq!(
         req,
         "GET /healthz?x=1 HTTP/1.1\r\nHost: 10.1.2.3:8080\r\nUser-Agent: kube-probe/1.33\r\n\
          Connection: close\r\nX-Custom: a  Evil: 1\r\nAccept: application/json\r\n\r\n"
     );
-    let req = String::from_utf8(http_request(Some("example.test"), addr, "/", &[])).unwrap();
+    let req = String::from_utf8(http_request(
+        Some("example.test"),
+        addr,
+        "/",
+        &[],
+        USER_AGENT,
+    ))
+    .unwrap();
     assert!(req.contains("Host: example.test:8080\r\n"), "{req}");
     assert!(req.contains("Accept: */*\r\n"), "{req}");
 }

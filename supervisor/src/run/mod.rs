@@ -4,10 +4,13 @@
 //! `supervised::SupervisedContainer`). One epoll set (signalfd, log pipes,
 //! probe sockets, one timer) drives everything: nothing polls. Exits come
 //! from SIGCHLD, reaped and matched against the containers' pids (an
-//! unmatched one is an orphan, forgotten). SIGTERM/SIGINT: stop signals,
-//! the grace period, a kill through the cgroups, then the teardown. A Job's
-//! pods are run one after the other by `job`, under [`crate::job`]'s
-//! decisions.
+//! unmatched one is an orphan, forgotten). SIGTERM/SIGINT: each container's
+//! preStop hook, then its stop signal (sidecars last, in reverse order),
+//! the grace period, a kill through the cgroups, then the teardown. A pod
+//! whose regular containers are all done stops its sidecars the same way
+//! and ends with its phase. A postStart hook runs right after each start;
+//! the container is Running once it returned. A Job's pods are run one
+//! after the other by `job`, under [`crate::job`]'s decisions.
 
 mod job;
 mod sandbox;
@@ -15,6 +18,7 @@ mod sandbox;
 use crate::confinement::{self, ConfinementOptions};
 use crate::event_loop::{EventLoop, EventLoopError, TIMER};
 use crate::eviction::Eviction;
+use crate::hook::{self, HOOK_SLOT, HookKind};
 use crate::host;
 use crate::images::{Availability, ImageOptions, PodImages, RESYNC};
 use crate::job::{JobBackoff, JobController, JobFailure};
@@ -29,7 +33,8 @@ use crate::restart::{self, BackoffConfig, Decision, Event, Slot, Stamp, WaitingR
 use crate::spec::{self, PodSpec};
 use crate::status::{self, ContainerMeta, PodMeta, StatusStore};
 use crate::supervised::{
-    self, CGROUP_TIMEOUT, CommandError, FdWatch, SupervisedContainer, SupervisedError,
+    self, CGROUP_TIMEOUT, CommandError, FdWatch, HookContext, HookDone, StopNote,
+    SupervisedContainer, SupervisedError,
 };
 use crate::trace::{Step, Trace};
 use anyhow::Context;
@@ -242,12 +247,14 @@ impl FdWatch for ContainerFds<'_> {
     }
 }
 
-/// How the pod is being stopped.
+/// How the pod is being stopped (each container's grace period is its
+/// own, see `supervised::stop`).
 struct Stopping {
-    /// The end of the grace period; once `killed`, how long SIGKILLed
-    /// processes get to be gone.
-    deadline: Instant,
+    /// Everything was SIGKILLed at once (a second SIGINT, an eviction).
     killed: bool,
+    /// The pod completed (its regular containers are done): what still
+    /// runs (its sidecars) is stopped, and the phase stands.
+    completing: bool,
 }
 
 struct PodRuntime {
@@ -284,6 +291,9 @@ struct PodRuntime {
     job: Option<JobController>,
     /// The Job failed while the pod ran: it is being killed.
     killed_for_job: Option<JobFailure>,
+    /// Per container: an instance that runs its postStart hook, not yet
+    /// told to the state machine (when it started, its id).
+    pending_starts: Vec<Option<(Stamp, String)>>,
 }
 
 impl PodRuntime {
@@ -302,6 +312,13 @@ impl PodRuntime {
             pod.init_containers.iter().map(|c| c.name.clone()),
             pod.containers.iter().map(|c| c.name.clone()),
             now,
+        )
+        .with_sidecars(
+            pod.init_containers
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| c.kind == spec::ContainerKind::Sidecar)
+                .map(|(i, _)| i),
         );
         let containers = pod
             .init_containers
@@ -336,6 +353,7 @@ impl PodRuntime {
         let state_dir = config.layout.pod_state_dir(&id);
         let images = PodImages::new(config.images.clone(), config.backoff, &pod, &state_dir);
         let holds = vec![None; pod.init_containers.len() + pod.containers.len()];
+        let pending_starts = vec![None; holds.len()];
         PodRuntime {
             images,
             holds,
@@ -360,6 +378,7 @@ impl PodRuntime {
             evicted: None,
             job,
             killed_for_job: None,
+            pending_starts,
         }
     }
 
@@ -430,21 +449,22 @@ impl PodRuntime {
         loop {
             let now = Instant::now();
             self.notifier.ping_if_due(now);
-            if let Some(stopping) = &self.stopping
-                && now >= stopping.deadline
-            {
-                if !stopping.killed {
-                    self.kill_all("the grace period ended");
-                } else {
-                    // SIGKILLed and still there (a process stuck in the
-                    // kernel): the teardown tries once more and reports.
-                    eprintln!(
-                        "supervisor: pod {}: processes left {CGROUP_TIMEOUT:?} after SIGKILL",
-                        self.id
-                    );
-                    return Ok(self.outcome_when_stopped());
-                }
+            if self.stopping.is_some() && self.kill_overdue().is_some_and(|at| now >= at) {
+                // SIGKILLed and still there (a process stuck in the
+                // kernel): the teardown tries once more and reports.
+                eprintln!(
+                    "supervisor: pod {}: processes left {CGROUP_TIMEOUT:?} after SIGKILL",
+                    self.id
+                );
+                return Ok(self.outcome_when_stopped());
             }
+            // kubelet's computePodActions: a pod whose regular containers
+            // are all done (restartPolicy Never or OnFailure) is killed,
+            // its sidecars with it: they never keep it alive.
+            if self.stopping.is_none() && self.lifecycle.regular_containers_done() {
+                self.complete();
+            }
+            self.advance_stops(now);
             if let Some(message) = self.eviction.check_if_due(now) {
                 self.evict(message);
             }
@@ -462,11 +482,26 @@ impl PodRuntime {
                 c.sweep_retired(swept_at);
             }
             if self.stopping.is_some() && self.nothing_runs() && !self.images.pulling() {
+                if self.stopping.as_ref().is_some_and(|s| s.completing) {
+                    self.finished = true;
+                    eprintln!(
+                        "supervisor: pod {} is {}",
+                        self.id,
+                        self.lifecycle.phase().as_str()
+                    );
+                }
                 return Ok(self.outcome_when_stopped());
             }
             // A container waiting for a pull has no deadline: the pull's
             // end makes it due, so the pod is not done while one runs.
-            if self.stopping.is_none() && self.lifecycle.is_done() && !self.images.pulling() {
+            // An instance in its postStart hook runs, though the state
+            // machine does not know it yet.
+            let in_post_start = self.pending_starts.iter().any(Option::is_some);
+            if self.stopping.is_none()
+                && self.lifecycle.is_done()
+                && !self.images.pulling()
+                && !in_post_start
+            {
                 self.finished = true;
                 self.eviction.stop();
                 let phase = self.lifecycle.phase();
@@ -476,7 +511,7 @@ impl PodRuntime {
             let deadline = [
                 self.lifecycle.next_deadline(),
                 self.job_deadline(),
-                self.stopping.as_ref().map(|s| s.deadline),
+                self.kill_overdue(),
                 self.notifier.next_ping(),
                 self.eviction.next_check(),
                 self.probe_deadline(),
@@ -546,13 +581,23 @@ impl PodRuntime {
             return;
         };
         let netns = self.sandbox.netns_path();
-        let pod_ip = self.sandbox.pod_ip();
+        let hooks = HookContext {
+            netns: netns.as_deref(),
+            pod_ip: self.sandbox.pod_ip(),
+        };
         let mut outcomes = Vec::new();
+        let mut hooks_done = Vec::new();
         for (index, c) in self.containers.iter_mut().enumerate() {
             let mut fds = ContainerFds::new(event_loop, index);
-            for outcome in c.tick_probes(now, netns.as_deref(), pod_ip, &mut fds) {
+            if let Some(done) = c.tick_post_start(now) {
+                hooks_done.push((index, done));
+            }
+            for outcome in c.tick_probes(now, hooks, &mut fds) {
                 outcomes.push((index, outcome));
             }
+        }
+        for (index, done) in hooks_done {
+            self.on_hook_done(index, done);
         }
         for (index, outcome) in outcomes {
             self.on_probe_outcome(index, outcome);
@@ -568,6 +613,10 @@ impl PodRuntime {
                 if !has_readiness && let Some(state) = self.lifecycle.get_mut(slot) {
                     state.set_ready(true);
                 }
+                // A sidecar started releases what follows it.
+                if let Err(error) = self.lifecycle.set_started(slot, Stamp::now()) {
+                    eprintln!("supervisor: {error}");
+                }
             }
             Outcome::Ready(ready) => {
                 if let Some(state) = self.lifecycle.get_mut(slot) {
@@ -580,11 +629,25 @@ impl PodRuntime {
                 grace_period,
             } => {
                 let grace = grace_period.unwrap_or(self.pod.termination_grace_period);
-                if !c.stop_for_probe(&message, grace) {
+                let netns = self.sandbox.netns_path();
+                let hooks = HookContext {
+                    netns: netns.as_deref(),
+                    pod_ip: self.sandbox.pod_ip(),
+                };
+                let Some(event_loop) = self.event_loop.as_ref() else {
                     return;
-                }
-                let name = &c.spec().name;
+                };
+                let Some(notes) = c.stop_for(
+                    &message,
+                    grace,
+                    hooks,
+                    &mut ContainerFds::new(event_loop, index),
+                ) else {
+                    return;
+                };
+                let name = c.spec().name.clone();
                 eprintln!("supervisor: [{name}] {message}: killing it");
+                self.on_stop_notes(index, notes);
                 if let Some(state) = self.lifecycle.get_mut(slot) {
                     state.set_ready(false);
                 }
@@ -682,16 +745,218 @@ impl PodRuntime {
         self.images.stop_pulls();
         self.drop_parked();
         self.meta.deleting = Some(SystemTime::now());
-        // Each instance's own grace deadline is the pod's one, below.
-        for c in &mut self.containers {
-            if let Err(error) = c.stop(grace) {
-                eprintln!("supervisor: {error}");
+        self.stop_containers(grace);
+        self.stopping = Some(Stopping {
+            killed: false,
+            completing: false,
+        });
+    }
+
+    /// The regular containers are all done: stop what still runs (the
+    /// sidecars, in reverse order) within the pod's grace period; the
+    /// supervisor then exits with the pod's phase.
+    fn complete(&mut self) {
+        if !self.nothing_runs() {
+            eprintln!(
+                "supervisor: pod {}: its containers are done, stopping its sidecars",
+                self.id
+            );
+        }
+        self.eviction.stop();
+        self.lifecycle.stop();
+        self.images.stop_pulls();
+        self.drop_parked();
+        self.stop_containers(self.pod.termination_grace_period);
+        self.stopping = Some(Stopping {
+            killed: false,
+            completing: true,
+        });
+    }
+
+    /// Begin stopping every running container within `grace` (their
+    /// preStop hooks start now; the stop signals follow in
+    /// `advance_stops`).
+    fn stop_containers(&mut self, grace: std::time::Duration) {
+        let Some(event_loop) = self.event_loop.as_ref() else {
+            return;
+        };
+        let netns = self.sandbox.netns_path();
+        let hooks = HookContext {
+            netns: netns.as_deref(),
+            pod_ip: self.sandbox.pod_ip(),
+        };
+        let mut notes = Vec::new();
+        for (index, c) in self.containers.iter_mut().enumerate() {
+            let begun = c.begin_stop(
+                grace,
+                None,
+                hooks,
+                &mut ContainerFds::new(event_loop, index),
+            );
+            notes.push((index, begun));
+        }
+        for (index, notes) in notes {
+            self.on_stop_notes(index, notes);
+        }
+    }
+
+    /// Step every stop under way: a container gets its stop signal once its
+    /// preStop hook returned and it is its turn. kubelet's
+    /// terminationOrdering (kuberuntime_termination_order.go), when the
+    /// pod stops: a sidecar's turn comes once every regular container and
+    /// every sidecar after it has exited; the others' at once.
+    fn advance_stops(&mut self, now: Instant) {
+        let Some(event_loop) = self.event_loop.as_ref() else {
+            return;
+        };
+        let pod_stop = self.stopping.is_some();
+        let running: Vec<(Slot, bool)> = self
+            .containers
+            .iter()
+            .map(|c| (c.slot(), c.is_running()))
+            .collect();
+        let mut notes = Vec::new();
+        for (index, c) in self.containers.iter_mut().enumerate() {
+            if !c.is_stopping() {
+                continue;
+            }
+            let turn = !pod_stop
+                || match c.slot() {
+                    Slot::Init(i) if self.lifecycle.is_sidecar(c.slot()) => {
+                        running.iter().all(|(slot, runs)| {
+                            !runs
+                                || match slot {
+                                    Slot::App(_) => false,
+                                    Slot::Init(j) => *j <= i || !self.lifecycle.is_sidecar(*slot),
+                                }
+                        })
+                    }
+                    _ => true,
+                };
+            let stepped = c.advance_stop(now, turn, &mut ContainerFds::new(event_loop, index));
+            if !stepped.is_empty() {
+                notes.push((index, stepped));
             }
         }
-        self.stopping = Some(Stopping {
-            deadline: Instant::now() + grace,
-            killed: false,
-        });
+        for (index, notes) in notes {
+            self.on_stop_notes(index, notes);
+        }
+    }
+
+    /// When every running container has been SIGKILLed long enough to be
+    /// gone (None: something still runs that was not killed).
+    fn kill_overdue(&self) -> Option<Instant> {
+        let mut latest = None;
+        for c in self.containers.iter().filter(|c| c.is_running()) {
+            let at = c.killed_at()?;
+            latest = latest.max(Some(at + CGROUP_TIMEOUT));
+        }
+        latest
+    }
+
+    /// kubelet's pod name in hook messages (`format.Pod`).
+    fn pod_for_messages(&self) -> String {
+        format!(
+            "{}_{}({})",
+            self.pod.name,
+            self.pod.namespace,
+            self.id.uid()
+        )
+    }
+
+    /// Report what a step of container `index`'s stop said.
+    fn on_stop_notes(&mut self, index: usize, notes: Vec<StopNote>) {
+        let name = self.containers[index].spec().name.clone();
+        for note in notes {
+            match note {
+                StopNote::PreStopFailed(detail) => {
+                    let Some(handler) = self.containers[index].spec().pre_stop.clone() else {
+                        continue;
+                    };
+                    self.hook_failed(index, HookKind::PreStop, &handler, &detail);
+                }
+                StopNote::PreStopCutOff => eprintln!(
+                    "supervisor: [{name}] preStop hook still running at the end of the grace period: stopping the container"
+                ),
+                StopNote::Signalled(_) => {}
+                StopNote::SignalFailed(error) => eprintln!("supervisor: {error}"),
+                StopNote::Killed => {
+                    eprintln!("supervisor: [{name}] the grace period ended: killing it")
+                }
+            }
+        }
+    }
+
+    /// A hook failed with `detail`: kubelet's message, logged and recorded
+    /// as a Warning event (FailedPostStartHook, FailedPreStopHook).
+    fn hook_failed(
+        &mut self,
+        index: usize,
+        kind: HookKind,
+        handler: &spec::Handler,
+        detail: &str,
+    ) -> String {
+        let name = self.containers[index].spec().name.clone();
+        let message = hook::failure_message(handler, &name, &self.pod_for_messages(), detail);
+        eprintln!("supervisor: [{name}] {}: {message}", kind.failed_reason());
+        self.record_container_event(&[index], "Warning", kind.failed_reason(), &message);
+        message
+    }
+
+    /// Container `index`'s hook ended.
+    fn on_hook_done(&mut self, index: usize, done: HookDone) {
+        match (done.kind, done.result) {
+            (HookKind::PostStart, Ok(())) => self.post_start_returned(index),
+            (HookKind::PostStart, Err(detail)) => {
+                self.post_start_returned(index);
+                self.post_start_failed(index, &done.handler, &detail);
+            }
+            (HookKind::PreStop, Ok(())) => {}
+            (HookKind::PreStop, Err(detail)) => {
+                self.hook_failed(index, HookKind::PreStop, &done.handler, &detail);
+            }
+        }
+    }
+
+    /// The instance of container `index` whose postStart returned is
+    /// Running now (kubelet's startContainer returns only then).
+    fn post_start_returned(&mut self, index: usize) {
+        let Some((at, container_id)) = self.pending_starts[index].take() else {
+            return;
+        };
+        let slot = self.containers[index].slot();
+        if let Err(error) = self
+            .lifecycle
+            .handle(slot, Event::Started { at, container_id })
+        {
+            eprintln!("supervisor: {error}");
+        }
+    }
+
+    /// kubelet's startContainer: a failed postStart hook kills the
+    /// container (`killContainer` with reason FailedPostStartHook: its
+    /// preStop hook and the pod's grace period); it then restarts under
+    /// its policy with the back-off, the hook's message in lastState.
+    fn post_start_failed(&mut self, index: usize, handler: &spec::Handler, detail: &str) {
+        let message = self.hook_failed(index, HookKind::PostStart, handler, detail);
+        let Some(event_loop) = self.event_loop.as_ref() else {
+            return;
+        };
+        let netns = self.sandbox.netns_path();
+        let hooks = HookContext {
+            netns: netns.as_deref(),
+            pod_ip: self.sandbox.pod_ip(),
+        };
+        let grace = self.pod.termination_grace_period;
+        let notes = self.containers[index].stop_for(
+            &message,
+            grace,
+            hooks,
+            &mut ContainerFds::new(event_loop, index),
+        );
+        if let Some(notes) = notes {
+            self.on_stop_notes(index, notes);
+        }
     }
 
     /// kubelet's eviction for a local-storage limit: the containers are
@@ -708,17 +973,22 @@ impl PodRuntime {
         self.images.stop_pulls();
         self.drop_parked();
         self.stopping = Some(Stopping {
-            deadline: Instant::now(),
             killed: false,
+            completing: false,
         });
         self.kill_all("evicted");
     }
 
-    /// What `run` returns once a stopped pod is down.
+    /// What `run` returns once a stopped pod is down: evicted, killed for
+    /// its Job, completed with its phase (its regular containers done, its
+    /// sidecars stopped), or stopped by a signal.
     fn outcome_when_stopped(&self) -> PodOutcome {
+        let completed =
+            self.stopping.as_ref().is_some_and(|s| s.completing) && self.stopped_by.is_none();
         match (self.evicted.is_some(), self.killed_for_job) {
             (true, _) => PodOutcome::Evicted,
             (false, Some(failure)) => PodOutcome::KilledForJob(failure),
+            (false, None) if completed => PodOutcome::Finished(self.lifecycle.phase()),
             (false, None) => PodOutcome::Stopped,
         }
     }
@@ -728,14 +998,13 @@ impl PodRuntime {
         eprintln!("supervisor: {why}: killing what is left of pod {}", self.id);
         // SIGKILL to every container at once, without waiting for one
         // before the next: their exits come back as SIGCHLD.
-        for c in &self.containers {
+        for c in &mut self.containers {
             if let Err(error) = c.kill() {
                 eprintln!("supervisor: [{}] {error}", c.spec().name);
             }
         }
         if let Some(stopping) = &mut self.stopping {
             stopping.killed = true;
-            stopping.deadline = Instant::now() + CGROUP_TIMEOUT;
         }
     }
 
@@ -763,6 +1032,13 @@ impl PodRuntime {
                 .position(|c| c.running_pid() == Some(pid))
             {
                 self.on_exit(index, status);
+            } else if let Some((index, done)) = self
+                .containers
+                .iter_mut()
+                .enumerate()
+                .find_map(|(i, c)| c.on_hook_exit(pid, &status).map(|d| (i, d)))
+            {
+                self.on_hook_done(index, done);
             } else if self.sandbox.pause_pid() == Some(pid) {
                 self.on_sandbox_death(status)?;
             } else {
@@ -799,6 +1075,14 @@ impl PodRuntime {
         );
         let slot = c.slot();
         let name = c.spec().name.clone();
+        // Ended during its postStart hook: it did start.
+        if let Some((at, container_id)) = self.pending_starts[index].take()
+            && let Err(error) = self
+                .lifecycle
+                .handle(slot, Event::Started { at, container_id })
+        {
+            eprintln!("supervisor: {error}");
+        }
         match self.lifecycle.handle(
             slot,
             Event::Exited {
@@ -851,6 +1135,10 @@ impl PodRuntime {
         let stream = match token % TOKENS_PER_CONTAINER {
             STDOUT_TOKEN => Stream::Stdout,
             STDERR_TOKEN => Stream::Stderr,
+            k if k == PROBE_TOKEN + u64::from(HOOK_SLOT) => {
+                self.on_hook_socket(index);
+                return;
+            }
             k if k >= PROBE_TOKEN => {
                 self.on_probe_socket(index, (k - PROBE_TOKEN) as u8);
                 return;
@@ -867,6 +1155,17 @@ impl PodRuntime {
             &mut self.echo,
             &mut ContainerFds::new(event_loop, index),
         );
+    }
+
+    fn on_hook_socket(&mut self, index: usize) {
+        let (Some(event_loop), Some(c)) =
+            (self.event_loop.as_ref(), self.containers.get_mut(index))
+        else {
+            return;
+        };
+        if let Some(done) = c.on_hook_socket(&mut ContainerFds::new(event_loop, index)) {
+            self.on_hook_done(index, done);
+        }
     }
 
     fn on_probe_socket(&mut self, index: usize, slot: u8) {
@@ -938,7 +1237,9 @@ impl PodRuntime {
                 }
                 let container_id =
                     format!("supervisor://{}/{}/{}", self.id.key(), name, restart_count);
-                if let Err(error) = self.lifecycle.handle(
+                if self.containers[index].spec().post_start.is_some() {
+                    self.run_post_start(index, slot, now, container_id);
+                } else if let Err(error) = self.lifecycle.handle(
                     slot,
                     Event::Started {
                         at: now,
@@ -1007,6 +1308,34 @@ impl PodRuntime {
                     .handle(slot, Event::SpawnFailed { at: now, message })
                 {
                     eprintln!("supervisor: {error}");
+                }
+            }
+        }
+    }
+
+    /// kubelet's startContainer runs the postStart hook right after the
+    /// start and returns only when it has: until then the container waits
+    /// as ContainerCreating (its instance runs; no probe runs yet), and
+    /// once it returns the instance is Running since `at`.
+    fn run_post_start(&mut self, index: usize, slot: Slot, at: Stamp, container_id: String) {
+        let Some(event_loop) = self.event_loop.as_ref() else {
+            return;
+        };
+        let netns = self.sandbox.netns_path();
+        let hooks = HookContext {
+            netns: netns.as_deref(),
+            pod_ip: self.sandbox.pod_ip(),
+        };
+        let begun = self.containers[index]
+            .begin_post_start(hooks, &mut ContainerFds::new(event_loop, index));
+        self.pending_starts[index] = Some((at, container_id));
+        match begun {
+            Ok(()) => self.hold(slot, WaitingReason::ContainerCreating, None, None),
+            Err(detail) => {
+                let handler = self.containers[index].spec().post_start.clone();
+                self.post_start_returned(index);
+                if let Some(handler) = handler {
+                    self.post_start_failed(index, &handler, &detail);
                 }
             }
         }

@@ -3,9 +3,9 @@
 //! env, resources, security, mounts, ports, probes and the stop signal,
 //! each checked in its own module). Names and host ports unique across the
 //! pod are checked here. Native sidecars (init containers with
-//! `restartPolicy: Always`) and lifecycle hooks are refused in
-//! [`container_kind`] and [`stop_signal`]; their kinds and handlers would
-//! be decided there. Nothing here runs a container.
+//! `restartPolicy: Always`) are told apart in [`container_kind`]; the
+//! lifecycle hooks and the stop signal are read in [`lifecycle`]. Nothing
+//! here runs a container.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -18,7 +18,7 @@ use super::env::{EnvVar, RuntimeValues, expand, resolve};
 use super::image::{self, ContainerImage};
 use super::names::{check_label, clean_absolute};
 use super::ports::{self, Port, Protocol};
-use super::probes::{self, Probe};
+use super::probes::{self, Handler, Probe};
 use super::resources::{self, ContainerResources};
 use super::security::{self, SecurityContext};
 use super::volumes::{self, Volume, VolumeMount};
@@ -30,6 +30,10 @@ use crate::manifest::{self, IgnoredFields};
 pub enum ContainerKind {
     /// Runs to success before the next one starts.
     Init,
+    /// A native sidecar (KEP-753): an init container with `restartPolicy:
+    /// Always`, started in init order, the next one started once it is
+    /// started, kept running for the pod's life.
+    Sidecar,
     /// A regular container.
     Regular,
 }
@@ -68,6 +72,12 @@ pub struct Container {
     pub startup_probe: Option<Probe>,
     /// `lifecycle.stopSignal` (default SIGTERM).
     pub stop_signal: nix::sys::signal::Signal,
+    /// `lifecycle.postStart`: runs right after the start; the container
+    /// is not Running until it returns, and is killed if it fails.
+    pub post_start: Option<Handler>,
+    /// `lifecycle.preStop`: runs before the stop signal, within the grace
+    /// period.
+    pub pre_stop: Option<Handler>,
 }
 
 impl Container {
@@ -110,6 +120,8 @@ pub(super) struct PodParts<'a> {
     pub volumes: &'a [Volume],
     /// `hostNetwork`.
     pub host_network: bool,
+    /// `terminationGracePeriodSeconds`: the longest `sleep` hook.
+    pub grace_period_seconds: u64,
 }
 
 /// `initContainers` and `containers` of the pod spec at `p`: names unique
@@ -206,7 +218,18 @@ fn container(
     let liveness_probe = probe_of("livenessProbe", c.liveness_probe.as_ref(), true)?;
     let readiness_probe = probe_of("readinessProbe", c.readiness_probe.as_ref(), false)?;
     let startup_probe = probe_of("startupProbe", c.startup_probe.as_ref(), true)?;
-    let stop_signal = stop_signal(ctx, c.lifecycle.as_ref(), kind, cp)?;
+    let Lifecycle {
+        stop_signal,
+        post_start,
+        pre_stop,
+    } = lifecycle(
+        ctx,
+        c.lifecycle.as_ref(),
+        kind,
+        &ports,
+        pod.grace_period_seconds,
+        cp,
+    )?;
 
     Ok(Container {
         name: name.to_owned(),
@@ -224,6 +247,8 @@ fn container(
         readiness_probe,
         startup_probe,
         stop_signal,
+        post_start,
+        pre_stop,
     })
 }
 
@@ -269,15 +294,8 @@ fn container_kind(
     };
     let path = format!("{cp}.restartPolicy");
     Err(match (listed, policy) {
-        // Parsed as Kubernetes has it, but the runtime does not run
-        // sidecars yet: refuse rather than run them as plain init
-        // containers.
-        (ContainerKind::Init, "Always") => ctx.err(
-            path,
-            Some("Always"),
-            "not supported yet: sidecar containers (an init container with restartPolicy Always)",
-        ),
-        (ContainerKind::Init, other) => ctx.err(
+        (ContainerKind::Init, "Always") => return Ok(ContainerKind::Sidecar),
+        (ContainerKind::Init | ContainerKind::Sidecar, other) => ctx.err(
             path,
             Some(other),
             "an init container's restartPolicy can only be Always (a sidecar)",
@@ -314,16 +332,30 @@ fn working_dir(ctx: &Ctx<'_>, w: Option<&str>, cp: &str) -> Result<Option<PathBu
     }
 }
 
-/// `lifecycle.stopSignal` (default SIGTERM). Hooks are refused: the
-/// runtime does not run them yet, and skipping them would be wrong.
-fn stop_signal(
+/// What `lifecycle` says: the stop signal and the hooks.
+struct Lifecycle {
+    stop_signal: Signal,
+    post_start: Option<Handler>,
+    pre_stop: Option<Handler>,
+}
+
+/// `lifecycle`: `stopSignal` (default SIGTERM), `postStart` and `preStop`
+/// (see [`probes::lifecycle_handler`]). Kubernetes refuses `lifecycle` on
+/// an init container that is not a sidecar (validateInitContainers).
+fn lifecycle(
     ctx: &Ctx<'_>,
     lifecycle: Option<&manifest::Lifecycle>,
     kind: ContainerKind,
+    ports: &[Port],
+    grace_period_seconds: u64,
     cp: &str,
-) -> Result<Signal> {
+) -> Result<Lifecycle> {
     let Some(l) = lifecycle else {
-        return Ok(Signal::SIGTERM);
+        return Ok(Lifecycle {
+            stop_signal: Signal::SIGTERM,
+            post_start: None,
+            pre_stop: None,
+        });
     };
     let lp = format!("{cp}.lifecycle");
     if kind == ContainerKind::Init {
@@ -333,26 +365,33 @@ fn stop_signal(
             "not allowed on an init container (only on a sidecar: restartPolicy Always)",
         ));
     }
-    for (field, present) in [
-        ("postStart", l.post_start.is_some()),
-        ("preStop", l.pre_stop.is_some()),
-    ] {
-        if present {
-            return Err(ctx.err(
-                format!("{lp}.{field}"),
-                None,
-                "not supported yet: lifecycle hooks",
-            ));
-        }
-    }
-    match &l.stop_signal {
-        None => Ok(Signal::SIGTERM),
+    let hook = |field: &str, raw: Option<&manifest::LifecycleHandler>| -> Result<Option<Handler>> {
+        raw.map(|h| {
+            probes::lifecycle_handler(
+                ctx,
+                h,
+                &format!("{lp}.{field}"),
+                ports,
+                grace_period_seconds,
+            )
+        })
+        .transpose()
+    };
+    let post_start = hook("postStart", l.post_start.as_ref())?;
+    let pre_stop = hook("preStop", l.pre_stop.as_ref())?;
+    let stop_signal = match &l.stop_signal {
+        None => Signal::SIGTERM,
         Some(s) => Signal::from_str(s).map_err(|_| {
             ctx.err(
                 format!("{lp}.stopSignal"),
                 Some(s),
                 "not a signal name such as SIGTERM or SIGQUIT",
             )
-        }),
-    }
+        })?,
+    };
+    Ok(Lifecycle {
+        stop_signal,
+        post_start,
+        pre_stop,
+    })
 }

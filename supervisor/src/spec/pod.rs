@@ -143,6 +143,7 @@ pub(super) fn pod_spec(ctx: &mut Ctx<'_>, raw: &manifest::PodSpec, p: &str) -> R
         fs_group,
         volumes: &volumes,
         host_network,
+        grace_period_seconds: grace,
     };
     let (mut init_containers, mut containers) =
         container::containers(ctx, &pod, &raw.init_containers, &raw.containers, p)?;

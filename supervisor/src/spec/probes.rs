@@ -2,8 +2,9 @@
 //! validator (exactly one of exec, httpGet and tcpSocket; ports resolved
 //! against the container's named ports; liveness and startup probes keep
 //! a success threshold of 1). Running probes is [`crate::probe`]'s work.
-//! Lifecycle hooks are refused in [`super::container`]; a validator for
-//! `preStop` handlers would sit here, beside the handlers it shares.
+//! Lifecycle hook handlers (`postStart`, `preStop`: exec, httpGet, sleep)
+//! are validated here too, beside the handlers they share; running them is
+//! [`crate::hook`]'s work.
 
 use std::time::Duration;
 
@@ -56,8 +57,8 @@ pub enum Handler {
         /// Port, names resolved.
         port: u16,
     },
-    /// Lifecycle `sleep`. No manifest produces it while lifecycle hooks
-    /// are refused; the probe runner refuses it as a probe handler.
+    /// Lifecycle `sleep` (hooks only; the probe runner refuses it as a
+    /// probe handler).
     Sleep {
         /// How long.
         duration: Duration,
@@ -153,6 +154,63 @@ pub(super) fn probe(
         failure_threshold,
         termination_grace_period,
     })
+}
+
+/// A `postStart` or `preStop` handler at `hp`: exactly one of exec,
+/// httpGet and sleep, as Kubernetes' `validateLifecycleHandler` has it
+/// (pkg/apis/core/validation/validation.go). `tcpSocket` is refused: it is
+/// deprecated for hooks and kubelet does not run it (it only logs it).
+/// `sleep.seconds` is within 0..=terminationGracePeriodSeconds (0 allowed,
+/// the PodLifecycleSleepActionAllowZero behaviour of 1.33).
+pub(super) fn lifecycle_handler(
+    ctx: &Ctx<'_>,
+    h: &manifest::LifecycleHandler,
+    hp: &str,
+    ports: &[Port],
+    grace_period_seconds: u64,
+) -> Result<Handler> {
+    if h.tcp_socket.is_some() {
+        return Err(ctx.err(
+            format!("{hp}.tcpSocket"),
+            None,
+            "not supported for lifecycle hooks (deprecated; kubelet does not run it): use exec, httpGet or sleep",
+        ));
+    }
+    enum Raw<'a> {
+        Exec(&'a manifest::ExecAction),
+        HttpGet(&'a manifest::HttpGetAction),
+        Sleep(&'a manifest::SleepAction),
+    }
+    let raw = ctx.exactly_one(
+        hp,
+        [
+            ("exec", h.exec.as_ref().map(Raw::Exec)),
+            ("httpGet", h.http_get.as_ref().map(Raw::HttpGet)),
+            ("sleep", h.sleep.as_ref().map(Raw::Sleep)),
+        ],
+    )?;
+    match raw {
+        Raw::Exec(e) => exec(ctx, e, &format!("{hp}.exec")),
+        Raw::HttpGet(g) => http_get(ctx, g, &format!("{hp}.httpGet"), ports),
+        Raw::Sleep(s) => {
+            let sp = format!("{hp}.sleep.seconds");
+            let Some(seconds) = s.seconds else {
+                return Err(ctx.err(sp, None, "missing"));
+            };
+            match u64::try_from(seconds) {
+                Ok(n) if n <= grace_period_seconds => Ok(Handler::Sleep {
+                    duration: Duration::from_secs(n),
+                }),
+                _ => Err(ctx.err(
+                    sp,
+                    Some(&seconds.to_string()),
+                    format!(
+                        "must be non-negative and at most terminationGracePeriodSeconds ({grace_period_seconds})"
+                    ),
+                )),
+            }
+        }
+    }
 }
 
 fn http_get(

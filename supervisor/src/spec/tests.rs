@@ -225,13 +225,85 @@ fn host_network_defaults_host_ports() {
 }
 
 #[test]
-fn sidecars_are_refused_until_the_runtime_runs_them() {
-    let yaml = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  initContainers:\n  - {name: setup, image: busybox:1.36, command: [/bin/true]}\n  - name: proxy\n    image: busybox:1.36\n    command: [/bin/sleep, inf]\n    restartPolicy: Always\n  containers:\n  - {name: app, image: busybox:1.36, command: [/bin/true]}\n";
-    let error = load_str("p.yaml", yaml).unwrap_err().to_string();
+fn sidecars_are_init_containers_with_restart_policy_always() {
+    let yaml = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  initContainers:\n  - {name: setup, image: busybox:1.36, command: [/bin/true]}\n  - name: proxy\n    image: busybox:1.36\n    command: [/bin/sleep, inf]\n    restartPolicy: Always\n    startupProbe: {exec: {command: [/bin/true]}}\n    lifecycle: {preStop: {sleep: {seconds: 1}}}\n  containers:\n  - {name: app, image: busybox:1.36, command: [/bin/true]}\n";
+    let p = pod(yaml);
+    let kinds: Vec<ContainerKind> = p.init_containers.iter().map(|c| c.kind).collect();
+    assert_eq!(kinds, [ContainerKind::Init, ContainerKind::Sidecar]);
+    assert!(p.init_containers[1].startup_probe.is_some());
+    for (policy, field) in [
+        ("Never", "initContainers[0]"),
+        ("OnFailure", "initContainers[0]"),
+    ] {
+        let bad = yaml.replacen(
+            "command: [/bin/true]}\n  - name: proxy",
+            &format!("command: [/bin/true], restartPolicy: {policy}}}\n  - name: proxy"),
+            1,
+        );
+        let error = load_str("p.yaml", &bad).unwrap_err().to_string();
+        assert!(
+            error.contains(&format!("spec.{field}.restartPolicy = \"{policy}\": an init container's restartPolicy can only be Always")),
+            "{error}"
+        );
+    }
+    let hooked_init = yaml.replacen(
+        "command: [/bin/true]}\n  - name: proxy",
+        "command: [/bin/true], lifecycle: {postStart: {sleep: {seconds: 1}}}}\n  - name: proxy",
+        1,
+    );
+    let error = load_str("p.yaml", &hooked_init).unwrap_err().to_string();
     assert!(
-        error.contains("spec.initContainers[1].restartPolicy = \"Always\": not supported yet"),
+        error.contains("spec.initContainers[0].lifecycle: not allowed on an init container"),
         "{error}"
     );
+}
+
+#[test]
+fn lifecycle_hooks_are_validated_as_kubernetes_does() {
+    let hooks = "    ports: [{name: http, containerPort: 8080}]\n    lifecycle:\n      postStart: {exec: {command: [/bin/sh, -c, 'echo up']}}\n      preStop: {httpGet: {path: down, port: http}}\n";
+    let p = pod(&with_container(hooks));
+    let c = &p.containers[0];
+    assert_eq!(
+        c.post_start,
+        Some(Handler::Exec {
+            command: vec!["/bin/sh".into(), "-c".into(), "echo up".into()]
+        })
+    );
+    assert!(
+        matches!(&c.pre_stop, Some(Handler::HttpGet { port: 8080, path, host: None, .. }) if path == "/down")
+    );
+    let sleep = pod(&with_container(
+        "    lifecycle: {preStop: {sleep: {seconds: 0}}}\n",
+    ));
+    assert_eq!(
+        sleep.containers[0].pre_stop,
+        Some(Handler::Sleep {
+            duration: Duration::ZERO
+        })
+    );
+    for (body, expected) in [
+        (
+            "    lifecycle: {preStop: {sleep: {seconds: 31}}}\n",
+            "spec.containers[0].lifecycle.preStop.sleep.seconds = \"31\": must be non-negative and at most terminationGracePeriodSeconds (30)",
+        ),
+        (
+            "    lifecycle: {postStart: {tcpSocket: {port: 80}}}\n",
+            "spec.containers[0].lifecycle.postStart.tcpSocket: not supported for lifecycle hooks",
+        ),
+        (
+            "    lifecycle: {postStart: {}}\n",
+            "spec.containers[0].lifecycle.postStart: needs exactly one of exec, httpGet and sleep",
+        ),
+        (
+            "    lifecycle: {preStop: {exec: {command: []}}}\n",
+            "spec.containers[0].lifecycle.preStop.exec.command: missing",
+        ),
+    ] {
+        let error = load_str("p.yaml", &with_container(body))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains(expected), "{error}");
+    }
 }
 
 #[test]

@@ -113,7 +113,7 @@ fn container_status(c: &ContainerStateMachine, meta: Option<&ContainerMeta>) -> 
                 ..ContainerState::default()
             },
             Some(container_id.clone()),
-            Some(true),
+            Some(c.started()),
         ),
         State::Terminated(t) => (
             ContainerState {
@@ -203,15 +203,20 @@ pub fn build(
     };
     let completed = matches!(phase.as_str(), "Succeeded" | "Failed");
     let list = |names: Vec<&str>| format!("[{}]", names.join(" "));
+    // A sidecar is complete once started (kubelet's Initialized), and its
+    // readiness counts toward the pod's, as kubelet's status manager has it
+    // for restartable init containers (pkg/kubelet/status/generate.go).
     let incomplete: Vec<&str> = pod
         .init_containers()
         .iter()
-        .filter(|c| !matches!(c.state(), State::Terminated(t) if t.termination.succeeded()))
-        .map(ContainerStateMachine::name)
+        .enumerate()
+        .filter(|(i, _)| !pod.init_complete(*i))
+        .map(|(_, c)| c.name())
         .collect();
     let unready: Vec<&str> = pod
-        .containers()
-        .iter()
+        .sidecars()
+        .filter_map(|slot| pod.get(slot))
+        .chain(pod.containers())
         .filter(|c| !c.ready())
         .map(ContainerStateMachine::name)
         .collect();

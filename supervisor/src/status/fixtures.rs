@@ -49,7 +49,8 @@ pub(super) fn sample() -> (PodMeta, PodStateMachine, Stamp) {
     (meta, pod, t)
 }
 
-/// The instance in `slot` started at `at`.
+/// The instance in `slot` started at `at` (and, with no startup probe,
+/// is started at once).
 pub(super) fn started(pod: &mut PodStateMachine, slot: Slot, at: Stamp, id: &str) {
     pod.handle(
         slot,
@@ -59,6 +60,7 @@ pub(super) fn started(pod: &mut PodStateMachine, slot: Slot, at: Stamp, id: &str
         },
     )
     .unwrap();
+    pod.set_started(slot, at).unwrap();
 }
 
 /// The instance in `slot` started at `at` and passes readiness.

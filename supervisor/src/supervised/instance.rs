@@ -5,9 +5,11 @@
 //! tells an OOM kill from others; it does not decide when an instance
 //! starts or ends (`SupervisedContainer` and the pod loop do).
 
+use super::stop::{HookContext, StopState};
 use crate::confinement::Confinement;
+use crate::hook::RunningHook;
 use crate::logs::{ContainerLog, Echo, Stream};
-use crate::probe::{ExecIdentity, ProbeIo, Probes};
+use crate::probe::{ExecIdentity, ProbeIo, ProbeTarget, Probes};
 use crate::spec;
 use container::{Cgroup, Parked, PidFd};
 use std::fs::File;
@@ -64,9 +66,12 @@ pub(super) struct Instance {
     /// Its environment (exec probes run with it too).
     pub env: Env,
     pub probes: Probes,
-    /// Killed by a failed probe: the message for lastState, and when the
-    /// stop signal's grace period ends.
-    pub probe_kill: Option<(String, Instant)>,
+    /// What it runs as: exec probes and exec hooks get the same.
+    pub identity: ExecIdentity,
+    /// Its postStart hook, while it runs.
+    pub post_start: Option<RunningHook>,
+    /// Being stopped: preStop, turn, stop signal, SIGKILL.
+    pub stop: Option<StopState>,
 }
 
 impl Instance {
@@ -86,8 +91,21 @@ impl Instance {
             stdout: child.stdout,
             stderr: child.stderr,
             env,
-            probes: Probes::new(spec, identity, Instant::now()),
-            probe_kill: None,
+            probes: Probes::new(spec, identity.clone(), Instant::now()),
+            identity,
+            post_start: None,
+            stop: None,
+        }
+    }
+
+    /// What a probe or hook needs to reach it.
+    pub fn target<'a>(&'a self, hooks: HookContext<'a>) -> ProbeTarget<'a> {
+        ProbeTarget {
+            pid: self.pid,
+            cgroup: &self.cgroup,
+            netns: hooks.netns,
+            pod_ip: hooks.pod_ip,
+            env: &self.env,
         }
     }
 

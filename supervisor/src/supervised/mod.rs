@@ -3,8 +3,9 @@
 //! of time, and the ended instances' cgroups still to remove.
 //!
 //! [`SupervisedContainer`] starts an instance (the parked one when there is
-//! one), parks the next, ends an instance from its reaped status (probes
-//! cancelled, output drained, cgroup retired), and stops one (`stop`). It
+//! one), runs its postStart hook, parks the next, ends an instance from its
+//! reaped status (probes and hooks cancelled, output drained, cgroup
+//! retired), and stops one (`stop`: preStop, stop signal, SIGKILL). It
 //! decides nothing: when to start, restart or stop is the restart state
 //! machine's and the pod loop's (`run`), which owns the event loop's tokens.
 
@@ -14,13 +15,14 @@ mod retired;
 mod stop;
 
 pub use command::CommandError;
-pub use stop::StopError;
+pub use stop::{HookContext, HookDone, MINIMUM_GRACE, StopError, StopNote};
 
 use crate::event_loop::EventLoopError;
+use crate::hook::{HookKind, RunningHook};
 use crate::images::ResolvedImage;
 use crate::logs::{ContainerLog, Echo, LogConfig, LogError, Stream};
 use crate::paths::Layout;
-use crate::probe::{ExecIdentity, Outcome, ProbeIo, ProbeTarget};
+use crate::probe::{ExecIdentity, Outcome, ProbeIo};
 use crate::restart::{Slot, Termination};
 use crate::spec::{self, PodSpec, RuntimeValues};
 use crate::volumes::PodVolumes;
@@ -28,7 +30,6 @@ use container::rootfs::BindMount;
 use container::{Cgroup, CgroupError, CgroupHost, Sandbox, SpawnError};
 use instance::{Env, Instance, InstancePlan, ParkedInstance};
 use retired::RetiredCgroups;
-use std::net::IpAddr;
 use std::os::fd::BorrowedFd;
 use std::path::Path;
 use std::rc::Rc;
@@ -377,10 +378,11 @@ impl SupervisedContainer {
         self.park_at = None;
         let mut instance = self.instance.take().expect("matched a running instance");
         instance.probes.cancel(fds);
+        instance.cancel_hooks(fds);
         let oom_killed = instance.oom_killed(self.cgroup.as_ref());
         let ended_cgroup = instance.cgroup.clone();
         let mut termination = Termination::classify(exit, oom_killed);
-        if let Some((message, _)) = instance.probe_kill.take() {
+        if let Some(message) = instance.stop.take().and_then(|s| s.message) {
             termination.message = Some(message);
         }
         instance.drain(self.log.as_mut(), now, echo, fds);
@@ -409,40 +411,88 @@ impl SupervisedContainer {
         }
     }
 
-    /// The earliest probe start or timeout of the running instance, or the
-    /// end of a probe kill's grace period.
+    /// The earliest probe start or timeout of the running instance, a
+    /// postStart sleep's end, or the next step of its stop. Probes wait
+    /// for the postStart hook: kubelet's prober sees the container only
+    /// once its start returned.
     pub fn probe_deadline(&self) -> Option<Instant> {
         let instance = self.instance.as_ref()?;
-        [
-            instance.probes.next_deadline(),
-            instance.probe_kill.as_ref().map(|(_, at)| *at),
-        ]
-        .into_iter()
-        .flatten()
-        .min()
+        let probes = match &instance.post_start {
+            Some(hook) => hook.deadline(),
+            None if instance.stop.is_some() => None,
+            None => instance.probes.next_deadline(),
+        };
+        [probes, self.stop_deadline()].into_iter().flatten().min()
     }
 
-    /// Kill the instance a probe failed once its grace period is over,
-    /// then start due probes and time out late ones.
+    /// Start due probes and time out late ones (none while the postStart
+    /// hook runs or the instance is being stopped).
     pub fn tick_probes(
         &mut self,
         now: Instant,
-        netns: Option<&Path>,
-        pod_ip: Option<IpAddr>,
+        hooks: HookContext<'_>,
         fds: &mut impl FdWatch,
     ) -> Vec<Outcome> {
         let Some(instance) = &mut self.instance else {
             return Vec::new();
         };
-        instance.kill_if_overdue(now);
-        let target = ProbeTarget {
+        if instance.post_start.is_some() || instance.stop.is_some() {
+            return Vec::new();
+        }
+        let target = crate::probe::ProbeTarget {
             pid: instance.pid,
             cgroup: &instance.cgroup,
-            netns,
-            pod_ip,
+            netns: hooks.netns,
+            pod_ip: hooks.pod_ip,
             env: &instance.env,
         };
         instance.probes.tick(now, &target, fds)
+    }
+
+    /// Start the running instance's postStart hook; `Err` is a failure at
+    /// once. Its end comes back as a [`HookDone`] (socket, exit) or from
+    /// [`SupervisedContainer::tick_post_start`] (sleep).
+    pub fn begin_post_start(
+        &mut self,
+        hooks: HookContext<'_>,
+        fds: &mut impl FdWatch,
+    ) -> Result<(), String> {
+        let Some(handler) = self.spec.post_start.clone() else {
+            return Ok(());
+        };
+        let Some(instance) = &mut self.instance else {
+            return Ok(());
+        };
+        let target = instance.target(hooks);
+        let hook = RunningHook::start(
+            HookKind::PostStart,
+            &handler,
+            &target,
+            &instance.identity,
+            fds,
+            Instant::now(),
+        )?;
+        instance.post_start = Some(hook);
+        Ok(())
+    }
+
+    /// Whether the running instance's postStart hook runs.
+    pub fn in_post_start(&self) -> bool {
+        self.instance
+            .as_ref()
+            .is_some_and(|i| i.post_start.is_some())
+    }
+
+    /// A postStart sleep that is over.
+    pub fn tick_post_start(&mut self, now: Instant) -> Option<HookDone> {
+        let instance = self.instance.as_mut()?;
+        let result = instance.post_start.as_ref()?.tick(now)?;
+        let hook = instance.post_start.take()?;
+        Some(HookDone {
+            kind: HookKind::PostStart,
+            handler: hook.handler().clone(),
+            result,
+        })
     }
 
     /// A probe socket of the running instance is ready.
