@@ -1001,7 +1001,7 @@ fn spawn_exec(
 /// could fork between a snapshot and its kill). The waiter itself is left
 /// alone: it reaps them all inside the container's pid namespace and then
 /// exits, and the caller reaps it.
-fn kill_tree(pid: i32) {
+pub(crate) fn kill_tree(pid: i32) {
     for _ in 0..4 {
         let alive = pid1::descendants(Pid::from_raw(pid));
         if alive.is_empty() {

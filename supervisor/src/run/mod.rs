@@ -308,6 +308,7 @@ impl PodRuntime {
         event_loop.watch(self.signals.as_fd(), SIGNALS)?;
         self.event_loop = Some(event_loop);
         self.store = Some(StatusStore::create(&self.config.layout, &self.id)?);
+        crate::exec::record::PodRecord::of(&self.pod).write(&self.state_dir)?;
         self.images.prepare(&self.pod).with_context(|| {
             format!("write the pull secrets under {}", self.state_dir.display())
         })?;
@@ -1073,6 +1074,8 @@ impl PodRuntime {
         for c in &mut self.containers {
             c.forget();
         }
+        // Nothing is left to exec into.
+        let _ = std::fs::remove_dir_all(crate::exec::record::exec_dir(&self.state_dir));
         self.sandbox.teardown();
         // The last record: a pod stopped on a signal says so (a terminal
         // phase, nothing Running, not Terminating any more). This process

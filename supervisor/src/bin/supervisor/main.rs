@@ -3,6 +3,7 @@
 //! and an exit code here, at the edge; everything else lives in the
 //! library.
 
+mod exec;
 mod image;
 mod init;
 mod logs;
@@ -32,6 +33,8 @@ enum Command {
     Status(status::StatusArgs),
     /// Print a container's log (`-p` the previous instance, `-f` follow).
     Logs(logs::LogsArgs),
+    /// Run a command in a running container, with the container's rights.
+    Exec(exec::ExecArgs),
     /// Container images: pull, load, import, ls, rm, prune.
     Image(image::ImageArgs),
 }
@@ -44,6 +47,7 @@ fn main() {
         Command::Init(args) => init::main(args),
         Command::Status(args) => status::main(args),
         Command::Logs(args) => logs::main(args),
+        Command::Exec(args) => exec::main(args),
         Command::Image(args) => image::main(args),
     };
     match result {
