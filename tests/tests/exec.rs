@@ -184,7 +184,7 @@ spec:
                 .map(|p| p.pid)
                 .find(|pid| {
                     std::fs::read(format!("/proc/{pid}/cmdline"))
-                        .is_ok_and(|c| c == b"sleep\03600\0")
+                        .is_ok_and(|c| c == b"sleep\x003600\0")
                 })
         })
         .expect("the exec's program");

@@ -16,7 +16,7 @@
 //! `execInternal`: `spec.Process` with the args replaced), so a
 //! `Localhost` seccomp profile changed on disk since, or another
 //! `--seccomp-default`, cannot change what an exec gets. The dir is 0700
-//! in the pod's 0750 state dir, its files 0600: only root reads them.
+//! in the pod's 0750 state dir: only root reaches its files.
 
 use std::fs;
 use std::io;

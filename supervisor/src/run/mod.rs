@@ -308,7 +308,6 @@ impl PodRuntime {
         event_loop.watch(self.signals.as_fd(), SIGNALS)?;
         self.event_loop = Some(event_loop);
         self.store = Some(StatusStore::create(&self.config.layout, &self.id)?);
-        crate::exec::record::PodRecord::of(&self.pod).write(&self.state_dir)?;
         self.images.prepare(&self.pod).with_context(|| {
             format!("write the pull secrets under {}", self.state_dir.display())
         })?;
@@ -319,6 +318,9 @@ impl PodRuntime {
             &self.config.cni,
         )?;
         self.start_sandbox()?;
+        // After the sandbox's preparation, which clears what a dead run left
+        // (its exec records among it), before any container starts.
+        crate::exec::record::PodRecord::of(&self.pod).write(&self.state_dir)?;
         eprintln!(
             "supervisor: pod {} sandbox up (pause pid {}), {} init container(s), {} container(s)",
             self.id,
