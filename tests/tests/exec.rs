@@ -381,10 +381,14 @@ kind: Pod
 metadata: {{name: {name}}}
 spec:
   terminationGracePeriodSeconds: 1
+  restartPolicy: Never
   containers:
   - name: app
     image: {IMAGE}
     command: [{BUSYBOX}, sleep, "3600"]
+  - name: once
+    image: {IMAGE}
+    command: [{BUSYBOX}, "true"]
 "#
     );
     let out = Command::new(bin("supervisor"))
@@ -408,9 +412,22 @@ spec:
 
     let root = tempfile::tempdir().unwrap();
     let mut pod = RunningPod::start_in(&name, &manifest, RunOptions::default(), root.path());
-    wait_running(&pod, "app");
+    pod.wait_status(Duration::from_secs(30), "app running, once ended", |s| {
+        RunningPod::container(s, "app")["state"]["running"].is_object()
+            && RunningPod::container(s, "once")["state"]["terminated"].is_object()
+    });
     let out = exec(&pod, &[&name, "--", "true"]);
     assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    // An instance that ended leaves nothing to exec into.
+    let out = exec(&pod, &[&name, "-c", "once", "--", "true"]);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(&format!(
+            "container once of pod default/{name} is not running"
+        )),
+        "{}",
+        describe(&out)
+    );
     // The supervisor dies without its teardown: its lock goes with it.
     pod.signal(Signal::SIGKILL);
     pod.wait_exit(Duration::from_secs(10));
