@@ -17,14 +17,16 @@
 //! the pod's status and [`logs`] its containers' output ([`paths`] says
 //! where both live, [`time`] formats their times); [`init`] and [`pid1`]
 //! are the PID 1 of `supervisor init`. [`pod_lock`] keeps one supervisor
-//! per pod, [`reclaim`] cleans up after a dead one. The only `unsafe` is in
-//! `sys`.
+//! per pod, [`reclaim`] cleans up after a dead one. [`exec`] runs a command
+//! in a running container of a pod another process supervises (with
+//! [`terminal`] for `-t`). The only `unsafe` is in `sys`.
 
 pub mod atomic_file;
 pub mod cni;
 pub mod confinement;
 pub mod event_loop;
 pub mod eviction;
+pub mod exec;
 pub mod fuzzing;
 pub mod hook;
 pub mod host;
@@ -48,6 +50,7 @@ pub mod spec;
 pub mod status;
 pub mod supervised;
 mod sys;
+pub mod terminal;
 pub mod time;
 pub mod trace;
 pub mod volumes;

@@ -7,6 +7,7 @@
 //! <state root>/<namespace>_<pod>/job.json           the Job object (status: counts, conditions), a Job's pod only
 //! <state root>/<namespace>_<pod>/supervisor.lock    flock of the pod's one supervisor, its pid
 //! <state root>/<namespace>_<pod>/supervisor.json    what the running supervisor made (for a reclaim)
+//! <state root>/<namespace>_<pod>/exec/              what `supervisor exec` needs (`exec::record`)
 //! <state root>/<namespace>_<pod>/...                volumes, /etc files, rootfs staging, pulls
 //! <log root>/<namespace>_<pod>_<uid>/<container>/<N>.log      CRI log of instance N (N = restartCount)
 //! <log root>/<namespace>_<pod>_<uid>/<container>/<N>.log.<k>  rotated parts of instance N

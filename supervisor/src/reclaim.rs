@@ -119,7 +119,7 @@ pub fn clean_up(id: &PodId, state_dir: &Path, record: &RunRecord) -> Vec<String>
             problems.push(format!("remove {}: {error}", netns.display()));
         }
     }
-    for dir in ["volumes", "rootfs"] {
+    for dir in ["volumes", "rootfs", crate::exec::record::EXEC_DIR] {
         let path = state_dir.join(dir);
         if let Err(error) = std::fs::remove_dir_all(&path)
             && error.kind() != std::io::ErrorKind::NotFound

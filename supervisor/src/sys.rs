@@ -1,6 +1,7 @@
 //! The supervisor's unsafe fence: small safe wrappers over the raw system
 //! calls of its PID 1 duties (the signal mask, dispositions and signalfd,
-//! reaping, kill), of `supervisor init`'s terminal hand-over, and of giving
+//! reaping, kill), of `supervisor init`'s terminal hand-over, of the window
+//! size of `supervisor exec`'s terminals, and of giving
 //! idle memory back (madvise, malloc_trim).
 //!
 //! Nothing here decides anything; [`crate::pid1`], [`crate::init`] and
@@ -148,6 +149,27 @@ pub fn stdin() -> BorrowedFd<'static> {
 pub fn release_controlling_terminal(fd: BorrowedFd<'_>) -> Result<(), Errno> {
     // SAFETY: TIOCNOTTY takes no argument.
     Errno::result(unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCNOTTY) }).map(drop)
+}
+
+/// The window size of the terminal `fd` (TIOCGWINSZ).
+pub fn window_size(fd: BorrowedFd<'_>) -> Result<libc::winsize, Errno> {
+    let mut size = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ writes one `struct winsize` to a valid pointer to
+    // one we own.
+    Errno::result(unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCGWINSZ, &mut size) })?;
+    Ok(size)
+}
+
+/// Set the window size of the terminal `fd` (TIOCSWINSZ; the kernel sends
+/// SIGWINCH to its foreground process group when it changes).
+pub fn set_window_size(fd: BorrowedFd<'_>, size: &libc::winsize) -> Result<(), Errno> {
+    // SAFETY: TIOCSWINSZ reads one `struct winsize` from a valid pointer.
+    Errno::result(unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSWINSZ, size) }).map(drop)
 }
 
 /// Unmap the pages of a clean mapping of our executable

@@ -21,6 +21,7 @@ for dir in /var/lib/docker /var/lib/containerd /etc/docker; do
 done
 log=/tmp/dockerd.log
 dockerd --bridge=none --iptables=false --ip6tables=false --storage-driver=overlay2 \
+  --exec-opt native.cgroupdriver=cgroupfs \
   >"$log" 2>&1 &
 dockerd_pid=$!
 stop_dockerd() {

@@ -162,6 +162,12 @@ pub enum SeccompError {
         /// What seccompiler said.
         reason: String,
     },
+    /// A saved program ([`SavedProgram`]) cannot be installed.
+    #[error("saved seccomp program: {reason}")]
+    Saved {
+        /// What is wrong.
+        reason: String,
+    },
 }
 
 /// A compiled profile: the BPF programs to install, in order. Cheap to
@@ -183,6 +189,85 @@ impl Program {
     /// How many filters it installs (0: a profile that allows everything).
     pub fn filter_count(&self) -> usize {
         self.filters.len()
+    }
+
+    /// The program as it is installed, for another process to install the
+    /// same filters (`supervisor exec` gives an exec the container's own).
+    pub fn to_saved(&self) -> SavedProgram {
+        SavedProgram {
+            flags: self.flags,
+            filters: self
+                .filters
+                .iter()
+                .map(|f| f.iter().map(encode_instruction).collect())
+                .collect(),
+        }
+    }
+
+    /// The program [`Program::to_saved`] saved, checked to be installable:
+    /// every filter has 1 to [`MAX_INSTRUCTIONS`] instructions and the
+    /// flags are ones this crate sets (the kernel checks the rest when it
+    /// is installed).
+    pub fn from_saved(saved: &SavedProgram) -> Result<Program, SeccompError> {
+        let known_flags = FLAGS.iter().fold(0, |all, (_, value)| all | value);
+        if saved.flags & !known_flags != 0 {
+            return Err(SeccompError::Saved {
+                reason: format!("flags {:#x} are not ones a profile sets", saved.flags),
+            });
+        }
+        if let Some((i, f)) = saved
+            .filters
+            .iter()
+            .enumerate()
+            .find(|(_, f)| f.is_empty() || f.len() > MAX_INSTRUCTIONS)
+        {
+            return Err(SeccompError::Saved {
+                reason: format!(
+                    "filter {i} has {} instructions (1 to {MAX_INSTRUCTIONS})",
+                    f.len()
+                ),
+            });
+        }
+        Ok(Program {
+            filters: Arc::new(
+                saved
+                    .filters
+                    .iter()
+                    .map(|f| f.iter().map(|w| decode_instruction(*w)).collect())
+                    .collect(),
+            ),
+            flags: saved.flags,
+            unknown_names: Vec::new(),
+            other_architectures: Vec::new(),
+        })
+    }
+}
+
+/// The most instructions one classic BPF filter may have (the kernel's
+/// `BPF_MAXINSNS`).
+pub const MAX_INSTRUCTIONS: usize = 4096;
+
+/// A compiled [`Program`] in a serializable form: its flags and each
+/// filter's instructions, one `u64` each (`code << 48 | jt << 40 | jf <<
+/// 32 | k`, the fields of `struct sock_filter`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SavedProgram {
+    /// `SECCOMP_FILTER_FLAG_*` of the `seccomp(2)` calls.
+    pub flags: u32,
+    /// The filters, in the order they are installed.
+    pub filters: Vec<Vec<u64>>,
+}
+
+fn encode_instruction(i: &seccompiler::sock_filter) -> u64 {
+    (u64::from(i.code) << 48) | (u64::from(i.jt) << 40) | (u64::from(i.jf) << 32) | u64::from(i.k)
+}
+
+fn decode_instruction(w: u64) -> seccompiler::sock_filter {
+    seccompiler::sock_filter {
+        code: (w >> 48) as u16,
+        jt: (w >> 40) as u8,
+        jf: (w >> 32) as u8,
+        k: w as u32,
     }
 }
 

@@ -290,3 +290,30 @@ fn several_conditions_on_one_argument_are_ored_as_runc_does() {
     };
     assert_eq!(condition_lists(&rule).unwrap().len(), 1);
 }
+
+#[test]
+fn a_saved_program_installs_the_same_filters() {
+    let program = runtime_default(CapSet::RUNTIME_DEFAULT)
+        .compile("RuntimeDefault")
+        .unwrap();
+    let saved = program.to_saved();
+    let json = serde_json::to_string(&saved).unwrap();
+    let back: SavedProgram = serde_json::from_str(&json).unwrap();
+    let restored = Program::from_saved(&back).unwrap();
+    assert_eq!(restored.filter_count(), program.filter_count());
+    assert!(saved.filters.iter().all(|f| !f.is_empty()));
+    assert_eq!(restored.to_saved(), saved);
+
+    let empty = SavedProgram {
+        flags: 0,
+        filters: vec![vec![]],
+    };
+    let e = Program::from_saved(&empty).unwrap_err().to_string();
+    assert!(e.contains("filter 0 has 0 instructions"), "{e}");
+    let flags = SavedProgram {
+        flags: 0x100,
+        filters: saved.filters.clone(),
+    };
+    let e = Program::from_saved(&flags).unwrap_err().to_string();
+    assert!(e.contains("flags 0x100"), "{e}");
+}

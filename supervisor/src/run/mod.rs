@@ -408,6 +408,9 @@ impl PodRuntime {
             &self.config.volume_dir,
         )?;
         self.start_sandbox()?;
+        // After the sandbox's preparation, which clears what a dead run left
+        // (its exec records among it), before any container starts.
+        crate::exec::record::PodRecord::of(&self.pod).write(&self.state_dir)?;
         eprintln!(
             "supervisor: pod {} sandbox up (pause pid {}), {} init container(s), {} container(s)",
             self.id,
@@ -1526,6 +1529,8 @@ impl PodRuntime {
         for c in &mut self.containers {
             c.forget();
         }
+        // Nothing is left to exec into.
+        let _ = std::fs::remove_dir_all(crate::exec::record::exec_dir(&self.state_dir));
         self.sandbox.teardown();
         // The last record: a pod stopped on a signal says so (a terminal
         // phase, nothing Running, not Terminating any more). This process

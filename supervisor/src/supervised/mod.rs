@@ -18,6 +18,7 @@ pub use command::CommandError;
 pub use stop::{HookContext, HookDone, MINIMUM_GRACE, StopError, StopNote};
 
 use crate::event_loop::EventLoopError;
+use crate::exec::record::InstanceRecord;
 use crate::hook::{HookKind, RunningHook};
 use crate::images::ResolvedImage;
 use crate::logs::{ContainerLog, Echo, LogConfig, LogError, Stream};
@@ -31,9 +32,34 @@ use container::{Cgroup, CgroupError, CgroupHost, Sandbox, SpawnError};
 use instance::{Env, Instance, InstancePlan, ParkedInstance};
 use retired::RetiredCgroups;
 use std::os::fd::BorrowedFd;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::{Duration, Instant, SystemTime};
+
+/// Records what `supervisor exec` needs to run a command in the instance
+/// just started, with its rights (`exec::record`); the record's path.
+/// Not fatal when it fails: the container runs, and an exec into it says
+/// it cannot find it.
+fn write_exec_record(
+    ctx: &PodContext<'_>,
+    name: &str,
+    restart_count: u32,
+    child: &container::Child,
+    cgroup: &Cgroup,
+    env: &[(String, String)],
+    identity: &ExecIdentity,
+) -> Option<PathBuf> {
+    let written = InstanceRecord::new(name, restart_count, child.pid, cgroup.name(), env, identity)
+        .map_err(|e| e.to_string())
+        .and_then(|record| record.write(ctx.state_dir).map_err(|e| e.to_string()));
+    match written {
+        Ok(path) => Some(path),
+        Err(error) => {
+            eprintln!("supervisor: [{name}] cannot record it for exec: {error}");
+            None
+        }
+    }
+}
 
 /// How long the cgroup kill and removal may take before giving up.
 pub const CGROUP_TIMEOUT: Duration = Duration::from_secs(5);
@@ -114,6 +140,9 @@ pub struct SupervisedContainer {
     instance: Option<Instance>,
     log: Option<ContainerLog>,
     retired: RetiredCgroups,
+    /// The running instance's exec record (`exec::record`), removed when
+    /// it ends.
+    exec_record: Option<PathBuf>,
 }
 
 impl SupervisedContainer {
@@ -128,6 +157,7 @@ impl SupervisedContainer {
             instance: None,
             log: None,
             retired: RetiredCgroups::default(),
+            exec_record: None,
         }
     }
 
@@ -232,6 +262,8 @@ impl SupervisedContainer {
                 fds.watch_output(std::os::fd::AsFd::as_fd(file), stream)?;
             }
         }
+        self.exec_record =
+            write_exec_record(ctx, &name, restart_count, &child, &cgroup, &env, &identity);
         self.instance = Some(Instance::new(
             child,
             cgroup,
@@ -377,6 +409,9 @@ impl SupervisedContainer {
     ) -> Termination {
         self.park_at = None;
         let mut instance = self.instance.take().expect("matched a running instance");
+        if let Some(path) = self.exec_record.take() {
+            let _ = std::fs::remove_file(path);
+        }
         instance.probes.cancel(fds);
         instance.cancel_hooks(fds);
         let oom_killed = instance.oom_killed(self.cgroup.as_ref());

@@ -354,6 +354,9 @@ impl SupervisedContainer {
         if let Some(instance) = self.instance.take() {
             let _ = instance.pidfd.wait();
         }
+        if let Some(path) = self.exec_record.take() {
+            let _ = std::fs::remove_file(path);
+        }
         self.cgroup = None;
     }
 }

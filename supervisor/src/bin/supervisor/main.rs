@@ -3,6 +3,7 @@
 //! and an exit code here, at the edge; everything else lives in the
 //! library.
 
+mod exec;
 mod image;
 mod init;
 mod logs;
@@ -33,6 +34,8 @@ enum Command {
     Status(status::StatusArgs),
     /// Print a container's log (`-p` the previous instance, `-f` follow).
     Logs(logs::LogsArgs),
+    /// Run a command in a running container, with the container's rights.
+    Exec(exec::ExecArgs),
     /// Container images: pull, load, import, ls, rm, prune.
     Image(image::ImageArgs),
     /// The persistentVolumeClaims' volumes: ls, rm.
@@ -47,6 +50,7 @@ fn main() {
         Command::Init(args) => init::main(args),
         Command::Status(args) => status::main(args),
         Command::Logs(args) => logs::main(args),
+        Command::Exec(args) => exec::main(args),
         Command::Image(args) => image::main(args),
         Command::Volume(args) => volume::main(args),
     };
