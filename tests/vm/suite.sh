@@ -6,8 +6,8 @@
 # test executables.
 #
 # Usage: tests/vm/suite.sh [--timeout SECONDS] [--docker] [TEST...] [-- LIBTEST_ARG...]
-#   TEST: names of tests/tests/*.rs (default: container, cgroup_v2, run and
-#   network)
+#   TEST: names of tests/tests/*.rs (default: container, cgroup_v2, run,
+#   network, isolation_rootfs and exec)
 #   --docker: run them with a Docker engine of the guest's own
 #   (tests/vm/with-dockerd.sh) and the static supervisor the image holds,
 #   built here on the host (docker/stage.sh --build-supervisor)
@@ -30,7 +30,7 @@ for ((split = 0; split < ${#args[@]}; split++)); do
 done
 tests=("${args[@]:0:split}")
 libtest_args=("${args[@]:split+1}")
-((${#tests[@]})) || tests=(container cgroup_v2 run network)
+((${#tests[@]})) || tests=(container cgroup_v2 run network isolation_rootfs exec)
 
 cargo build --release --workspace --quiet
 # cargo names each test executable in its JSON messages; take those of the

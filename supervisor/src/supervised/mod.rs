@@ -28,7 +28,7 @@ use crate::restart::{Slot, Termination};
 use crate::spec::{self, PodSpec, RuntimeValues};
 use crate::volumes::PodVolumes;
 use container::rootfs::BindMount;
-use container::{Cgroup, CgroupError, CgroupHost, Sandbox, SpawnError};
+use container::{Cgroup, CgroupError, CgroupHost, CgroupMode, Sandbox, SpawnError};
 use instance::{Env, Instance, InstancePlan, ParkedInstance};
 use retired::RetiredCgroups;
 use std::os::fd::BorrowedFd;
@@ -364,6 +364,19 @@ impl SupervisedContainer {
             });
         };
         let cgroup = container_cgroup.create_child(ctx.cgroup_host, &restart_count.to_string())?;
+        // On pure cgroup v2 the instance's cgroup is the root of the
+        // container's private cgroup namespace, all it sees at
+        // /sys/fs/cgroup: its limit files must say what it may use, as with
+        // containerd, whose container cgroup holds the limits (a JVM or Go
+        // runtime sizes itself from memory.max and cpu.max there). The
+        // container's cgroup above keeps them too: it bounds an ending
+        // instance and the next one together.
+        if ctx.cgroup_host.mode() == CgroupMode::Unified
+            && let Err(error) = cgroup.apply(&self.spec.resources.limits)
+        {
+            let _ = cgroup.remove(CGROUP_TIMEOUT);
+            return Err(error.into());
+        }
         let env = command::environment(&self.spec, image, ctx);
         match command::command(&self.spec, image, ctx, &cgroup, &env) {
             Ok((command, confinement)) => {
