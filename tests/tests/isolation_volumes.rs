@@ -195,6 +195,7 @@ spec:
     - sh
     - -c
     - |
+      exec 2>&1  # one pipe: the shell's EROFS messages land before `done`
       for f in /cm/new /secret/new /cm/key /secret/password /one; do
         if echo x > $f; then echo "$f: written"; else echo "$f: refused"; fi
       done
