@@ -38,13 +38,35 @@ pub fn value<'a>(lines: &'a [String], key: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no line {prefix}... in {lines:#?}"))
 }
 
-/// The `major:minor` of the block device holding the host's `/`, from
-/// /proc/self/mountinfo (its third field).
-pub fn root_disk() -> Option<(u32, u32)> {
+/// The `major:minor` of a block device for a container to mknod: the one
+/// holding the host's `/` (its third field in /proc/self/mountinfo), else
+/// the first the kernel lists in /sys/dev/block, else the loop driver's
+/// 7:0. The test VM's root is 9p under an overlay and it has no disk; there
+/// 7:0 still tells the barrier apart: without `nodev` an open reaches the
+/// block layer (ENXIO with no loop device), with it the open fails first,
+/// EACCES.
+pub fn block_device() -> (u32, u32) {
+    root_disk()
+        .or_else(first_listed_block_device)
+        .unwrap_or((7, 0))
+}
+
+/// The block device holding `/`; major 0 (an overlay, a tmpfs root) is none.
+fn root_disk() -> Option<(u32, u32)> {
     let text = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
     let line = text.lines().find(|l| l.split(' ').nth(4) == Some("/"))?;
     let (major, minor) = line.split(' ').nth(2)?.split_once(':')?;
     let device = (major.parse().ok()?, minor.parse().ok()?);
-    // Major 0 is no block device (an overlay, a tmpfs root).
     (device.0 != 0).then_some(device)
+}
+
+/// The first `major:minor` of /sys/dev/block, in name order.
+fn first_listed_block_device() -> Option<(u32, u32)> {
+    let mut names: Vec<String> = std::fs::read_dir("/sys/dev/block")
+        .ok()?
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .collect();
+    names.sort();
+    let (major, minor) = names.first()?.split_once(':')?;
+    Some((major.parse().ok()?, minor.parse().ok()?))
 }

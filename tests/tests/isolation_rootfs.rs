@@ -12,7 +12,7 @@
 
 use it::images::BUSYBOX as IMAGE;
 use it::pod::{CGROUP_PARENT, RunOptions, RunningPod, unique_name};
-use it::rootfs_checks::{log_lines, root_disk, value, wait_for_end};
+use it::rootfs_checks::{block_device, log_lines, value, wait_for_end};
 use nix::sys::signal::Signal;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -150,11 +150,7 @@ fn nodes_made_with_mknod_cannot_be_opened_but_the_standard_ones_work() {
     if !prerequisites() {
         return;
     }
-    let disk = root_disk();
-    if !it::prerequisite(disk.is_some(), "a block device holding the host's /") {
-        return;
-    }
-    let (major, minor) = disk.unwrap();
+    let (major, minor) = block_device();
     let script = format!(
         r#"for dir in /dev / /data /tmp; do
   for node in "disk b {major} {minor}" "kmsg c 1 11"; do
