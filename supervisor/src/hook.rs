@@ -27,9 +27,7 @@ use std::time::Instant;
 
 use container::ExitStatus;
 
-use crate::probe::{
-    self, AttemptPhase, ExecIdentity, ProbeIo, ProbeTarget, address, connect, http_request, url,
-};
+use crate::probe::{self, AttemptPhase, ExecIdentity, ProbeIo, ProbeTarget};
 use crate::spec::Handler;
 
 /// The socket slot a hook's httpGet is watched with (the probes use 0..3).
@@ -114,16 +112,19 @@ impl RunningHook {
                 path,
                 headers,
             } => {
-                let url = url(host.as_deref(), *port, path, target.pod_ip);
-                let addr = address(host.as_deref(), *port, target.pod_ip)
-                    .map_err(|e| format!("Get \"{url}\": {e}"))?;
-                let fd = connect(target.netns, addr)
-                    .map_err(|e| format!("Get \"{url}\": dial tcp {addr}: {e}"))?;
+                let (fd, addr, request) = probe::start_http_get(
+                    host.as_deref(),
+                    *port,
+                    path,
+                    headers,
+                    USER_AGENT,
+                    target,
+                )?;
                 io.watch(fd.as_fd(), HOOK_SLOT, true);
                 Action::Http {
                     fd,
                     addr,
-                    request: http_request(host.as_deref(), addr, path, headers, USER_AGENT),
+                    request,
                     phase: AttemptPhase::Connecting,
                 }
             }

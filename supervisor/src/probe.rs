@@ -619,22 +619,13 @@ fn start(
             path,
             headers,
         } => {
-            let url = url(host.as_deref(), *port, path, target.pod_ip);
-            let addr = address(host.as_deref(), *port, target.pod_ip)
-                .map_err(|e| format!("Get \"{url}\": {e}"))?;
-            let fd = connect(target.netns, addr)
-                .map_err(|e| format!("Get \"{url}\": dial tcp {addr}: {e}"))?;
+            let (fd, addr, request) =
+                start_http_get(host.as_deref(), *port, path, headers, USER_AGENT, target)?;
             io.watch(fd.as_fd(), kind.slot(), true);
             Attempt::Socket {
                 fd,
                 addr,
-                request: Some(http_request(
-                    host.as_deref(),
-                    addr,
-                    path,
-                    headers,
-                    USER_AGENT,
-                )),
+                request: Some(request),
                 phase: AttemptPhase::Connecting,
             }
         }
@@ -875,6 +866,25 @@ pub(crate) fn url(host: Option<&str>, port: u16, path: &str, pod_ip: Option<IpAd
 /// The request the kubelet sends. `Host` is the probe's host (or the
 /// address) with the port; user headers come last and may override
 /// nothing (they are appended as given).
+/// An httpGet's start, a probe's or a hook's: the address, a socket
+/// connecting to it from the pod's network namespace, and the request to
+/// send once it is connected; errors worded as kubelet's (`Get "URL": ...`).
+pub(crate) fn start_http_get(
+    host: Option<&str>,
+    port: u16,
+    path: &str,
+    headers: &[(String, String)],
+    user_agent: &str,
+    target: &ProbeTarget<'_>,
+) -> Result<(OwnedFd, SocketAddr, Vec<u8>), String> {
+    let url = url(host, port, path, target.pod_ip);
+    let addr = address(host, port, target.pod_ip).map_err(|e| format!("Get \"{url}\": {e}"))?;
+    let fd =
+        connect(target.netns, addr).map_err(|e| format!("Get \"{url}\": dial tcp {addr}: {e}"))?;
+    let request = http_request(host, addr, path, headers, user_agent);
+    Ok((fd, addr, request))
+}
+
 pub(crate) fn http_request(
     host: Option<&str>,
     addr: SocketAddr,
