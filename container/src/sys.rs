@@ -10,7 +10,7 @@
 
 use std::convert::Infallible;
 use std::ffi::CStr;
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 /// A raw errno value.
 pub type Errno = i32;
@@ -264,6 +264,13 @@ pub fn pipe_cloexec() -> SysResult<(OwnedFd, OwnedFd)> {
 pub fn dup_cloexec_above(fd: RawFd, min: RawFd) -> SysResult<RawFd> {
     // SAFETY: plain fcntl on an integer fd.
     check_int(unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, min) })
+}
+
+/// [`dup_cloexec_above`] into a new owned fd (the caller's side).
+pub fn dup_cloexec_above_owned(fd: &OwnedFd, min: RawFd) -> SysResult<OwnedFd> {
+    let new = dup_cloexec_above(fd.as_raw_fd(), min)?;
+    // SAFETY: fcntl returned a fresh fd that we now own.
+    Ok(unsafe { OwnedFd::from_raw_fd(new) })
 }
 
 /// dup2(2) (clears close-on-exec on the target). Child-safe.

@@ -661,30 +661,27 @@ fn rootfs_overlay_with_volumes_and_private_proc() {
 }
 
 #[test]
-fn a_parked_process_waits_in_its_cgroup_holding_nothing_else_until_started() {
+fn a_parked_process_is_set_up_completely_and_waits_before_exec_holding_only_stdio() {
     require_root!();
     require!(have_busybox(), "/bin/busybox");
     let host = CgroupHost::detect().expect("detect cgroups");
     let cg = CgroupGuard(Cgroup::create(&host, unique("park")).expect("create"));
     // An fd of ours the parked process must not keep open.
     let (ours_read, ours_write) = nix::unistd::pipe().expect("pipe");
-    let mut command = busybox("echo started; echo END; exec sleep 60");
+    let mut command = busybox("echo started; id -u; hostname; echo END; exec sleep 60");
     command
         .cgroup(&cg.0)
-        .create_namespaces(NamespaceSet::EMPTY.with(Namespace::Pid))
+        .create_namespaces(NamespaceSet::of(&[Namespace::Pid, Namespace::Uts]))
+        .hostname("parked")
+        .uid(65534)
+        .gid(65534)
         .stdout(Stdio::Piped);
     let parked = command.park().expect("park");
     let pid = parked.pid().expect("a pid");
-    // In the cgroup, still our program (not exec'd), holding only stdio
-    // and the pipes it waits on.
-    let procs = wait_until(Duration::from_secs(5), || {
-        cg.0.procs().ok().filter(|p| p.contains(&pid))
-    });
-    assert!(procs.is_some(), "parked process {pid} in the cgroup");
-    assert_eq!(
-        std::fs::read_link(format!("/proc/{pid}/exe")).unwrap(),
-        std::env::current_exe().unwrap()
-    );
+    // Ready before exec: the last step before its wait is the close of
+    // every fd but stdio and its two pipes; then it is in its cgroup, its
+    // own pid and mount namespaces (its own hostname set), as its user,
+    // and still our program (not exec'd).
     let fds_of_parked = wait_until(Duration::from_secs(5), || {
         let fds: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
             .ok()?
@@ -692,9 +689,8 @@ fn a_parked_process_waits_in_its_cgroup_holding_nothing_else_until_started() {
             .filter_map(|e| std::fs::read_link(e.path()).ok())
             .map(|p| p.display().to_string())
             .collect();
-        // 0-2, the stdout pipe, the cgroup dir, the report and go pipes:
-        // the rest is closed right after fork (wait for it).
-        (fds.len() <= 7).then_some(fds)
+        // 0-2 (its stdout our pipe), the report and go pipes.
+        (fds.len() <= 5).then_some(fds)
     })
     .expect("the parked process closed the fds it does not need");
     let our_pipe = std::fs::read_link(format!("/proc/self/fd/{}", ours_write.as_raw_fd()))
@@ -703,11 +699,41 @@ fn a_parked_process_waits_in_its_cgroup_holding_nothing_else_until_started() {
         .to_string();
     assert!(!fds_of_parked.contains(&our_pipe), "{fds_of_parked:?}");
     drop((ours_read, ours_write));
+    assert!(
+        cg.0.procs().unwrap().contains(&pid),
+        "parked {pid} in the cgroup"
+    );
+    for ns in ["pid_for_children", "mnt", "uts"] {
+        let theirs = std::fs::read_link(format!("/proc/{pid}/ns/{ns}")).unwrap();
+        let ours = std::fs::read_link(format!("/proc/self/ns/{ns}")).unwrap();
+        if ns == "pid_for_children" {
+            // Born into its new pid namespace: its own pid one is it.
+            let own = std::fs::read_link(format!("/proc/{pid}/ns/pid")).unwrap();
+            assert_ne!(own, std::fs::read_link("/proc/self/ns/pid").unwrap());
+            continue;
+        }
+        assert_ne!(theirs, ours, "parked process has its own {ns} namespace");
+    }
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    assert!(
+        status
+            .lines()
+            .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("65534")),
+        "parked as its user: {status}"
+    );
+    assert!(
+        status.lines().any(|l| l == "CapEff:\t0000000000000000"),
+        "parked without capabilities: {status}"
+    );
+    assert_eq!(
+        std::fs::read_link(format!("/proc/{pid}/exe")).unwrap(),
+        std::env::current_exe().unwrap()
+    );
 
     let mut child = parked.start().expect("start the parked process");
     let _reap = Reap::new(&child);
     assert_eq!(child.pid, pid, "the parked process itself runs the program");
-    assert_eq!(read_until_end(&mut child), ["started"]);
+    assert_eq!(read_until_end(&mut child), ["started", "65534", "parked"]);
     assert!(cg.0.procs().unwrap().contains(&child.pid));
     cg.0.kill_all(Duration::from_secs(5)).expect("kill all");
     assert_eq!(child.wait().unwrap(), ExitStatus::Signaled(libc::SIGKILL));

@@ -10,7 +10,9 @@
 //!
 //! Everything here was allocated by the parent ([`Prepared`]); only raw
 //! system calls are made, no allocation, no locks, no panics (iterators
-//! instead of indexing). A failure writes a fixed-size [`Report`] to the
+//! instead of indexing). A parked process ([`crate::Command::park`]) does
+//! all of it ahead of time and waits for its go byte just before exec
+//! (before the last seccomp filter, which may refuse the wait's read). A failure writes a fixed-size [`Report`] to the
 //! close-on-exec pipe and exits 127. It does not decide anything: what to
 //! do, and every check of the options, is the parent's (`spawn`).
 
@@ -150,13 +152,22 @@ pub(crate) struct Prepared {
 /// How a parked process waits: it reads one byte from `go_read`. Every
 /// other fd is closed first (the caller's write end of the go pipe too, so
 /// that a caller that gives up is seen as EOF).
+///
+/// The process that runs the program waits once it is completely set up,
+/// right before exec (`run`): by then fds 0 to 2 are its stdio and every
+/// other fd is close-on-exec ([`crate::Command::park`] refuses inherited
+/// fds), so closing them changes nothing the program sees. The
+/// intermediate of a pid-namespace join waits before it joins instead
+/// (the final process is forked only then), keeping `keep`: the stdio
+/// sources, the namespaces, the cgroup, the volume sources.
 pub(crate) struct Park {
+    /// Always above 2, so that the stdio set-up cannot overwrite it.
     pub go_read: RawFd,
     pub keep: Vec<RawFd>,
 }
 
-/// At most this many fds are kept by a parked process (the stdio ones, the
-/// namespace ones, the cgroup one, the rootfs's volume sources);
+/// At most this many fds are kept by a parked intermediate (the stdio
+/// ones, the namespace ones, the cgroup one, the rootfs's volume sources);
 /// [`crate::Command::park`] checks.
 pub(crate) const MAX_PARK_FDS: usize = 256;
 
@@ -211,6 +222,11 @@ pub(crate) fn run(p: &Prepared, report_fd: RawFd, in_unified: bool, joined: bool
     if let Err(e) = setup(p, report_fd, in_unified, joined) {
         fail(report_fd, e);
     }
+    // Prepared ahead of time: everything but the last filter and the exec
+    // is done. After a join the intermediate waited already.
+    if !joined && let Some(park) = &p.park {
+        wait_for_go(park, report_fd, &[]);
+    }
     // With no_new_privs the filter can come last (see `setup` without).
     if p.no_new_privs
         && let Err(e) = seccomp(p)
@@ -263,7 +279,6 @@ fn setup(p: &Prepared, report_fd: RawFd, in_unified: bool, joined: bool) -> Step
     // process inherited it.
     if !joined {
         enter_cgroup(p, in_unified)?;
-        wait_for_go(p, report_fd);
         join(p)?;
     }
     if p.unshare_flags != 0 {
@@ -348,17 +363,15 @@ fn terminal(p: &Prepared, report_fd: RawFd) {
     }
 }
 
-/// A parked process: close every fd but the ones it needs (it must not
-/// hold the caller's sockets or other pipes open while it waits), then
-/// wait for the go byte. EOF (the caller gave up on it) ends it quietly.
-fn wait_for_go(p: &Prepared, report_fd: RawFd) {
-    let Some(park) = &p.park else {
-        return;
-    };
+/// A parked process: close every fd above 2 but `keep` and the report and
+/// go pipes (it must not hold the caller's sockets or other pipes open
+/// while it waits), then wait for the go byte. EOF (the caller gave up on
+/// it) ends it quietly.
+fn wait_for_go(park: &Park, report_fd: RawFd, keep_also: &[RawFd]) {
     // The fds to keep, ascending, on the stack (no allocation here).
     let mut keep = [RawFd::MAX; MAX_PARK_FDS];
     let mut count = 0;
-    for fd in park.keep.iter().copied().chain([report_fd, park.go_read]) {
+    for fd in keep_also.iter().copied().chain([report_fd, park.go_read]) {
         if let Some(slot) = keep.get_mut(count) {
             *slot = fd;
             count += 1;
@@ -585,7 +598,9 @@ pub(crate) fn run_intermediate(p: &Prepared, report_fd: RawFd) -> ! {
     if let Err(e) = step(SpawnStep::Signals, sys::reset_signals())
         .and_then(|_| enter_cgroup(p, false))
         .and_then(|_| {
-            wait_for_go(p, report_fd);
+            if let Some(park) = &p.park {
+                wait_for_go(park, report_fd, &park.keep);
+            }
             join(p)
         })
     {

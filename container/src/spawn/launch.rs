@@ -54,14 +54,24 @@ impl Command {
         })
     }
 
-    /// Fork the process now and stop it as soon as it is in its cgroup,
-    /// before it joins or creates namespaces: [`Parked::start`] lets it go
-    /// on to exec later. Moving a process into a cgroup v1 hierarchy waits
-    /// for an RCU grace period (milliseconds, up to tens of them); a
-    /// process parked ahead of time has paid that when it is needed. While
-    /// parked it holds only the fds it needs (stdio, namespaces, cgroup).
-    /// Dropping the [`Parked`] kills and reaps it.
+    /// Fork the process now and set it up completely (cgroup, namespaces,
+    /// mounts and root filesystem, session, credentials, the seccomp
+    /// filter when it goes in before them, stdio), then stop it right
+    /// before exec: [`Parked::start`] lets it exec later, so a start costs
+    /// one write and the exec. Only the seccomp filter installed last
+    /// (with no_new_privs) waits for the start, since it may refuse the
+    /// wait's read. While parked it holds fds 0 to 2 and the report and go
+    /// pipes, nothing else. A process that joins a pid namespace waits
+    /// earlier, in its intermediate, in its cgroup before the join (the
+    /// final process is forked by the join). Refuses
+    /// [`Command::inherit_fds`]: what the program would inherit is closed
+    /// while parked. Dropping the [`Parked`] kills and reaps it.
     pub fn park(&mut self) -> Result<Parked, SpawnError> {
+        if self.inherit_fds {
+            return Err(Self::invalid(
+                "a parked process closes its fds above 2: it cannot inherit fds",
+            ));
+        }
         Ok(Parked {
             launch: Some(self.launch(true, true)?),
         })
@@ -85,7 +95,21 @@ impl Command {
         let (read_end, write_end) = pipe("report pipe")?;
         let go = if park {
             let (go_read, go_write) = pipe("go pipe")?;
-            let kept = prepared.fds_in_use();
+            // Above 2: the child's stdio set-up (dup2 onto 0 to 2) comes
+            // before its wait.
+            let go_read = if go_read.as_raw_fd() > 2 {
+                go_read
+            } else {
+                sys::dup_cloexec_above_owned(&go_read, 3).map_err(|e| SpawnError::Prepare {
+                    what: "go pipe".into(),
+                    source: os(e),
+                })?
+            };
+            let kept = if self.joins_pid_namespace() {
+                prepared.fds_in_use()
+            } else {
+                Vec::new()
+            };
             if kept.len() + 2 > child::MAX_PARK_FDS {
                 return Err(Self::invalid(format!(
                     "{} fds to keep open: too many to park",
