@@ -12,13 +12,21 @@
 # For the supervisor also the spawn time, from its decision to start an
 # instance to that instance's exec (`supervisor run --trace`).
 # Usage (root): bench/restart.sh; RESTARTS=200 REF_RESTARTS=10 by default,
-# TOOLS="supervisor runit" to run some only.
+# TOOLS="supervisor runit" to run some only. Every sample goes to
+# $RESULTS/restart-samples.csv (tool,case,latency_ms; RESULTS defaults to
+# target/bench-results) and their CDFs to CDF_SVG (default
+# $RESULTS/restart-cdf.svg), drawn by bench/cdf.py.
 # Needs: cargo build --release --workspace; apt install runit s6 supervisor.
 source "$(dirname "$0")/lib.sh"
 
 restarts=${RESTARTS:-200}
 ref_restarts=${REF_RESTARTS:-10}
 stamp=$bin/bench-stamp
+results=${RESULTS:-$root/target/bench-results}
+cdf_svg=${CDF_SVG:-$results/restart-cdf.svg}
+samples=$results/restart-samples.csv
+mkdir -p "$results" "$(dirname "$cdf_svg")"
+echo "tool,case,latency_ms" >"$samples"
 bench_image stamp "$stamp" /usr/bin/sleep
 
 # A pod whose one container is bench-stamp with these arguments, writing
@@ -137,9 +145,9 @@ for tool in "${tools[@]}"; do
     fi
     "run_$tool" "$dir" "$count" "$lifetime"
     if [[ $tool == supervisor ]]; then
-      mapfile -t figures < <($stats restart "$dir/stamps" "$dir/trace")
+      mapfile -t figures < <($stats restart "$dir/stamps" "$dir/trace" "$samples" "$tool,$case")
     else
-      mapfile -t figures < <($stats restart "$dir/stamps")
+      mapfile -t figures < <($stats restart "$dir/stamps" - "$samples" "$tool,$case")
     fi
     read -r n median p99 max <<<"${figures[0]}"
     row "$tool" "$case" "$n" "$median" "$p99" "$max"
@@ -157,3 +165,7 @@ for tool in "${tools[@]}"; do
     "$(python3 -c "print('%.1fx' % (${crash_median[$tool]} / ${crash_median[supervisor]}))")" \
     "$(python3 -c "print('%.1fx' % (${after_median[$tool]} / ${after_median[supervisor]}))")"
 done
+python3 "$root/bench/cdf.py" "$samples" "$cdf_svg" \
+  "Restart latency: ${tools[*]}; $(nproc) CPUs, Linux $(uname -r)"
+echo
+echo "samples: $samples; CDF: $cdf_svg"

@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
 """Figures for the benchmark scripts of this directory.
 
-  stats.py restart STAMPS [TRACE]
+  stats.py restart STAMPS [TRACE] [SAMPLES LABEL]
       STAMPS: the file bench-stamp appends to (`S <ns>` at start, `E <ns>`
       at exit, CLOCK_MONOTONIC). Prints the restart latency, from one
       instance's E to the next one's S: `n median p99 max` in ms.
       With TRACE (supervisor run --trace), prints a second line: the spawn
       time, from the supervisor's decision to start an instance
-      (`deciding`) to its exec (`spawned`).
+      (`deciding`) to its exec (`spawned`) (`-` for none). With SAMPLES
+      and LABEL (`tool,case`), appends every latency to SAMPLES as a
+      `LABEL,ms` line (the CSV that cdf.py draws).
   stats.py pss PID...
       Sum of Pss (kB) of the processes, from /proc/PID/smaps_rollup.
   stats.py switches PID...
@@ -30,7 +32,7 @@ def summary(values_ns):
         len(values), percentile(values, 0.5), percentile(values, 0.99), values[-1])
 
 
-def restart(stamps, trace=None):
+def restart(stamps, trace=None, samples=None, label=None):
     starts, ends = [], []
     with open(stamps) as f:
         for line in f:
@@ -38,7 +40,11 @@ def restart(stamps, trace=None):
             (starts if mark == "S" else ends).append(int(ns))
     gaps = [starts[i + 1] - ends[i] for i in range(min(len(starts) - 1, len(ends)))]
     print(summary(gaps))
-    if trace:
+    if samples:
+        with open(samples, "a") as f:
+            for gap in gaps:
+                f.write("%s,%.4f\n" % (label, gap / 1e6))
+    if trace and trace != "-":
         steps = {}
         with open(trace) as f:
             for line in f:
