@@ -12,8 +12,9 @@
 //! system calls are made, no allocation, no locks, no panics (iterators
 //! instead of indexing). A parked process ([`crate::Command::park`]) does
 //! all of it ahead of time and waits for its go byte just before exec
-//! (before the last seccomp filter, which may refuse the wait's read). A failure writes a fixed-size [`Report`] to the
-//! close-on-exec pipe and exits 127. It does not decide anything: what to
+//! (before the last seccomp filter, which may refuse the wait's read). A
+//! failure writes a fixed-size [`Report`] to the close-on-exec pipe and
+//! exits 127. It does not decide anything: what to
 //! do, and every check of the options, is the parent's (`spawn`).
 
 use std::ffi::CString;
