@@ -78,6 +78,20 @@ impl EventLoop {
             .map_err(sys("epoll_ctl(ADD)"))
     }
 
+    /// Change the events `fd` (already watched) is watched for.
+    pub fn rewatch(
+        &self,
+        fd: BorrowedFd<'_>,
+        token: u64,
+        flags: EpollFlags,
+    ) -> Result<(), EventLoopError> {
+        assert_ne!(token, TIMER, "token reserved for the timer");
+        let mut event = EpollEvent::new(flags, token);
+        self.epoll
+            .modify(fd, &mut event)
+            .map_err(sys("epoll_ctl(MOD)"))
+    }
+
     /// Stop watching `fd` (call before closing it).
     pub fn unwatch(&self, fd: BorrowedFd<'_>) -> Result<(), EventLoopError> {
         self.epoll.delete(fd).map_err(sys("epoll_ctl(DEL)"))

@@ -22,6 +22,7 @@
 //! [`terminal`] for `-t`). The only `unsafe` is in `sys`.
 
 pub mod atomic_file;
+pub mod attach;
 pub mod cni;
 pub mod confinement;
 pub mod event_loop;

@@ -107,12 +107,13 @@ pub enum ExecError {
     Relay(#[from] relay::RelayError),
 }
 
-/// Runs the request; the command's exit status.
-pub fn exec(layout: &Layout, request: &ExecRequest) -> Result<i32, ExecError> {
-    if request.argv.is_empty() {
-        return Err(ExecError::NoCommand);
-    }
-    let pod = &request.pod;
+/// The state dir of `pod`, whose supervisor must be alive, and the name
+/// of its container `container` (None: kubectl's default container).
+pub fn find_container(
+    layout: &Layout,
+    pod: &PodId,
+    container: Option<&str>,
+) -> Result<(PathBuf, String), ExecError> {
     let state_dir = layout.pod_state_dir(pod);
     if !state_dir.is_dir() {
         return Err(ExecError::NoSuchPod {
@@ -130,12 +131,12 @@ pub fn exec(layout: &Layout, request: &ExecRequest) -> Result<i32, ExecError> {
         });
     }
     let containers = PodRecord::read(&state_dir)?;
-    let container = match &request.container {
-        Some(name) if containers.has(name) => name.clone(),
+    let container = match container {
+        Some(name) if containers.has(name) => name.to_string(),
         Some(name) => {
             return Err(ExecError::NoSuchContainer {
                 pod: pod.clone(),
-                container: name.clone(),
+                container: name.to_string(),
                 names: containers.all_names(),
             });
         }
@@ -149,6 +150,16 @@ pub fn exec(layout: &Layout, request: &ExecRequest) -> Result<i32, ExecError> {
             name.to_string()
         }
     };
+    Ok((state_dir, container))
+}
+
+/// Runs the request; the command's exit status.
+pub fn exec(layout: &Layout, request: &ExecRequest) -> Result<i32, ExecError> {
+    if request.argv.is_empty() {
+        return Err(ExecError::NoCommand);
+    }
+    let pod = &request.pod;
+    let (state_dir, container) = find_container(layout, pod, request.container.as_deref())?;
     let not_running = || ExecError::NotRunning {
         pod: pod.clone(),
         container: container.clone(),

@@ -15,6 +15,7 @@
 mod job;
 mod sandbox;
 
+use crate::attach::server::{AttachServer, AttachTargets, AttachTokens};
 use crate::confinement::{self, ConfinementOptions};
 use crate::event_loop::{EventLoop, EventLoopError, TIMER};
 use crate::eviction::Eviction;
@@ -193,7 +194,18 @@ const SIGNALS: u64 = u64::MAX - 1;
 const TOKENS_PER_CONTAINER: u64 = 8;
 const STDOUT_TOKEN: u64 = 1;
 const STDERR_TOKEN: u64 = 2;
+/// Container `index`'s stdin (`index * TOKENS_PER_CONTAINER + 3`),
+/// waited on for writability while attached clients' input is held.
+const STDIN_TOKEN: u64 = 3;
 const PROBE_TOKEN: u64 = 4;
+/// The attach socket, and its clients from `ATTACH_CLIENTS` on.
+const ATTACH_LISTENER: u64 = u64::MAX - 2;
+const ATTACH_CLIENTS: u64 = 1 << 62;
+const ATTACH_TOKENS: AttachTokens = AttachTokens {
+    listener: ATTACH_LISTENER,
+    clients: ATTACH_CLIENTS,
+    input: |index| index as u64 * TOKENS_PER_CONTAINER + STDIN_TOKEN,
+};
 
 /// The least time between two drops of the idle code pages (see `run`).
 const TRIM_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
@@ -294,6 +306,32 @@ struct PodRuntime {
     /// Per container: an instance that runs its postStart hook, not yet
     /// told to the state machine (when it started, its id).
     pending_starts: Vec<Option<(Stamp, String)>>,
+    /// The pod's attach socket (`supervisor attach`).
+    attach: Option<AttachServer>,
+}
+
+/// The pod's containers as the attach server reaches them.
+struct AttachableContainers<'a>(&'a mut [SupervisedContainer]);
+
+impl AttachTargets for AttachableContainers<'_> {
+    fn find(&self, name: &str) -> Option<usize> {
+        self.0.iter().position(|c| c.spec().name == name)
+    }
+
+    fn describe(&self, index: usize) -> (&str, bool, bool) {
+        let spec = self.0[index].spec();
+        (&spec.name, spec.stdin, spec.tty)
+    }
+
+    fn ends(
+        &mut self,
+        index: usize,
+    ) -> Option<(
+        Option<&mut supervised::stdio::Input>,
+        Option<&std::fs::File>,
+    )> {
+        self.0.get_mut(index)?.attach_ends()
+    }
 }
 
 impl PodRuntime {
@@ -379,6 +417,7 @@ impl PodRuntime {
             job,
             killed_for_job: None,
             pending_starts,
+            attach: None,
         }
     }
 
@@ -411,6 +450,11 @@ impl PodRuntime {
         // After the sandbox's preparation, which clears what a dead run left
         // (its exec records among it), before any container starts.
         crate::exec::record::PodRecord::of(&self.pod).write(&self.state_dir)?;
+        self.attach = Some(AttachServer::listen(
+            &self.state_dir,
+            ATTACH_TOKENS,
+            self.event_loop.as_ref().expect("started"),
+        )?);
         eprintln!(
             "supervisor: pod {} sandbox up (pause pid {}), {} init container(s), {} container(s)",
             self.id,
@@ -551,6 +595,21 @@ impl PodRuntime {
                 match token {
                     SIGNALS => self.on_signals()?,
                     TIMER => {}
+                    ATTACH_LISTENER => {
+                        if let (Some(server), Some(event_loop)) =
+                            (&mut self.attach, &self.event_loop)
+                        {
+                            server.on_accept(event_loop);
+                        }
+                    }
+                    token if token >= ATTACH_CLIENTS => {
+                        if let (Some(server), Some(event_loop)) =
+                            (&mut self.attach, &self.event_loop)
+                        {
+                            let mut targets = AttachableContainers(&mut self.containers);
+                            server.on_client(token, &mut targets, event_loop);
+                        }
+                    }
                     token => self.on_output(token),
                 }
             }
@@ -1070,14 +1129,28 @@ impl PodRuntime {
                 .record(&c.spec().name, state.restart_count(), Step::Reaped);
         }
         let event_loop = self.event_loop.as_ref().expect("started");
+        let attached = self.attach.as_ref().is_some_and(|a| a.has_clients(index));
+        let mut output = Vec::new();
         let termination = c.end_instance(
             status,
             now.wall,
             &mut self.echo,
             &mut ContainerFds::new(event_loop, index),
+            &mut |stream, bytes| {
+                if attached {
+                    output.push((stream, bytes.to_vec()));
+                }
+            },
         );
         let slot = c.slot();
         let name = c.spec().name.clone();
+        if let Some(server) = &mut self.attach {
+            let mut targets = AttachableContainers(&mut self.containers);
+            for (stream, bytes) in output {
+                server.on_output(index, stream, &bytes, &mut targets, event_loop);
+            }
+            server.on_instance_end(index, termination.exit_code, &mut targets, event_loop);
+        }
         // Ended during its postStart hook: it did start.
         if let Some((at, container_id)) = self.pending_starts[index].take()
             && let Err(error) = self
@@ -1138,6 +1211,13 @@ impl PodRuntime {
         let stream = match token % TOKENS_PER_CONTAINER {
             STDOUT_TOKEN => Stream::Stdout,
             STDERR_TOKEN => Stream::Stderr,
+            STDIN_TOKEN => {
+                if let (Some(server), Some(event_loop)) = (&mut self.attach, &self.event_loop) {
+                    let mut targets = AttachableContainers(&mut self.containers);
+                    server.on_input_writable(index, &mut targets, event_loop);
+                }
+                return;
+            }
             k if k == PROBE_TOKEN + u64::from(HOOK_SLOT) => {
                 self.on_hook_socket(index);
                 return;
@@ -1153,11 +1233,24 @@ impl PodRuntime {
         else {
             return;
         };
+        let attached = self.attach.as_ref().is_some_and(|a| a.has_clients(index));
+        let mut output = Vec::new();
         c.read_output(
             stream,
             &mut self.echo,
             &mut ContainerFds::new(event_loop, index),
+            &mut |stream, bytes| {
+                if attached {
+                    output.push((stream, bytes.to_vec()));
+                }
+            },
         );
+        if let Some(server) = &mut self.attach {
+            let mut targets = AttachableContainers(&mut self.containers);
+            for (stream, bytes) in output {
+                server.on_output(index, stream, &bytes, &mut targets, event_loop);
+            }
+        }
     }
 
     fn on_hook_socket(&mut self, index: usize) {
@@ -1517,6 +1610,9 @@ impl PodRuntime {
     /// gives up the pod, if it does). Safe to call whatever `start` got to.
     fn teardown(&mut self, error: Option<&anyhow::Error>) {
         self.drop_parked();
+        if let (Some(server), Some(event_loop)) = (self.attach.take(), &self.event_loop) {
+            server.shut_down(&mut AttachableContainers(&mut self.containers), event_loop);
+        }
         // Whatever still runs dies now (a failed start, or a finished pod's
         // leftovers); then reap so no zombie is left.
         for c in &self.containers {

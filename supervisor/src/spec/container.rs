@@ -75,6 +75,15 @@ pub struct Container {
     /// `lifecycle.postStart`: runs right after the start; the container
     /// is not Running until it returns, and is killed if it fails.
     pub post_start: Option<Handler>,
+    /// `stdin`: the container's stdin is a pipe the supervisor holds open,
+    /// written by `supervisor attach -i` (else /dev/null).
+    pub stdin: bool,
+    /// `stdinOnce`: that stdin is closed once the first attached client
+    /// that sent input detaches, until the next instance.
+    pub stdin_once: bool,
+    /// `tty`: stdin, stdout and stderr are a new pty's slave, its
+    /// controlling terminal; its output is logged as stdout.
+    pub tty: bool,
     /// `lifecycle.preStop`: runs before the stop signal, within the grace
     /// period.
     pub pre_stop: Option<Handler>,
@@ -249,25 +258,14 @@ fn container(
         stop_signal,
         post_start,
         pre_stop,
+        stdin: c.stdin == Some(true),
+        stdin_once: c.stdin_once == Some(true),
+        tty: c.tty == Some(true),
     })
 }
 
-/// Container fields that need a terminal, block volumes or per-exit
-/// rules.
+/// Container fields that need block volumes or per-exit rules.
 fn refuse_unsupported(ctx: &Ctx<'_>, c: &manifest::Container, cp: &str) -> Result<()> {
-    for (field, on) in [
-        ("stdin", c.stdin),
-        ("stdinOnce", c.stdin_once),
-        ("tty", c.tty),
-    ] {
-        if on == Some(true) {
-            return Err(ctx.err(
-                format!("{cp}.{field}"),
-                Some("true"),
-                "not supported: containers run without a terminal or stdin",
-            ));
-        }
-    }
     if c.volume_devices.is_some() {
         return Err(ctx.err(
             format!("{cp}.volumeDevices"),

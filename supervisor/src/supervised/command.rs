@@ -15,7 +15,7 @@ use crate::spec::{Container, VolumeSource};
 use crate::volumes::subpath::{self, Missing};
 use container::rootfs::{BindMount, RootfsSpec};
 use container::spawn::DEFAULT_PATH;
-use container::{CapSet, Cgroup, CgroupMode, Command, Namespace, NamespaceSet, Session, Stdio};
+use container::{CapSet, Cgroup, CgroupMode, Command, Namespace, NamespaceSet, Session};
 use nix::sys::signal::Signal;
 use std::path::{Path, PathBuf};
 
@@ -74,6 +74,11 @@ pub enum CommandError {
     Confinement {
         container: String,
         source: Box<ConfinementError>,
+    },
+    #[error("container {container}: its terminal (tty: true): {source}")]
+    Terminal {
+        container: String,
+        source: crate::terminal::TerminalError,
     },
     #[error("container {container}: create the rootfs staging dir {path}: {source}")]
     Staging {
@@ -194,9 +199,7 @@ pub(super) fn command(
     command.create_namespaces(create);
     command.rootfs(rootfs(container, image, &working_dir, ctx)?);
     command.cgroup(cgroup);
-    command.stdin(Stdio::Null);
-    command.stdout(Stdio::Piped);
-    command.stderr(Stdio::Piped);
+    // stdin, stdout and stderr: `stdio::configure`.
     // Should the supervisor die without its teardown, the containers die too.
     command.parent_death_signal(Signal::SIGKILL);
     Ok((command, confinement))

@@ -5,6 +5,7 @@
 //! tells an OOM kill from others; it does not decide when an instance
 //! starts or ends (`SupervisedContainer` and the pod loop do).
 
+use super::stdio::{Input, InstanceStdio, TerminalMaster};
 use super::stop::{HookContext, StopState};
 use crate::confinement::Confinement;
 use crate::hook::RunningHook;
@@ -35,6 +36,8 @@ pub(super) struct InstancePlan {
     pub cgroup: Cgroup,
     pub env: Env,
     pub command: container::Command,
+    /// Its pty's master, when it has a terminal.
+    pub terminal: Option<TerminalMaster>,
     /// Its seccomp filter and AppArmor profile (exec probes get them too).
     pub confinement: Confinement,
 }
@@ -63,6 +66,10 @@ pub(super) struct Instance {
     oom_kills_before: u64,
     stdout: Option<File>,
     stderr: Option<File>,
+    /// Its pty master, when it has a terminal (`tty`).
+    pub terminal: Option<File>,
+    /// Its stdin, when it has one (`stdin`).
+    pub input: Option<Input>,
     /// Its environment (exec probes run with it too).
     pub env: Env,
     pub probes: Probes,
@@ -77,6 +84,7 @@ pub(super) struct Instance {
 impl Instance {
     pub fn new(
         child: container::Child,
+        stdio: InstanceStdio,
         cgroup: Cgroup,
         oom_kills_before: u64,
         env: Env,
@@ -88,8 +96,10 @@ impl Instance {
             pidfd: child.pidfd,
             cgroup,
             oom_kills_before,
-            stdout: child.stdout,
-            stderr: child.stderr,
+            stdout: stdio.stdout,
+            stderr: stdio.stderr,
+            terminal: stdio.terminal,
+            input: stdio.input,
             env,
             probes: Probes::new(spec, identity.clone(), Instant::now()),
             identity,
@@ -119,7 +129,9 @@ impl Instance {
                 .is_some_and(|after| after > self.oom_kills_before)
     }
 
-    /// Read what it wrote on `stream`; EOF closes that stream.
+    /// Read what it wrote on `stream` into its log and `tap` (attached
+    /// clients); EOF closes that stream (on a pty master EIO is the EOF:
+    /// every slave is closed).
     pub fn read(
         &mut self,
         stream: Stream,
@@ -127,6 +139,7 @@ impl Instance {
         mut log: Option<&mut ContainerLog>,
         echo: &mut Echo,
         io: &mut dyn ProbeIo,
+        tap: &mut dyn FnMut(Stream, &[u8]),
     ) {
         let pipe = match stream {
             Stream::Stdout => &mut self.stdout,
@@ -138,7 +151,7 @@ impl Instance {
         // A bounded number of reads per wake-up, so one flooding container
         // cannot starve the others (epoll reports it again).
         for _ in 0..16 {
-            match file.read(&mut buf) {
+            match read_output(file, &mut buf) {
                 Ok(0) => {
                     io.unwatch(file.as_fd());
                     *pipe = None;
@@ -153,6 +166,7 @@ impl Instance {
                     {
                         eprintln!("supervisor: [{container}] log: {error}");
                     }
+                    tap(stream, &buf[..n]);
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(_) => return, // EAGAIN: all read
@@ -168,6 +182,7 @@ impl Instance {
         now: SystemTime,
         echo: &mut Echo,
         io: &mut dyn ProbeIo,
+        tap: &mut dyn FnMut(Stream, &[u8]),
     ) {
         for (pipe, stream) in [
             (self.stdout.take(), Stream::Stdout),
@@ -176,18 +191,28 @@ impl Instance {
             let Some(mut file) = pipe else { continue };
             io.unwatch(file.as_fd());
             let mut buf = [0u8; 64 * 1024];
-            while let Ok(n) = file.read(&mut buf) {
+            while let Ok(n) = read_output(&mut file, &mut buf) {
                 if n == 0 {
                     break;
                 }
                 if let Some(log) = log.as_deref_mut() {
                     let _ = log.feed(stream, &buf[..n], now, echo);
                 }
+                tap(stream, &buf[..n]);
             }
             if let Some(log) = log.as_deref_mut() {
                 let _ = log.finish(stream, now, echo);
             }
         }
+    }
+}
+
+/// One read of an output pipe or pty master; a pty master's EIO (no slave
+/// open any more) is the end, as a pipe's 0.
+fn read_output(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
+    match file.read(buf) {
+        Err(e) if e.raw_os_error() == Some(libc::EIO) => Ok(0),
+        other => other,
     }
 }
 

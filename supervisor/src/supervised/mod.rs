@@ -12,6 +12,7 @@
 mod command;
 mod instance;
 mod retired;
+pub mod stdio;
 mod stop;
 
 pub use command::CommandError;
@@ -72,6 +73,16 @@ pub const CGROUP_TIMEOUT: Duration = Duration::from_secs(5);
 /// from 5.0 to 2.6 ms against parking 20 ms in (which a crash loop never
 /// reached). The set-up runs in the child, beside the running instance.
 const PARK_DELAY: Duration = Duration::from_millis(0);
+
+/// A started instance: its process, cgroup, environment, rights and pty
+/// master (when it has a terminal).
+type Spawned = (
+    container::Child,
+    Cgroup,
+    Env,
+    ExecIdentity,
+    Option<stdio::TerminalMaster>,
+);
 
 /// Why an instance could not be started or parked.
 #[derive(Debug, thiserror::Error)]
@@ -241,9 +252,9 @@ impl SupervisedContainer {
         {
             self.discard_parked();
         }
-        let (child, cgroup, env, identity) = match self.parked.take() {
+        let (mut child, cgroup, env, identity, terminal) = match self.parked.take() {
             Some(next) => match next.parked.start() {
-                Ok(child) => (child, next.cgroup, next.env, next.identity),
+                Ok(child) => (child, next.cgroup, next.env, next.identity, None),
                 Err(error) => {
                     eprintln!("supervisor: [{name}] parked instance: {error}: starting a new one");
                     self.retired.retire(next.cgroup);
@@ -252,9 +263,16 @@ impl SupervisedContainer {
             },
             None => self.spawn_new(ctx, restart_count)?,
         };
+        let stdio =
+            stdio::InstanceStdio::of(&self.spec, &mut child, terminal).map_err(|source| {
+                SupervisedError::NonBlocking {
+                    container: name.clone(),
+                    source,
+                }
+            })?;
         for (pipe, stream) in [
-            (&child.stdout, Stream::Stdout),
-            (&child.stderr, Stream::Stderr),
+            (&stdio.stdout, Stream::Stdout),
+            (&stdio.stderr, Stream::Stderr),
         ] {
             if let Some(file) = pipe {
                 instance::set_nonblocking(file).map_err(|source| SupervisedError::NonBlocking {
@@ -268,6 +286,7 @@ impl SupervisedContainer {
             write_exec_record(ctx, &name, restart_count, &child, &cgroup, &env, &identity);
         self.instance = Some(Instance::new(
             child,
+            stdio,
             cgroup,
             oom_kills_before,
             env,
@@ -282,11 +301,11 @@ impl SupervisedContainer {
         &self,
         ctx: &PodContext<'_>,
         restart_count: u32,
-    ) -> Result<(container::Child, Cgroup, Env, ExecIdentity), SupervisedError> {
+    ) -> Result<Spawned, SupervisedError> {
         let mut plan = self.plan(ctx, restart_count)?;
         let identity = plan.identity();
         match plan.command.spawn() {
-            Ok(child) => Ok((child, plan.cgroup, plan.env, identity)),
+            Ok(child) => Ok((child, plan.cgroup, plan.env, identity, plan.terminal)),
             Err(error) => {
                 let _ = plan.cgroup.remove(CGROUP_TIMEOUT);
                 Err(error.into())
@@ -322,6 +341,11 @@ impl SupervisedContainer {
     /// Only containers that have restarted once get one, so a pod of steady
     /// containers has no extra process.
     pub fn park_next(&mut self, ctx: Option<&PodContext<'_>>, restart_count: u32) {
+        // A terminal or an input is the instance's own from its start, for
+        // the clients attached then: such a container is not parked.
+        if self.spec.tty || self.spec.stdin {
+            return;
+        }
         let parked = ctx
             .ok_or(SupervisedError::SandboxNotRunning)
             .and_then(|ctx| self.plan(ctx, restart_count))
@@ -380,8 +404,14 @@ impl SupervisedContainer {
             return Err(error.into());
         }
         let env = command::environment(&self.spec, image, ctx);
-        match command::command(&self.spec, image, ctx, &cgroup, &env) {
-            Ok((command, confinement)) => {
+        let planned = command::command(&self.spec, image, ctx, &cgroup, &env).and_then(
+            |(mut command, confinement)| {
+                let terminal = stdio::configure(&self.spec, &mut command)?;
+                Ok((command, confinement, terminal))
+            },
+        );
+        match planned {
+            Ok((command, confinement, terminal)) => {
                 if restart_count == 0 {
                     for note in &confinement.notes {
                         eprintln!("supervisor: [{}] warning: {note}", self.spec.name);
@@ -391,6 +421,7 @@ impl SupervisedContainer {
                     cgroup,
                     env,
                     command,
+                    terminal,
                     confinement,
                 })
             }
@@ -421,6 +452,7 @@ impl SupervisedContainer {
         now: SystemTime,
         echo: &mut Echo,
         fds: &mut impl FdWatch,
+        tap: &mut dyn FnMut(Stream, &[u8]),
     ) -> Termination {
         self.park_at = None;
         let mut instance = self.instance.take().expect("matched a running instance");
@@ -435,7 +467,7 @@ impl SupervisedContainer {
         if let Some(message) = instance.stop.take().and_then(|s| s.message) {
             termination.message = Some(message);
         }
-        instance.drain(self.log.as_mut(), now, echo, fds);
+        instance.drain(self.log.as_mut(), now, echo, fds, tap);
         eprintln!(
             "supervisor: [{}] exited: {} (exit code {})",
             self.spec.name, termination.reason, termination.exit_code
@@ -455,10 +487,24 @@ impl SupervisedContainer {
     }
 
     /// Read what the running instance wrote on `stream`.
-    pub fn read_output(&mut self, stream: Stream, echo: &mut Echo, fds: &mut impl FdWatch) {
+    /// Read what the running instance wrote on `stream`; `tap` gets it
+    /// too (attached clients).
+    pub fn read_output(
+        &mut self,
+        stream: Stream,
+        echo: &mut Echo,
+        fds: &mut impl FdWatch,
+        tap: &mut dyn FnMut(Stream, &[u8]),
+    ) {
         if let Some(instance) = &mut self.instance {
-            instance.read(stream, &self.spec.name, self.log.as_mut(), echo, fds);
+            instance.read(stream, &self.spec.name, self.log.as_mut(), echo, fds, tap);
         }
+    }
+
+    /// The running instance's stdin and pty master, for attached clients.
+    pub fn attach_ends(&mut self) -> Option<(Option<&mut stdio::Input>, Option<&std::fs::File>)> {
+        let instance = self.instance.as_mut()?;
+        Some((instance.input.as_mut(), instance.terminal.as_ref()))
     }
 
     /// The earliest probe start or timeout of the running instance, a

@@ -3,6 +3,7 @@
 //! and an exit code here, at the edge; everything else lives in the
 //! library.
 
+mod attach;
 mod exec;
 mod image;
 mod init;
@@ -36,6 +37,8 @@ enum Command {
     Logs(logs::LogsArgs),
     /// Run a command in a running container, with the container's rights.
     Exec(exec::ExecArgs),
+    /// Attach to a running container's output (and with -i its stdin).
+    Attach(attach::AttachArgs),
     /// Container images: pull, load, import, ls, rm, prune.
     Image(image::ImageArgs),
     /// The persistentVolumeClaims' volumes: ls, rm.
@@ -51,6 +54,7 @@ fn main() {
         Command::Status(args) => status::main(args),
         Command::Logs(args) => logs::main(args),
         Command::Exec(args) => exec::main(args),
+        Command::Attach(args) => attach::main(args),
         Command::Image(args) => image::main(args),
         Command::Volume(args) => volume::main(args),
     };
