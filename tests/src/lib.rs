@@ -82,6 +82,17 @@ macro_rules! require_root {
     };
 }
 
+/// A finished command's status, stdout and stderr, for an assertion's
+/// message.
+pub fn describe_output(output: &std::process::Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
 pub fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
 }

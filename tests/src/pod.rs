@@ -327,6 +327,23 @@ impl RunningPod {
         }
     }
 
+    /// SIGTERM, an exit within 30 s with status 0, and nothing of the pod
+    /// left on the host.
+    pub fn stop_clean(self) {
+        self.stop_clean_within(Duration::from_secs(30));
+    }
+
+    /// SIGTERM, an exit within `timeout` with status 0, and nothing of the
+    /// pod left on the host.
+    pub fn stop_clean_within(self, timeout: Duration) {
+        let (name, namespace, state_dir) =
+            (self.name.clone(), self.namespace.clone(), self.state_dir());
+        let (status, _, output) = self.stop(nix::sys::signal::Signal::SIGTERM, timeout);
+        assert_eq!(status.code(), Some(0), "{output}");
+        let left = leftovers_of(&namespace, &name, &state_dir);
+        assert!(left.is_empty(), "left behind: {left:?}\n{output}");
+    }
+
     /// A container's current log file content (the CRI lines).
     pub fn log(&self, container: &str, restart_count: u32) -> String {
         std::fs::read_to_string(self.layout().container_log_file(

@@ -42,15 +42,6 @@ fn attach_command(pod: &RunningPod, args: &[&str]) -> Command {
     command
 }
 
-fn describe(output: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
 /// Run `supervisor attach ARGS` with `input` on its stdin (a pipe, closed
 /// after it); its output, within 30 s.
 fn attach_with_input(pod: &RunningPod, args: &[&str], input: &[u8]) -> Output {
@@ -75,20 +66,14 @@ fn wait_output(mut child: Child, timeout: Duration) -> Output {
         if Instant::now() > deadline {
             let _ = child.kill();
             let output = child.wait_with_output().unwrap();
-            panic!("supervisor attach did not end\n{}", describe(&output));
+            panic!(
+                "supervisor attach did not end\n{}",
+                it::describe_output(&output)
+            );
         }
         std::thread::sleep(Duration::from_millis(20));
     }
     child.wait_with_output().unwrap()
-}
-
-fn stop_clean(pod: RunningPod) {
-    let name = pod.name.clone();
-    let state_dir = pod.state_dir();
-    let (status, _, output) = pod.stop(Signal::SIGTERM, Duration::from_secs(30));
-    assert_eq!(status.code(), Some(0), "{output}");
-    let left = leftovers(&name, &state_dir);
-    assert!(left.is_empty(), "left behind: {left:?}\n{output}");
 }
 
 /// Wait until container `container`'s instance `restart_count` runs.
@@ -151,7 +136,7 @@ spec:
     );
 
     let output = attach_with_input(&pod, &["-i", &name, "-c", "reader"], b"hello\nmore\n");
-    let text = describe(&output);
+    let text = it::describe_output(&output);
     // The instance's exit code is attach's, once its output is out.
     assert_eq!(output.status.code(), Some(3), "{text}");
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -169,11 +154,16 @@ spec:
     // The next instance has a fresh stdin, open again for one client.
     wait_instance(&pod, "reader", 1);
     let output = attach_with_input(&pod, &["-i", &name, "-c", "reader"], b"again\n");
-    assert_eq!(output.status.code(), Some(3), "{}", describe(&output));
+    assert_eq!(
+        output.status.code(),
+        Some(3),
+        "{}",
+        it::describe_output(&output)
+    );
     assert!(
         String::from_utf8_lossy(&output.stdout).contains("got=again"),
         "{}",
-        describe(&output)
+        it::describe_output(&output)
     );
     assert!(pod.log("reader", 1).contains("got=again"));
     assert!(!pod.log("reader", 1).contains("got=hello"));
@@ -190,7 +180,7 @@ spec:
     it::signal(child.id() as i32, Signal::SIGTERM);
     let _keep_stdin = child.stdin.take();
     let output = wait_output(child, Duration::from_secs(10));
-    let text = describe(&output);
+    let text = it::describe_output(&output);
     assert_eq!(output.status.code(), Some(128 + 15), "{text}");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
@@ -213,7 +203,7 @@ spec:
     assert!(
         String::from_utf8_lossy(&output.stderr).contains("container nope not found in pod"),
         "{}",
-        describe(&output)
+        it::describe_output(&output)
     );
     // Root's only: the socket is 0600 in a 0700 dir.
     let socket = pod.state_dir().join("attach/attach.sock");
@@ -224,7 +214,7 @@ spec:
     assert_eq!(dir_mode & 0o777, 0o700, "{}", dir.display());
 
     let layout = pod.layout();
-    stop_clean(pod);
+    pod.stop_clean();
     // A pod that is gone is refused, clearly.
     let output = Command::new(bin("supervisor"))
         .arg("attach")
@@ -238,7 +228,7 @@ spec:
     assert!(
         stderr.contains(&format!("pod default/{name}")),
         "{}",
-        describe(&output)
+        it::describe_output(&output)
     );
 }
 

@@ -50,15 +50,6 @@ fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
-fn describe(output: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        output.status,
-        stdout(output),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
 /// The fields of a /proc/PID/status text that say what a process may do.
 fn rights(status: &str) -> Vec<String> {
     const FIELDS: [&str; 11] = [
@@ -84,15 +75,6 @@ fn rights(status: &str) -> Vec<String> {
                 .unwrap_or_else(|| panic!("no {f} in\n{status}"))
         })
         .collect()
-}
-
-fn stop_clean(pod: RunningPod) {
-    let name = pod.name.clone();
-    let state_dir = pod.state_dir();
-    let (status, _, output) = pod.stop(Signal::SIGTERM, Duration::from_secs(30));
-    assert_eq!(status.code(), Some(0), "{output}");
-    let left = leftovers(&name, &state_dir);
-    assert!(left.is_empty(), "left behind: {left:?}\n{output}");
 }
 
 fn wait_running(pod: &RunningPod, container: &str) -> i32 {
@@ -150,7 +132,7 @@ spec:
             &pod,
             &[&name, "-c", container, "--", "cat", "/proc/self/status"],
         );
-        assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+        assert_eq!(out.status.code(), Some(0), "{}", it::describe_output(&out));
         assert_eq!(
             rights(&stdout(&out)),
             rights(&own),
@@ -221,7 +203,7 @@ spec:
             "cat /tmp/only-here /data/from-user; echo who=$WHO; pwd; cat /proc/1/cmdline | tr '\\0' ' '; echo; ps -o pid,args",
         ],
     );
-    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    assert_eq!(out.status.code(), Some(0), "{}", it::describe_output(&out));
     let text = stdout(&out);
     assert!(text.contains("user-root\nshared\n"), "{text}");
     assert!(text.contains("who=user\n/tmp\n"), "{text}");
@@ -234,11 +216,11 @@ spec:
         "a pid namespace of its own: {text}"
     );
     let out = exec(&pod, &[&name, "-c", "root", "--", "cat", "/tmp/only-here"]);
-    assert_eq!(stdout(&out), "root-root\n", "{}", describe(&out));
+    assert_eq!(stdout(&out), "root-root\n", "{}", it::describe_output(&out));
     // uid 1000 cannot write the root-only places, as the container cannot.
     let out = exec(&pod, &[&name, "-c", "user", "--", "touch", "/etc/x"]);
-    assert_ne!(out.status.code(), Some(0), "{}", describe(&out));
-    stop_clean(pod);
+    assert_ne!(out.status.code(), Some(0), "{}", it::describe_output(&out));
+    pod.stop_clean();
 }
 
 #[test]
@@ -276,7 +258,7 @@ spec:
         all.extend_from_slice(args);
         all.extend_from_slice(&["--", "sh", "-c", "echo $WHO"]);
         let out = exec(&pod, &all);
-        assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+        assert_eq!(out.status.code(), Some(0), "{}", it::describe_output(&out));
         stdout(&out)
     };
     assert_eq!(who(&[]), "second\n", "the annotation's container");
@@ -287,15 +269,24 @@ spec:
         &pod,
         &[&name, "--", "sh", "-c", "echo out; echo err >&2; exit 7"],
     );
-    assert_eq!(out.status.code(), Some(7), "{}", describe(&out));
+    assert_eq!(out.status.code(), Some(7), "{}", it::describe_output(&out));
     assert_eq!(stdout(&out), "out\n");
     assert_eq!(String::from_utf8_lossy(&out.stderr), "err\n");
     let out = exec(&pod, &[&name, "--", "sh", "-c", "kill -9 $$"]);
-    assert_eq!(out.status.code(), Some(137), "{}", describe(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(137),
+        "{}",
+        it::describe_output(&out)
+    );
 
     // With a shared pid namespace, pid 1 is pause.
     let out = exec(&pod, &[&name, "--", "cat", "/proc/1/cmdline"]);
-    assert!(stdout(&out).contains("pause"), "{}", describe(&out));
+    assert!(
+        stdout(&out).contains("pause"),
+        "{}",
+        it::describe_output(&out)
+    );
 
     // -i relays stdin through a pipe, to its end; without -i it is empty.
     let mut child = exec_command(&pod, &["-i", &name, "--", "sh", "-c", "cat; echo end"])
@@ -313,7 +304,7 @@ spec:
     };
     let out = child.wait_with_output().unwrap();
     writer.join().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    assert_eq!(out.status.code(), Some(0), "{}", it::describe_output(&out));
     assert_eq!(stdout(&out), format!("{big}end\n"));
     let mut child = exec_command(&pod, &[&name, "--", "sh", "-c", "cat; echo end"])
         .stdin(Stdio::piped())
@@ -327,7 +318,7 @@ spec:
         .write_all(b"not for it\n")
         .unwrap();
     let out = child.wait_with_output().unwrap();
-    assert_eq!(stdout(&out), "end\n", "{}", describe(&out));
+    assert_eq!(stdout(&out), "end\n", "{}", it::describe_output(&out));
 
     // -t without a terminal on stdin: no tty, as kubectl.
     let out = exec(
@@ -342,16 +333,16 @@ spec:
             "[ -t 0 ] || echo no-tty",
         ],
     );
-    assert_eq!(stdout(&out), "no-tty\n", "{}", describe(&out));
+    assert_eq!(stdout(&out), "no-tty\n", "{}", it::describe_output(&out));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("Unable to use a TTY"),
         "{}",
-        describe(&out)
+        it::describe_output(&out)
     );
 
     // Bad requests name what is wrong.
     let out = exec(&pod, &[&name, "-c", "third", "--", "true"]);
-    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    assert_eq!(out.status.code(), Some(1), "{}", it::describe_output(&out));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains(&format!(
@@ -360,13 +351,13 @@ spec:
         "{err}"
     );
     let out = exec(&pod, &[&name, "--", "/no/such/program"]);
-    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    assert_eq!(out.status.code(), Some(1), "{}", it::describe_output(&out));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("/no/such/program"),
         "{}",
-        describe(&out)
+        it::describe_output(&out)
     );
-    stop_clean(pod);
+    pod.stop_clean();
 }
 
 #[test]
@@ -402,12 +393,12 @@ spec:
         ])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    assert_eq!(out.status.code(), Some(1), "{}", it::describe_output(&out));
     assert!(
         String::from_utf8_lossy(&out.stderr)
             .contains("pod default/nosuch not found in /nonexistent/state"),
         "{}",
-        describe(&out)
+        it::describe_output(&out)
     );
 
     let root = tempfile::tempdir().unwrap();
@@ -417,28 +408,28 @@ spec:
             && RunningPod::container(s, "once")["state"]["terminated"].is_object()
     });
     let out = exec(&pod, &[&name, "--", "true"]);
-    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    assert_eq!(out.status.code(), Some(0), "{}", it::describe_output(&out));
     // An instance that ended leaves nothing to exec into.
     let out = exec(&pod, &[&name, "-c", "once", "--", "true"]);
-    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    assert_eq!(out.status.code(), Some(1), "{}", it::describe_output(&out));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains(&format!(
             "container once of pod default/{name} is not running"
         )),
         "{}",
-        describe(&out)
+        it::describe_output(&out)
     );
     // The supervisor dies without its teardown: its lock goes with it.
     pod.signal(Signal::SIGKILL);
     pod.wait_exit(Duration::from_secs(10));
     let out = exec(&pod, &[&name, "--", "true"]);
-    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    assert_eq!(out.status.code(), Some(1), "{}", it::describe_output(&out));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains(&format!(
             "pod default/{name} is not running: its supervisor is gone"
         )),
         "{}",
-        describe(&out)
+        it::describe_output(&out)
     );
     // `status` reclaims what it left.
     let status = Command::new(bin("supervisor"))
@@ -450,7 +441,7 @@ spec:
     assert!(
         String::from_utf8_lossy(&status.stdout).contains("SupervisorGone"),
         "{}",
-        describe(&status)
+        it::describe_output(&status)
     );
     let left = leftovers(&name, &pod.state_dir());
     assert!(left.is_empty(), "left behind: {left:?}");
@@ -552,5 +543,5 @@ spec:
             .contains(nix::sys::termios::LocalFlags::ECHO),
         "terminal restored"
     );
-    stop_clean(pod);
+    pod.stop_clean();
 }

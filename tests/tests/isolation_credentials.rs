@@ -8,9 +8,8 @@
 //! `--pod-pids-limit`, and the rest of the pod lives on.
 
 use it::images::{BUSYBOX as IMAGE, binary_image};
-use it::pod::{RunOptions, RunningPod, leftovers, unique_name};
+use it::pod::{RunOptions, RunningPod, unique_name};
 use it::{children_of, proc_stat, proc_status_field, wait_until};
-use nix::sys::signal::Signal;
 use std::path::Path;
 use std::time::Duration;
 
@@ -91,15 +90,6 @@ fn wait_log(pod: &RunningPod, container: &str, needle: &str) -> String {
             pod.output()
         )
     })
-}
-
-fn stop_clean(pod: RunningPod) {
-    let name = pod.name.clone();
-    let state_dir = pod.state_dir();
-    let (status, _, output) = pod.stop(Signal::SIGTERM, Duration::from_secs(30));
-    assert_eq!(status.code(), Some(0), "{output}");
-    let left = leftovers(&name, &state_dir);
-    assert!(left.is_empty(), "left behind: {left:?}\n{output}");
 }
 
 #[test]
@@ -191,7 +181,7 @@ spec:
     assert_eq!(root_creds.bnd, DEFAULT_CAPS, "{root_creds:?}");
     assert_eq!(root_creds.inh, NO_CAPS, "{root_creds:?}");
     assert_eq!(root_creds.amb, NO_CAPS, "{root_creds:?}");
-    stop_clean(pod);
+    pod.stop_clean();
 }
 
 #[test]
@@ -233,7 +223,7 @@ fn pause_runs_as_65535_without_capabilities_under_the_default_pids_limit() {
         max.display()
     );
     // SIGTERM: pause exits 0 at teardown and nothing is left.
-    stop_clean(pod);
+    pod.stop_clean();
 }
 
 #[test]
@@ -287,7 +277,7 @@ fn the_probe_waiter_has_its_containers_credentials() {
             assert_eq!(expected.no_new_privs, "0", "{expected:?}");
         }
     }
-    stop_clean(pod);
+    pod.stop_clean();
 }
 
 #[test]
@@ -353,5 +343,5 @@ fn a_fork_bomb_stops_at_the_pod_pids_limit() {
     })
     .expect("the bomb's processes are gone");
     assert!(after <= 3, "{after}");
-    stop_clean(pod);
+    pod.stop_clean();
 }

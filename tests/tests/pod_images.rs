@@ -10,7 +10,7 @@ use it::image_fixtures::{
     BUSYBOX, ImageStore, Layer, REGISTRY_PASSWORD, Registry, busybox_layer, docker_archive,
     docker_io_mirror, have_tool, pull_secret_yaml, sha256,
 };
-use it::pod::{RunOptions, RunningPod, example_cni_dir, leftovers, unique_name};
+use it::pod::{RunOptions, RunningPod, example_cni_dir, unique_name};
 use it::{http_get, signal, wait_until};
 use nix::sys::signal::Signal;
 use serde_json::{Value, json};
@@ -136,19 +136,6 @@ fn assert_store_clean(store: &ImageStore, absent: &[&str]) {
     }
 }
 
-fn stop_clean(pod: RunningPod) {
-    stop_clean_within(pod, Duration::from_secs(30));
-}
-
-/// SIGTERM, an exit within `timeout`, status 0, nothing left on the host.
-fn stop_clean_within(pod: RunningPod, timeout: Duration) {
-    let name = pod.name.clone();
-    let state_dir = pod.state_dir();
-    let (status, _, output) = pod.stop(Signal::SIGTERM, timeout);
-    assert_eq!(status.code(), Some(0), "{output}");
-    assert_eq!(leftovers(&name, &state_dir), Vec::<String>::new());
-}
-
 const SLEEPER: &str = "    command: [/bin/sh, -c, \"exec sleep 3600\"]\n";
 
 #[test]
@@ -251,7 +238,7 @@ fn env_working_dir_and_user_come_from_the_image_as_kubelet_merges_them() {
             "ID=0:0",
         ]
     );
-    stop_clean(pod);
+    pod.stop_clean();
 }
 
 #[test]
@@ -306,7 +293,7 @@ fn config_errors_and_missing_images_hold_only_their_container() {
     );
     assert_eq!(pod.container_pid("good"), Some(good_pid));
     assert_store_clean(&store, &["it.local/missing:1"]);
-    stop_clean(pod);
+    pod.stop_clean();
 }
 
 #[test]
@@ -371,7 +358,7 @@ fn the_image_rootfs_hides_the_host_and_a_restart_gets_a_fresh_writable_layer() {
             "instance {restart}"
         );
     }
-    stop_clean(pod);
+    pod.stop_clean();
 }
 
 /// A layer adding `/layers/<n>`.
@@ -434,7 +421,7 @@ fn an_image_of_150_layers_runs_with_whiteouts_opaque_dirs_hard_links_and_setuid(
         "{}",
         pod.output()
     );
-    stop_clean(pod);
+    pod.stop_clean();
 }
 
 #[test]
@@ -489,7 +476,7 @@ fn twenty_containers_of_one_image_share_its_layers() {
         }
     }
     for pod in pods {
-        stop_clean(pod);
+        pod.stop_clean();
     }
     assert_store_clean(&store, &[]);
 }
@@ -599,7 +586,7 @@ fn an_unknown_image_and_an_unknown_tag_are_err_image_pull_then_back_off() {
             &format!("{address}/it/base:nope"),
         ],
     );
-    stop_clean(pod);
+    pod.stop_clean();
 }
 
 #[test]
@@ -686,7 +673,7 @@ fn tampered_truncated_and_escaping_layers_are_refused_and_leave_nothing() {
     );
     let names: Vec<&str> = images.iter().map(|(_, image)| image.as_str()).collect();
     assert_store_clean(&case.store, &names);
-    stop_clean(pod);
+    pod.stop_clean();
 }
 
 #[test]
@@ -726,7 +713,7 @@ fn a_registry_stopped_in_the_middle_of_a_pull_leaves_nothing_and_the_pod_untouch
     assert_eq!(case.store.layer_count(), layers_of_base);
     assert_store_clean(&case.store, &[&big_image]);
     assert_eq!(pod.container_pid("good"), Some(pid));
-    stop_clean(pod);
+    pod.stop_clean();
 }
 
 #[test]
@@ -791,7 +778,7 @@ fn a_registry_wanting_credentials_takes_the_pods_image_pull_secret() {
         }
     }
     for (_, pod) in pods {
-        stop_clean(pod);
+        pod.stop_clean();
     }
     assert_store_clean(&case.store, &[]);
 }
@@ -922,7 +909,7 @@ fn the_articles_two_manifests_run_as_written_from_images() {
     );
     // `sh -c "sleep 60m"` as PID 1 ignores SIGTERM: the manifest's default
     // grace period (30 s) runs out, as on a cluster.
-    stop_clean_within(alpine, Duration::from_secs(45));
+    alpine.stop_clean_within(Duration::from_secs(45));
 
     // The second: nginx:latest and busybox (Always) through the mirror.
     let nginx = RunningPod::start("nginx-deployment", ARTICLE_NGINX, run_options(true));
@@ -975,7 +962,7 @@ fn the_articles_two_manifests_run_as_written_from_images() {
     assert!(page.contains("Kano/鹿乃"), "{page}");
     // Neither shell (nginx's sh -c exec'd httpd, the sidecar's loop) acts
     // on SIGTERM as PID 1: the 30 s grace period runs out.
-    stop_clean_within(nginx, Duration::from_secs(45));
+    nginx.stop_clean_within(Duration::from_secs(45));
 }
 
 /// `data` compressed by the `gzip` command.

@@ -139,11 +139,6 @@ impl AttachServer {
         })
     }
 
-    /// The socket's path.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// Whether a client is attached to container `index` (its output is
     /// then copied for them).
     pub fn has_clients(&self, index: usize) -> bool {
@@ -151,11 +146,6 @@ impl AttachServer {
             .iter()
             .flatten()
             .any(|c| matches!(c.state, ClientState::Attached { index: i, .. } if i == index))
-    }
-
-    /// Whether `token` is one of the server's clients.
-    pub fn is_client_token(&self, token: u64) -> bool {
-        token >= self.tokens.clients && token < self.tokens.clients + MAX_CLIENTS as u64
     }
 
     /// The listener is readable: take every waiting connection.

@@ -595,20 +595,13 @@ impl PodRuntime {
                 match token {
                     SIGNALS => self.on_signals()?,
                     TIMER => {}
-                    ATTACH_LISTENER => {
-                        if let (Some(server), Some(event_loop)) =
-                            (&mut self.attach, &self.event_loop)
-                        {
-                            server.on_accept(event_loop);
-                        }
-                    }
+                    ATTACH_LISTENER => self.with_attach(|server, _, event_loop| {
+                        server.on_accept(event_loop);
+                    }),
                     token if token >= ATTACH_CLIENTS => {
-                        if let (Some(server), Some(event_loop)) =
-                            (&mut self.attach, &self.event_loop)
-                        {
-                            let mut targets = AttachableContainers(&mut self.containers);
-                            server.on_client(token, &mut targets, event_loop);
-                        }
+                        self.with_attach(|server, targets, event_loop| {
+                            server.on_client(token, targets, event_loop);
+                        });
                     }
                     token => self.on_output(token),
                 }
@@ -1123,13 +1116,13 @@ impl PodRuntime {
 
     fn on_exit(&mut self, index: usize, status: container::ExitStatus) {
         let now = Stamp::now();
+        let attached = self.collects_output(index);
         let c = &mut self.containers[index];
         if let Some(state) = self.lifecycle.get(c.slot()) {
             self.trace
                 .record(&c.spec().name, state.restart_count(), Step::Reaped);
         }
         let event_loop = self.event_loop.as_ref().expect("started");
-        let attached = self.attach.as_ref().is_some_and(|a| a.has_clients(index));
         let mut output = Vec::new();
         let termination = c.end_instance(
             status,
@@ -1144,13 +1137,11 @@ impl PodRuntime {
         );
         let slot = c.slot();
         let name = c.spec().name.clone();
-        if let Some(server) = &mut self.attach {
-            let mut targets = AttachableContainers(&mut self.containers);
-            for (stream, bytes) in output {
-                server.on_output(index, stream, &bytes, &mut targets, event_loop);
-            }
-            server.on_instance_end(index, termination.exit_code, &mut targets, event_loop);
-        }
+        self.send_attached(index, output);
+        let exit_code = termination.exit_code;
+        self.with_attach(|server, targets, event_loop| {
+            server.on_instance_end(index, exit_code, targets, event_loop);
+        });
         // Ended during its postStart hook: it did start.
         if let Some((at, container_id)) = self.pending_starts[index].take()
             && let Err(error) = self
@@ -1212,10 +1203,9 @@ impl PodRuntime {
             STDOUT_TOKEN => Stream::Stdout,
             STDERR_TOKEN => Stream::Stderr,
             STDIN_TOKEN => {
-                if let (Some(server), Some(event_loop)) = (&mut self.attach, &self.event_loop) {
-                    let mut targets = AttachableContainers(&mut self.containers);
-                    server.on_input_writable(index, &mut targets, event_loop);
-                }
+                self.with_attach(|server, targets, event_loop| {
+                    server.on_input_writable(index, targets, event_loop);
+                });
                 return;
             }
             k if k == PROBE_TOKEN + u64::from(HOOK_SLOT) => {
@@ -1228,12 +1218,12 @@ impl PodRuntime {
             }
             _ => return,
         };
+        let attached = self.collects_output(index);
         let (Some(event_loop), Some(c)) =
             (self.event_loop.as_ref(), self.containers.get_mut(index))
         else {
             return;
         };
-        let attached = self.attach.as_ref().is_some_and(|a| a.has_clients(index));
         let mut output = Vec::new();
         c.read_output(
             stream,
@@ -1245,12 +1235,38 @@ impl PodRuntime {
                 }
             },
         );
-        if let Some(server) = &mut self.attach {
-            let mut targets = AttachableContainers(&mut self.containers);
-            for (stream, bytes) in output {
-                server.on_output(index, stream, &bytes, &mut targets, event_loop);
-            }
+        self.send_attached(index, output);
+    }
+
+    /// Run `f` with the attach server, the containers it reaches and the
+    /// event loop (nothing when there is no server yet).
+    fn with_attach(
+        &mut self,
+        f: impl FnOnce(&mut AttachServer, &mut AttachableContainers<'_>, &EventLoop),
+    ) {
+        if let (Some(server), Some(event_loop)) = (&mut self.attach, &self.event_loop) {
+            f(
+                server,
+                &mut AttachableContainers(&mut self.containers),
+                event_loop,
+            );
         }
+    }
+
+    /// Whether container `index` has attached clients, whose copy of its
+    /// output is then collected for [`PodRuntime::send_attached`].
+    fn collects_output(&self, index: usize) -> bool {
+        self.attach.as_ref().is_some_and(|a| a.has_clients(index))
+    }
+
+    /// Container `index`'s output collected while it was read, to its
+    /// attached clients.
+    fn send_attached(&mut self, index: usize, output: Vec<(Stream, Vec<u8>)>) {
+        self.with_attach(|server, targets, event_loop| {
+            for (stream, bytes) in output {
+                server.on_output(index, stream, &bytes, targets, event_loop);
+            }
+        });
     }
 
     fn on_hook_socket(&mut self, index: usize) {

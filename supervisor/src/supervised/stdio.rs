@@ -178,11 +178,6 @@ impl Input {
         self.pending.len() >= INPUT_LIMIT
     }
 
-    /// Whether anything is held.
-    pub fn has_pending(&self) -> bool {
-        !self.pending.is_empty()
-    }
-
     /// The descriptor to wait on for writability.
     pub fn target_fd(&self) -> Option<BorrowedFd<'_>> {
         self.target.as_ref().map(AsFd::as_fd)
