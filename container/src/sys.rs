@@ -662,3 +662,63 @@ pub fn kill(pid: i32, signal: i32) -> SysResult<()> {
     // SAFETY: plain system call with integer arguments.
     check_int(unsafe { libc::kill(pid, signal) }).map(drop)
 }
+
+/// A CPU affinity mask (`cpu_set_t`).
+#[derive(Clone, Copy)]
+pub struct CpuMask(libc::cpu_set_t);
+
+impl CpuMask {
+    /// Whether CPU `cpu` is in the mask.
+    pub fn has(&self, cpu: usize) -> bool {
+        // SAFETY: `cpu` is checked to be inside the set.
+        cpu < libc::CPU_SETSIZE as usize && unsafe { libc::CPU_ISSET(cpu, &self.0) }
+    }
+
+    /// The mask without CPU `cpu`.
+    pub fn without(mut self, cpu: usize) -> CpuMask {
+        if cpu < libc::CPU_SETSIZE as usize {
+            // SAFETY: `cpu` is checked to be inside the set.
+            unsafe { libc::CPU_CLR(cpu, &mut self.0) };
+        }
+        self
+    }
+
+    /// How many CPUs are in it.
+    pub fn count(&self) -> usize {
+        // SAFETY: counts the bits of a set we own.
+        unsafe { libc::CPU_COUNT(&self.0) as usize }
+    }
+}
+
+/// sched_getaffinity(2) of `pid` (0: this thread).
+pub fn cpu_affinity(pid: i32) -> SysResult<CpuMask> {
+    // SAFETY: an all-zero cpu_set_t is a valid (empty) set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: the kernel writes at most size_of::<cpu_set_t>() bytes into
+    // `set`, which lives for the call.
+    check_int(unsafe { libc::sched_getaffinity(pid, std::mem::size_of_val(&set), &mut set) })?;
+    Ok(CpuMask(set))
+}
+
+/// sched_setaffinity(2) of `pid` (0: this thread). Child-safe (a raw
+/// system call on memory prepared before the fork).
+pub fn set_cpu_affinity(pid: i32, mask: &CpuMask) -> SysResult<()> {
+    // SAFETY: the kernel reads size_of::<cpu_set_t>() bytes from `mask`,
+    // which lives for the call.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_sched_setaffinity,
+            pid,
+            std::mem::size_of_val(&mask.0),
+            &mask.0 as *const libc::cpu_set_t,
+        )
+    })
+    .map(drop)
+}
+
+/// The CPU this thread runs on (getcpu(2)), None where unknown.
+pub fn current_cpu() -> Option<usize> {
+    // SAFETY: no arguments; returns a CPU number or -1.
+    let cpu = unsafe { libc::sched_getcpu() };
+    usize::try_from(cpu).ok()
+}

@@ -676,7 +676,7 @@ fn a_parked_process_is_set_up_completely_and_waits_before_exec_holding_only_stdi
         .uid(65534)
         .gid(65534)
         .stdout(Stdio::Piped);
-    let parked = command.park().expect("park");
+    let mut parked = command.park().expect("park");
     let pid = parked.pid().expect("a pid");
     // Ready before exec: the last step before its wait is the close of
     // every fd but stdio and its two pipes; then it is in its cgroup, its
@@ -730,6 +730,14 @@ fn a_parked_process_is_set_up_completely_and_waits_before_exec_holding_only_stdi
         std::env::current_exe().unwrap()
     );
 
+    // Released, it execs on its own; start then only reads the outcome.
+    parked.release().expect("release the parked process");
+    parked.release().expect("a second release does nothing");
+    wait_until(Duration::from_secs(5), || {
+        let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok()?;
+        (exe != std::env::current_exe().unwrap()).then_some(())
+    })
+    .expect("the released process exec'd before start");
     let mut child = parked.start().expect("start the parked process");
     let _reap = Reap::new(&child);
     assert_eq!(child.pid, pid, "the parked process itself runs the program");
@@ -751,8 +759,10 @@ fn a_parked_process_is_set_up_completely_and_waits_before_exec_holding_only_stdi
     // One killed meanwhile (with its cgroup, say) is an error at start.
     let mut command = busybox("exec sleep 60");
     command.cgroup(&cg.0);
-    let parked = command.park().expect("park a third");
+    let mut parked = command.park().expect("park a third");
     cg.0.kill_all(Duration::from_secs(5)).expect("kill all");
+    let error = parked.release().expect_err("a killed parked process");
+    assert!(matches!(error, SpawnError::Protocol { .. }), "{error}");
     let error = parked.start().expect_err("a killed parked process");
     assert!(matches!(error, SpawnError::Protocol { .. }), "{error}");
 }

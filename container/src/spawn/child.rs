@@ -165,6 +165,9 @@ pub(crate) struct Park {
     /// Always above 2, so that the stdio set-up cannot overwrite it.
     pub go_read: RawFd,
     pub keep: Vec<RawFd>,
+    /// The CPU affinity it was born with, given back once it is let go
+    /// (the release keeps it off the caller's CPU until then).
+    pub affinity: Option<sys::CpuMask>,
 }
 
 /// At most this many fds are kept by a parked intermediate (the stdio
@@ -393,6 +396,9 @@ fn wait_for_go(park: &Park, report_fd: RawFd, keep_also: &[RawFd]) {
         sys::exit_now(0);
     }
     sys::close(park.go_read);
+    if let Some(mask) = &park.affinity {
+        let _ = sys::set_cpu_affinity(0, mask);
+    }
 }
 
 /// Write this process into every `cgroup.procs` of the cgroup (the unified

@@ -1158,6 +1158,7 @@ impl PodRuntime {
             },
         ) {
             Ok(Decision::RestartAt(at)) if at > now.mono => {
+                self.containers[index].note_backoff(at - now.mono);
                 eprintln!("supervisor: [{name}] restarting in {:?}", at - now.mono)
             }
             Ok(Decision::RestartAt(_)) => {}

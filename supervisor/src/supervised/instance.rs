@@ -79,6 +79,15 @@ pub(super) struct Instance {
     pub post_start: Option<RunningHook>,
     /// Being stopped: preStop, turn, stop signal, SIGKILL.
     pub stop: Option<StopState>,
+    /// When it started (exec'd).
+    pub started: Instant,
+    /// Its own mount namespace, held open from its start. The last process
+    /// of a mount namespace to exit unmounts all of it (its root, writable
+    /// layer, volumes, /proc, /dev...) before its parent hears of the exit,
+    /// waiting for RCU grace periods; held, the exit is only the process's
+    /// own, and the unmounting happens when the supervisor drops it, after
+    /// the successor was let go.
+    pub mount_ns: Option<File>,
 }
 
 impl Instance {
@@ -105,6 +114,9 @@ impl Instance {
             identity,
             post_start: None,
             stop: None,
+            started: Instant::now(),
+            // Ours and not yet reaped: the pid is still this instance's.
+            mount_ns: File::open(format!("/proc/{}/ns/mnt", child.pid)).ok(),
         }
     }
 

@@ -74,6 +74,15 @@ pub const CGROUP_TIMEOUT: Duration = Duration::from_secs(5);
 /// reached). The set-up runs in the child, beside the running instance.
 const PARK_DELAY: Duration = Duration::from_millis(0);
 
+/// An instance that lived less than this, restarted without back-off, is
+/// in a tight crash loop: preparing its successor at once would compete
+/// for the CPU with the instance and its restart, and the successor would
+/// not be ready in time anyway (its set-up takes 3 to 20 ms on cgroup v1,
+/// most of it the RCU grace period of the migration). The successor is
+/// then parked only once the running instance has lived this long, so an
+/// instance that crashes at once is followed by one spawned at its exit.
+const CRASH_LOOP_LIFETIME: Duration = Duration::from_millis(20);
+
 /// A started instance: its process, cgroup, environment, rights and pty
 /// master (when it has a terminal).
 type Spawned = (
@@ -150,6 +159,12 @@ pub struct SupervisedContainer {
     parked: Option<ParkedInstance>,
     /// When to park the next instance.
     park_at: Option<Instant>,
+    /// How long the last instance ran, and the back-off before the
+    /// restart after it: they say whether it is in a tight crash loop.
+    last_run: Option<(Duration, Duration)>,
+    /// The mount namespace of the instance that ended last, held until
+    /// its successor runs: see [`Instance::mount_ns`].
+    ended_mount_ns: Option<std::fs::File>,
     instance: Option<Instance>,
     log: Option<ContainerLog>,
     retired: RetiredCgroups,
@@ -167,6 +182,8 @@ impl SupervisedContainer {
             cgroup: None,
             parked: None,
             park_at: None,
+            last_run: None,
+            ended_mount_ns: None,
             instance: None,
             log: None,
             retired: RetiredCgroups::default(),
@@ -229,6 +246,23 @@ impl SupervisedContainer {
         }
         let container_cgroup = self.cgroup.as_ref().expect("created above");
         let oom_kills_before = container_cgroup.oom_kills().unwrap_or(0);
+        // A parked instance for another restart count is stale.
+        if self
+            .parked
+            .as_ref()
+            .is_some_and(|p| p.restart_count != restart_count)
+        {
+            self.discard_parked();
+        }
+        // The parked instance goes on to exec first: its log and the rest
+        // are made while it does (its output waits in its pipes).
+        if let Some(next) = &mut self.parked
+            && let Err(error) = next.parked.release()
+        {
+            eprintln!("supervisor: [{name}] parked instance: {error}: starting a new one");
+            let next = self.parked.take().expect("parked");
+            self.retired.retire(next.cgroup);
+        }
         let now = SystemTime::now();
         match &mut self.log {
             Some(log) => log.restart(restart_count, now, echo)?,
@@ -243,14 +277,6 @@ impl SupervisedContainer {
                     ctx.log,
                 )?)
             }
-        }
-        // A parked instance for another restart count is stale.
-        if self
-            .parked
-            .as_ref()
-            .is_some_and(|p| p.restart_count != restart_count)
-        {
-            self.discard_parked();
         }
         let (mut child, cgroup, env, identity, terminal) = match self.parked.take() {
             Some(next) => match next.parked.start() {
@@ -313,9 +339,27 @@ impl SupervisedContainer {
         }
     }
 
-    /// Park the next instance [`PARK_DELAY`] from now (see `park_next`).
+    /// Park the next instance [`PARK_DELAY`] from now (see `park_next`),
+    /// or, in a tight crash loop, once the running instance has lived
+    /// [`CRASH_LOOP_LIFETIME`].
     pub fn schedule_park(&mut self) {
-        self.park_at = Some(Instant::now() + PARK_DELAY);
+        let tight = self.last_run.is_some_and(|(lived, backoff)| {
+            lived < CRASH_LOOP_LIFETIME && backoff < CRASH_LOOP_LIFETIME
+        });
+        let delay = if tight {
+            CRASH_LOOP_LIFETIME
+        } else {
+            PARK_DELAY
+        };
+        self.park_at = Some(Instant::now() + delay);
+    }
+
+    /// The back-off before the restart of the instance that ended last
+    /// (see `schedule_park`).
+    pub fn note_backoff(&mut self, backoff: Duration) {
+        if let Some((_, last)) = &mut self.last_run {
+            *last = backoff;
+        }
     }
 
     /// When the next instance is to be parked.
@@ -462,22 +506,29 @@ impl SupervisedContainer {
         instance.probes.cancel(fds);
         instance.cancel_hooks(fds);
         let oom_killed = instance.oom_killed(self.cgroup.as_ref());
+        self.last_run = Some((instance.started.elapsed(), Duration::ZERO));
+        // Its mounts go when the successor runs (`sweep_retired`), not on
+        // the way to its exit status.
+        self.ended_mount_ns = instance.mount_ns.take();
         let ended_cgroup = instance.cgroup.clone();
         let mut termination = Termination::classify(exit, oom_killed);
         if let Some(message) = instance.stop.take().and_then(|s| s.message) {
             termination.message = Some(message);
         }
         instance.drain(self.log.as_mut(), now, echo, fds, tap);
-        eprintln!(
-            "supervisor: [{}] exited: {} (exit code {})",
+        // One write: stderr is unbuffered.
+        let line = format!(
+            "supervisor: [{}] exited: {} (exit code {})\n",
             self.spec.name, termination.reason, termination.exit_code
         );
+        let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
         self.retired.retire(ended_cgroup);
         termination
     }
 
     /// Kill what is left in ended instances' cgroups and remove them.
     pub fn sweep_retired(&mut self, now: Instant) {
+        self.ended_mount_ns = None;
         self.retired.sweep(&self.spec.name, now);
     }
 
