@@ -44,6 +44,10 @@
 //! allocator: messages are built in a buffer on the stack, the command's
 //! argv and environment are the ones on the initial stack, and the pids of
 //! a /proc scan go to an anonymous mapping for the time of the scan.
+//!
+//! Its memory is its file and its stack: the kernel maps the whole binary
+//! (it is smaller than one fault-around window of 64 kB), so the binary's
+//! size is what it costs; hence no `core::fmt`, and tables as strings.
 
 #![no_std]
 #![no_main]

@@ -88,201 +88,153 @@ pub fn signal(out: &mut impl Out, number: i64) {
     }
 }
 
-/// Per errno 0 to 133 (x86_64 Linux): nix's name, nix's description, and
-/// glibc's `strerror` text where it differs from nix's ("" where equal).
-/// Numbers without a name (0, 41, 58) are nix's `UnknownErrno`.
-const ERRNO: [(&str, &str, &str); 134] = [
-    ("", "", ""), // 0
-    ("EPERM", "Operation not permitted", ""),
-    ("ENOENT", "No such file or directory", ""),
-    ("ESRCH", "No such process", ""),
-    ("EINTR", "Interrupted system call", ""),
-    ("EIO", "I/O error", "Input/output error"),
-    ("ENXIO", "No such device or address", ""),
-    ("E2BIG", "Argument list too long", ""),
-    ("ENOEXEC", "Exec format error", ""),
-    ("EBADF", "Bad file number", "Bad file descriptor"),
-    ("ECHILD", "No child processes", ""),
-    ("EAGAIN", "Try again", "Resource temporarily unavailable"),
-    ("ENOMEM", "Out of memory", "Cannot allocate memory"),
-    ("EACCES", "Permission denied", ""),
-    ("EFAULT", "Bad address", ""),
-    ("ENOTBLK", "Block device required", ""),
-    ("EBUSY", "Device or resource busy", ""),
-    ("EEXIST", "File exists", ""),
-    ("EXDEV", "Cross-device link", "Invalid cross-device link"),
-    ("ENODEV", "No such device", ""),
-    ("ENOTDIR", "Not a directory", ""),
-    ("EISDIR", "Is a directory", ""),
-    ("EINVAL", "Invalid argument", ""),
-    (
-        "ENFILE",
-        "File table overflow",
-        "Too many open files in system",
-    ),
-    ("EMFILE", "Too many open files", ""),
-    (
-        "ENOTTY",
-        "Not a typewriter",
-        "Inappropriate ioctl for device",
-    ),
-    ("ETXTBSY", "Text file busy", ""),
-    ("EFBIG", "File too large", ""),
-    ("ENOSPC", "No space left on device", ""),
-    ("ESPIPE", "Illegal seek", ""),
-    ("EROFS", "Read-only file system", ""),
-    ("EMLINK", "Too many links", ""),
-    ("EPIPE", "Broken pipe", ""),
-    (
-        "EDOM",
-        "Math argument out of domain of func",
-        "Numerical argument out of domain",
-    ),
-    (
-        "ERANGE",
-        "Math result not representable",
-        "Numerical result out of range",
-    ),
-    (
-        "EDEADLK",
-        "Resource deadlock would occur",
-        "Resource deadlock avoided",
-    ),
-    ("ENAMETOOLONG", "File name too long", ""),
-    ("ENOLCK", "No record locks available", "No locks available"),
-    ("ENOSYS", "Function not implemented", ""),
-    ("ENOTEMPTY", "Directory not empty", ""),
-    (
-        "ELOOP",
-        "Too many symbolic links encountered",
-        "Too many levels of symbolic links",
-    ),
-    ("", "", ""), // 41
-    ("ENOMSG", "No message of desired type", ""),
-    ("EIDRM", "Identifier removed", ""),
-    ("ECHRNG", "Channel number out of range", ""),
-    ("EL2NSYNC", "Level 2 not synchronized", ""),
-    ("EL3HLT", "Level 3 halted", ""),
-    ("EL3RST", "Level 3 reset", ""),
-    ("ELNRNG", "Link number out of range", ""),
-    ("EUNATCH", "Protocol driver not attached", ""),
-    ("ENOCSI", "No CSI structure available", ""),
-    ("EL2HLT", "Level 2 halted", ""),
-    ("EBADE", "Invalid exchange", ""),
-    ("EBADR", "Invalid request descriptor", ""),
-    ("EXFULL", "Exchange full", ""),
-    ("ENOANO", "No anode", ""),
-    ("EBADRQC", "Invalid request code", ""),
-    ("EBADSLT", "Invalid slot", ""),
-    ("", "", ""), // 58
-    ("EBFONT", "Bad font file format", ""),
-    ("ENOSTR", "Device not a stream", ""),
-    ("ENODATA", "No data available", ""),
-    ("ETIME", "Timer expired", ""),
-    ("ENOSR", "Out of streams resources", ""),
-    ("ENONET", "Machine is not on the network", ""),
-    ("ENOPKG", "Package not installed", ""),
-    ("EREMOTE", "Object is remote", ""),
-    ("ENOLINK", "Link has been severed", ""),
-    ("EADV", "Advertise error", ""),
-    ("ESRMNT", "Srmount error", ""),
-    ("ECOMM", "Communication error on send", ""),
-    ("EPROTO", "Protocol error", ""),
-    ("EMULTIHOP", "Multihop attempted", ""),
-    ("EDOTDOT", "RFS specific error", ""),
-    ("EBADMSG", "Not a data message", "Bad message"),
-    ("EOVERFLOW", "Value too large for defined data type", ""),
-    ("ENOTUNIQ", "Name not unique on network", ""),
-    ("EBADFD", "File descriptor in bad state", ""),
-    ("EREMCHG", "Remote address changed", ""),
-    ("ELIBACC", "Can not access a needed shared library", ""),
-    ("ELIBBAD", "Accessing a corrupted shared library", ""),
-    ("ELIBSCN", ".lib section in a.out corrupted", ""),
-    (
-        "ELIBMAX",
-        "Attempting to link in too many shared libraries",
-        "",
-    ),
-    ("ELIBEXEC", "Cannot exec a shared library directly", ""),
-    (
-        "EILSEQ",
-        "Illegal byte sequence",
-        "Invalid or incomplete multibyte or wide character",
-    ),
-    (
-        "ERESTART",
-        "Interrupted system call should be restarted",
-        "",
-    ),
-    ("ESTRPIPE", "Streams pipe error", ""),
-    ("EUSERS", "Too many users", ""),
-    ("ENOTSOCK", "Socket operation on non-socket", ""),
-    ("EDESTADDRREQ", "Destination address required", ""),
-    ("EMSGSIZE", "Message too long", ""),
-    ("EPROTOTYPE", "Protocol wrong type for socket", ""),
-    ("ENOPROTOOPT", "Protocol not available", ""),
-    ("EPROTONOSUPPORT", "Protocol not supported", ""),
-    ("ESOCKTNOSUPPORT", "Socket type not supported", ""),
-    (
-        "EOPNOTSUPP",
-        "Operation not supported on transport endpoint",
-        "Operation not supported",
-    ),
-    ("EPFNOSUPPORT", "Protocol family not supported", ""),
-    (
-        "EAFNOSUPPORT",
-        "Address family not supported by protocol",
-        "",
-    ),
-    ("EADDRINUSE", "Address already in use", ""),
-    ("EADDRNOTAVAIL", "Cannot assign requested address", ""),
-    ("ENETDOWN", "Network is down", ""),
-    ("ENETUNREACH", "Network is unreachable", ""),
-    (
-        "ENETRESET",
-        "Network dropped connection because of reset",
-        "Network dropped connection on reset",
-    ),
-    ("ECONNABORTED", "Software caused connection abort", ""),
-    ("ECONNRESET", "Connection reset by peer", ""),
-    ("ENOBUFS", "No buffer space available", ""),
-    ("EISCONN", "Transport endpoint is already connected", ""),
-    ("ENOTCONN", "Transport endpoint is not connected", ""),
-    (
-        "ESHUTDOWN",
-        "Cannot send after transport endpoint shutdown",
-        "",
-    ),
-    ("ETOOMANYREFS", "Too many references: cannot splice", ""),
-    ("ETIMEDOUT", "Connection timed out", ""),
-    ("ECONNREFUSED", "Connection refused", ""),
-    ("EHOSTDOWN", "Host is down", ""),
-    ("EHOSTUNREACH", "No route to host", ""),
-    ("EALREADY", "Operation already in progress", ""),
-    ("EINPROGRESS", "Operation now in progress", ""),
-    ("ESTALE", "Stale file handle", ""),
-    ("EUCLEAN", "Structure needs cleaning", ""),
-    ("ENOTNAM", "Not a XENIX named type file", ""),
-    ("ENAVAIL", "No XENIX semaphores available", ""),
-    ("EISNAM", "Is a named type file", ""),
-    ("EREMOTEIO", "Remote I/O error", ""),
-    ("EDQUOT", "Quota exceeded", "Disk quota exceeded"),
-    ("ENOMEDIUM", "No medium found", ""),
-    ("EMEDIUMTYPE", "Wrong medium type", ""),
-    ("ECANCELED", "Operation canceled", ""),
-    ("ENOKEY", "Required key not available", ""),
-    ("EKEYEXPIRED", "Key has expired", ""),
-    ("EKEYREVOKED", "Key has been revoked", ""),
-    ("EKEYREJECTED", "Key was rejected by service", ""),
-    ("EOWNERDEAD", "Owner died", ""),
-    ("ENOTRECOVERABLE", "State not recoverable", ""),
-    ("ERFKILL", "Operation not possible due to RF-kill", ""),
-    ("EHWPOISON", "Memory page has hardware error", ""),
-];
+/// Per errno 0 to 133 (x86_64 Linux), one line each: nix's name, nix's
+/// description, and glibc's `strerror` text where it differs from nix's,
+/// separated by `|`. Numbers without a name (0, 41, 58) have an empty line
+/// (nix's `UnknownErrno`). One string rather than an array of them: no
+/// table of pointers in the binary.
+const ERRNO: &str = "\
+\n\
+EPERM|Operation not permitted\n\
+ENOENT|No such file or directory\n\
+ESRCH|No such process\n\
+EINTR|Interrupted system call\n\
+EIO|I/O error|Input/output error\n\
+ENXIO|No such device or address\n\
+E2BIG|Argument list too long\n\
+ENOEXEC|Exec format error\n\
+EBADF|Bad file number|Bad file descriptor\n\
+ECHILD|No child processes\n\
+EAGAIN|Try again|Resource temporarily unavailable\n\
+ENOMEM|Out of memory|Cannot allocate memory\n\
+EACCES|Permission denied\n\
+EFAULT|Bad address\n\
+ENOTBLK|Block device required\n\
+EBUSY|Device or resource busy\n\
+EEXIST|File exists\n\
+EXDEV|Cross-device link|Invalid cross-device link\n\
+ENODEV|No such device\n\
+ENOTDIR|Not a directory\n\
+EISDIR|Is a directory\n\
+EINVAL|Invalid argument\n\
+ENFILE|File table overflow|Too many open files in system\n\
+EMFILE|Too many open files\n\
+ENOTTY|Not a typewriter|Inappropriate ioctl for device\n\
+ETXTBSY|Text file busy\n\
+EFBIG|File too large\n\
+ENOSPC|No space left on device\n\
+ESPIPE|Illegal seek\n\
+EROFS|Read-only file system\n\
+EMLINK|Too many links\n\
+EPIPE|Broken pipe\n\
+EDOM|Math argument out of domain of func|Numerical argument out of domain\n\
+ERANGE|Math result not representable|Numerical result out of range\n\
+EDEADLK|Resource deadlock would occur|Resource deadlock avoided\n\
+ENAMETOOLONG|File name too long\n\
+ENOLCK|No record locks available|No locks available\n\
+ENOSYS|Function not implemented\n\
+ENOTEMPTY|Directory not empty\n\
+ELOOP|Too many symbolic links encountered|Too many levels of symbolic links\n\
+\n\
+ENOMSG|No message of desired type\n\
+EIDRM|Identifier removed\n\
+ECHRNG|Channel number out of range\n\
+EL2NSYNC|Level 2 not synchronized\n\
+EL3HLT|Level 3 halted\n\
+EL3RST|Level 3 reset\n\
+ELNRNG|Link number out of range\n\
+EUNATCH|Protocol driver not attached\n\
+ENOCSI|No CSI structure available\n\
+EL2HLT|Level 2 halted\n\
+EBADE|Invalid exchange\n\
+EBADR|Invalid request descriptor\n\
+EXFULL|Exchange full\n\
+ENOANO|No anode\n\
+EBADRQC|Invalid request code\n\
+EBADSLT|Invalid slot\n\
+\n\
+EBFONT|Bad font file format\n\
+ENOSTR|Device not a stream\n\
+ENODATA|No data available\n\
+ETIME|Timer expired\n\
+ENOSR|Out of streams resources\n\
+ENONET|Machine is not on the network\n\
+ENOPKG|Package not installed\n\
+EREMOTE|Object is remote\n\
+ENOLINK|Link has been severed\n\
+EADV|Advertise error\n\
+ESRMNT|Srmount error\n\
+ECOMM|Communication error on send\n\
+EPROTO|Protocol error\n\
+EMULTIHOP|Multihop attempted\n\
+EDOTDOT|RFS specific error\n\
+EBADMSG|Not a data message|Bad message\n\
+EOVERFLOW|Value too large for defined data type\n\
+ENOTUNIQ|Name not unique on network\n\
+EBADFD|File descriptor in bad state\n\
+EREMCHG|Remote address changed\n\
+ELIBACC|Can not access a needed shared library\n\
+ELIBBAD|Accessing a corrupted shared library\n\
+ELIBSCN|.lib section in a.out corrupted\n\
+ELIBMAX|Attempting to link in too many shared libraries\n\
+ELIBEXEC|Cannot exec a shared library directly\n\
+EILSEQ|Illegal byte sequence|Invalid or incomplete multibyte or wide character\n\
+ERESTART|Interrupted system call should be restarted\n\
+ESTRPIPE|Streams pipe error\n\
+EUSERS|Too many users\n\
+ENOTSOCK|Socket operation on non-socket\n\
+EDESTADDRREQ|Destination address required\n\
+EMSGSIZE|Message too long\n\
+EPROTOTYPE|Protocol wrong type for socket\n\
+ENOPROTOOPT|Protocol not available\n\
+EPROTONOSUPPORT|Protocol not supported\n\
+ESOCKTNOSUPPORT|Socket type not supported\n\
+EOPNOTSUPP|Operation not supported on transport endpoint|Operation not supported\n\
+EPFNOSUPPORT|Protocol family not supported\n\
+EAFNOSUPPORT|Address family not supported by protocol\n\
+EADDRINUSE|Address already in use\n\
+EADDRNOTAVAIL|Cannot assign requested address\n\
+ENETDOWN|Network is down\n\
+ENETUNREACH|Network is unreachable\n\
+ENETRESET|Network dropped connection because of reset|Network dropped connection on reset\n\
+ECONNABORTED|Software caused connection abort\n\
+ECONNRESET|Connection reset by peer\n\
+ENOBUFS|No buffer space available\n\
+EISCONN|Transport endpoint is already connected\n\
+ENOTCONN|Transport endpoint is not connected\n\
+ESHUTDOWN|Cannot send after transport endpoint shutdown\n\
+ETOOMANYREFS|Too many references: cannot splice\n\
+ETIMEDOUT|Connection timed out\n\
+ECONNREFUSED|Connection refused\n\
+EHOSTDOWN|Host is down\n\
+EHOSTUNREACH|No route to host\n\
+EALREADY|Operation already in progress\n\
+EINPROGRESS|Operation now in progress\n\
+ESTALE|Stale file handle\n\
+EUCLEAN|Structure needs cleaning\n\
+ENOTNAM|Not a XENIX named type file\n\
+ENAVAIL|No XENIX semaphores available\n\
+EISNAM|Is a named type file\n\
+EREMOTEIO|Remote I/O error\n\
+EDQUOT|Quota exceeded|Disk quota exceeded\n\
+ENOMEDIUM|No medium found\n\
+EMEDIUMTYPE|Wrong medium type\n\
+ECANCELED|Operation canceled\n\
+ENOKEY|Required key not available\n\
+EKEYEXPIRED|Key has expired\n\
+EKEYREVOKED|Key has been revoked\n\
+EKEYREJECTED|Key was rejected by service\n\
+EOWNERDEAD|Owner died\n\
+ENOTRECOVERABLE|State not recoverable\n\
+ERFKILL|Operation not possible due to RF-kill\n\
+EHWPOISON|Memory page has hardware error";
 
+/// (name, nix's description, glibc's text) of a known errno.
 fn errno_entry(errno: i32) -> Option<(&'static str, &'static str, &'static str)> {
-    let entry = *ERRNO.get(usize::try_from(errno).ok()?)?;
-    (!entry.0.is_empty()).then_some(entry)
+    let line = ERRNO.split('\n').nth(usize::try_from(errno).ok()?)?;
+    let mut fields = line.split('|');
+    let (name, nix) = (fields.next()?, fields.next()?);
+    Some((name, nix, fields.next().unwrap_or(nix)))
 }
 
 /// nix's `Errno` as `{}` shows it: `EACCES: Permission denied`.
@@ -306,7 +258,7 @@ pub fn errno_desc(out: &mut impl Out, errno: i32) {
 /// `strerror_r` text): `Inappropriate ioctl for device (os error 25)`.
 pub fn os_error(out: &mut impl Out, errno: i32) {
     match errno_entry(errno) {
-        Some((_, nix, glibc)) => out.put(if glibc.is_empty() { nix } else { glibc }.as_bytes()),
+        Some((_, _, glibc)) => out.put(glibc.as_bytes()),
         None if errno == 0 => out.put(b"Success"),
         None => {
             out.put(b"Unknown error ");
