@@ -1550,3 +1550,48 @@ fn supervisor_init_quotes_names_as_rust_debug_does() {
         check(chunk.iter().collect::<String>().as_bytes());
     }
 }
+
+/// supervisor-init's budget: its whole file is what it costs in memory
+/// (the kernel maps all of it at the first fault), so it stays small.
+const HELPER_SIZE_BUDGET: usize = 32 * 1024;
+
+#[test]
+fn supervisor_init_is_a_small_static_elf_with_nothing_writable() {
+    let path = bin("supervisor-init");
+    let file = fs::read(&path).expect("read supervisor-init");
+    assert!(
+        file.len() <= HELPER_SIZE_BUDGET,
+        "{} is {} bytes, over the {HELPER_SIZE_BUDGET}-byte budget",
+        path.display(),
+        file.len()
+    );
+    let le16 = |at: usize| u16::from_le_bytes([file[at], file[at + 1]]);
+    let le32 = |at: usize| u32::from_le_bytes(file[at..at + 4].try_into().unwrap());
+    let le64 = |at: usize| u64::from_le_bytes(file[at..at + 8].try_into().unwrap());
+    assert_eq!(&file[..4], b"\x7fELF");
+    assert_eq!((file[4], file[5]), (2, 1), "ELF64, little-endian");
+    assert_eq!(le16(16), 2, "e_type: ET_EXEC (static, not PIE)");
+    assert_eq!(le16(18), 62, "e_machine: x86_64");
+    let (phoff, phnum) = (le64(32) as usize, le16(56) as usize);
+    // (p_type, p_flags) of each program header.
+    let segments: Vec<(u32, u32)> = (0..phnum)
+        .map(|i| (le32(phoff + i * 56), le32(phoff + i * 56 + 4)))
+        .collect();
+    const PT_LOAD: u32 = 1;
+    const PT_DYNAMIC: u32 = 2;
+    const PT_INTERP: u32 = 3;
+    assert!(
+        segments
+            .iter()
+            .all(|&(kind, _)| kind != PT_INTERP && kind != PT_DYNAMIC),
+        "no interpreter, no dynamic section: {segments:?}"
+    );
+    let loads: Vec<u32> = segments
+        .iter()
+        .filter(|&&(kind, _)| kind == PT_LOAD)
+        .map(|&(_, flags)| flags)
+        .collect();
+    // One read + execute segment (init/init.ld): no writable data at all.
+    const PF_R_X: u32 = 4 | 1;
+    assert_eq!(loads, [PF_R_X], "PT_LOAD flags");
+}
