@@ -110,10 +110,10 @@ fn main(args: Args, envp: Envp) -> ! {
         log.info(|m| m.s(b"running as PID 1"));
     } else {
         if let Err(errno) = sys::set_child_subreaper() {
-            fatal(|m| {
-                m.s(b"registering as child subreaper (PR_SET_CHILD_SUBREAPER): ")
-                    .errno(errno)
-            });
+            fatal(
+                b"registering as child subreaper (PR_SET_CHILD_SUBREAPER): ",
+                Cause::Errno(errno),
+            );
         }
         log.info(|m| {
             m.s(b"not PID 1 (pid ")
@@ -378,11 +378,27 @@ fn say(message: impl FnOnce(&mut Line) -> &mut Line) {
     message(&mut line).send();
 }
 
-/// A failed duty of the init: `supervisor: ...` (as the supervisor binary
-/// reports an error), exit 1.
-fn fatal(message: impl FnOnce(&mut Line) -> &mut Line) -> ! {
+/// The errno of a fatal error, shown as the supervisor shows it.
+enum Cause {
+    /// nix's `Errno`: `EMFILE: Too many open files`.
+    Errno(Errno),
+    /// std's `io::Error`: `Too many open files (os error 24)`.
+    Os(Errno),
+    Nothing,
+}
+
+/// A failed duty of the init: `supervisor: WHAT CAUSE` (as the supervisor
+/// binary reports an error), exit 1.
+#[inline(never)]
+fn fatal(what: &[u8], cause: Cause) -> ! {
     let mut line = Line::new(b"supervisor: ");
-    message(&mut line).send();
+    line.s(what);
+    match cause {
+        Cause::Errno(errno) => line.errno(errno),
+        Cause::Os(errno) => line.os_error(errno),
+        Cause::Nothing => &mut line,
+    }
+    .send();
     sys::exit(1)
 }
 
@@ -439,7 +455,10 @@ impl Signals {
     /// open a non-blocking signalfd over all of them.
     fn block_all() -> Signals {
         if let Err(errno) = sys::set_signal_mask(u64::MAX) {
-            fatal(|m| m.s(b"blocking all signals (rt_sigprocmask): ").errno(errno));
+            fatal(
+                b"blocking all signals (rt_sigprocmask): ",
+                Cause::Errno(errno),
+            );
         }
         for signal in 1..=SIGNAL_MAX {
             if signal != SIGKILL && signal != SIGSTOP {
@@ -448,7 +467,10 @@ impl Signals {
         }
         match sys::signalfd_all() {
             Ok(fd) => Signals { fd },
-            Err(errno) => fatal(|m| m.s(b"opening a signalfd over all signals: ").errno(errno)),
+            Err(errno) => fatal(
+                b"opening a signalfd over all signals: ",
+                Cause::Errno(errno),
+            ),
         }
     }
 
@@ -484,7 +506,10 @@ impl Signals {
     }
 
     fn failed(errno: Errno) -> ! {
-        fatal(|m| m.s(b"waiting for a signal on the signalfd: ").errno(errno))
+        fatal(
+            b"waiting for a signal on the signalfd: ",
+            Cause::Errno(errno),
+        )
     }
 }
 
@@ -604,19 +629,24 @@ enum Spawned {
     Failed { step: Step, errno: Errno },
 }
 
+const PROTOCOL_READ: &[u8] =
+    b"starting the child: spawn protocol with the child failed: read report pipe: ";
+const PROTOCOL_MALFORMED: &[u8] =
+    b"starting the child: spawn protocol with the child failed: malformed report";
+
 /// Fork the child and read its reports until it has exec'd (the pipe
 /// closes) or failed.
 fn spawn(options: &Options, stdin_tty: bool, envp: Envp) -> Spawned {
     let (read_end, write_end) = sys::pipe_cloexec().unwrap_or_else(|errno| {
-        fatal(|m| {
-            m.s(b"starting the child: prepare report pipe: ")
-                .os_error(errno)
-        })
+        fatal(
+            b"starting the child: prepare report pipe: ",
+            Cause::Os(errno),
+        )
     });
     let pid = match sys::fork() {
         Ok(Forked::Child) => child(options, stdin_tty, envp, write_end),
         Ok(Forked::Parent { child }) => child,
-        Err(errno) => fatal(|m| m.s(b"starting the child: fork: ").os_error(errno)),
+        Err(errno) => fatal(b"starting the child: fork: ", Cause::Os(errno)),
     };
     sys::close(write_end);
     let mut skipped = None;
@@ -628,11 +658,7 @@ fn spawn(options: &Options, stdin_tty: bool, envp: Envp) -> Spawned {
             match sys::read(read_end, &mut report[got..]) {
                 Ok(0) => break,
                 Ok(n) => got += n,
-                Err(errno) => fatal(|m| {
-                    m.s(b"starting the child: spawn protocol with the child failed: ")
-                        .s(b"read report pipe: ")
-                        .os_error(errno)
-                }),
+                Err(errno) => fatal(PROTOCOL_READ, Cause::Os(errno)),
             }
         }
         if got == 0 {
@@ -647,9 +673,7 @@ fn spawn(options: &Options, stdin_tty: bool, envp: Envp) -> Spawned {
                 failure.get_or_insert((step, errno));
             }
             (REPORT_SKIPPED, Some(step)) if got == REPORT_LEN => skipped = Some((step, errno)),
-            _ => fatal(|m| {
-                m.s(b"starting the child: spawn protocol with the child failed: malformed report")
-            }),
+            _ => fatal(PROTOCOL_MALFORMED, Cause::Nothing),
         }
     }
     sys::close(read_end);
@@ -666,7 +690,10 @@ fn spawn(options: &Options, stdin_tty: bool, envp: Envp) -> Spawned {
 /// In the forked child: a clean signal mask (the dispositions are all
 /// default already: the init reset them and never changes one), its own
 /// process group or session, the terminal, then exec. A failure is
-/// reported and ends it with 127.
+/// reported and ends it with 127. Never inlined: its frame (a PATH_MAX
+/// path buffer) is then on the child's stack only, not probed into the
+/// init's.
+#[inline(never)]
 fn child(options: &Options, stdin_tty: bool, envp: Envp, report: i32) -> ! {
     let fail = |step: Step, errno: Errno| -> ! {
         send_report(report, REPORT_FAILED, step, errno);
@@ -983,7 +1010,7 @@ impl Init {
                     }
                 }
                 Err(sys::ECHILD) => break false,
-                Err(errno) => fatal(|m| m.s(b"reaping children (waitpid -1): ").errno(errno)),
+                Err(errno) => fatal(b"reaping children (waitpid -1): ", Cause::Errno(errno)),
             }
         };
         match self.phase {

@@ -30,47 +30,23 @@ pub fn int(out: &mut impl Out, value: i64) {
     out.put(&digits[at..]);
 }
 
-/// The names of signals 1 to 31 (`container::signal::name`).
-const SIGNAL_NAMES: [&str; 31] = [
-    "SIGHUP",
-    "SIGINT",
-    "SIGQUIT",
-    "SIGILL",
-    "SIGTRAP",
-    "SIGABRT",
-    "SIGBUS",
-    "SIGFPE",
-    "SIGKILL",
-    "SIGUSR1",
-    "SIGSEGV",
-    "SIGUSR2",
-    "SIGPIPE",
-    "SIGALRM",
-    "SIGTERM",
-    "SIGSTKFLT",
-    "SIGCHLD",
-    "SIGCONT",
-    "SIGSTOP",
-    "SIGTSTP",
-    "SIGTTIN",
-    "SIGTTOU",
-    "SIGURG",
-    "SIGXCPU",
-    "SIGXFSZ",
-    "SIGVTALRM",
-    "SIGPROF",
-    "SIGWINCH",
-    "SIGIO",
-    "SIGPWR",
-    "SIGSYS",
-];
+/// The names of signals 1 to 31 (`container::signal::name`) without their
+/// `SIG`, in order. One string rather than an array of them: no table of
+/// pointers in the binary.
+const SIGNAL_NAMES: &str = "HUP INT QUIT ILL TRAP ABRT BUS FPE KILL USR1 SEGV USR2 PIPE ALRM TERM \
+                            STKFLT CHLD CONT STOP TSTP TTIN TTOU URG XCPU XFSZ VTALRM PROF WINCH IO \
+                            PWR SYS";
 const SIGRTMIN: i64 = 34;
 const SIGRTMAX: i64 = 64;
 
 /// `SIGTERM`, `SIG32`, `SIGRTMIN`, `SIGRTMIN+3`, `SIGRTMAX`, `signal 99`.
 pub fn signal(out: &mut impl Out, number: i64) {
     match number {
-        1..=31 => out.put(SIGNAL_NAMES[number as usize - 1].as_bytes()),
+        1..=31 => {
+            let name = SIGNAL_NAMES.split(' ').nth(number as usize - 1);
+            out.put(b"SIG");
+            out.put(name.unwrap_or("").as_bytes());
+        }
         32 | 33 => {
             out.put(b"SIG");
             int(out, number);
