@@ -97,9 +97,12 @@ const STDERR: i32 = 2;
 /// Called by `sys::start` with the arguments after argv[0] and the
 /// environment.
 fn main(args: Args, envp: Envp) -> ! {
-    // First: nothing may be delivered the ordinary way from here on.
-    let signals = Signals::block_all();
+    // First: nothing may be delivered the ordinary way from here on
+    // (`supervisor init` blocked everything before the exec already).
+    block_all_signals();
+    // Before the signalfd, which must not take the place of one of them.
     open_standard_fds();
+    let signals = Signals::open();
     let options = parse(args);
     let log = Log {
         verbosity: options.verbose,
@@ -161,7 +164,7 @@ fn main(args: Args, envp: Envp) -> ! {
         log,
         phase: Phase::Running,
     };
-    for &info in early.as_slice() {
+    for &info in early.iter() {
         if let Some(code) = init.on_signal(info) {
             sys::exit(code);
         }
@@ -448,23 +451,26 @@ struct Signals {
     fd: i32,
 }
 
+/// Block every signal and reset every disposition to the default (an
+/// inherited SIG_IGN would discard a signal before the signalfd sees it,
+/// and an ignored SIGCHLD would make the kernel reap for us).
+fn block_all_signals() {
+    if let Err(errno) = sys::set_signal_mask(u64::MAX) {
+        fatal(
+            b"blocking all signals (rt_sigprocmask): ",
+            Cause::Errno(errno),
+        );
+    }
+    for signal in 1..=SIGNAL_MAX {
+        if signal != SIGKILL && signal != SIGSTOP {
+            let _ = sys::set_default_disposition(signal);
+        }
+    }
+}
+
 impl Signals {
-    /// Block every signal, reset every disposition to the default (an
-    /// inherited SIG_IGN would discard a signal before the signalfd sees
-    /// it, and an ignored SIGCHLD would make the kernel reap for us), and
-    /// open a non-blocking signalfd over all of them.
-    fn block_all() -> Signals {
-        if let Err(errno) = sys::set_signal_mask(u64::MAX) {
-            fatal(
-                b"blocking all signals (rt_sigprocmask): ",
-                Cause::Errno(errno),
-            );
-        }
-        for signal in 1..=SIGNAL_MAX {
-            if signal != SIGKILL && signal != SIGSTOP {
-                let _ = sys::set_default_disposition(signal);
-            }
-        }
+    /// A non-blocking signalfd over every signal (all blocked already).
+    fn open() -> Signals {
         match sys::signalfd_all() {
             Ok(fd) => Signals { fd },
             Err(errno) => fatal(
@@ -535,7 +541,7 @@ impl Early {
         }
     }
 
-    fn as_slice(&self) -> impl Iterator<Item = &SignalInfo> {
+    fn iter(&self) -> impl Iterator<Item = &SignalInfo> {
         self.items[..self.len].iter().flatten()
     }
 }
