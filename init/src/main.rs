@@ -996,6 +996,9 @@ impl Init {
     /// Reap what exited; start draining when it was the child, and return
     /// the exit code once nothing is left.
     fn reap(&mut self) -> Option<i32> {
+        // The child's end is acted on after the pass, as the in-process
+        // init does: what its leftovers get cannot be reaped in this pass.
+        let mut child_ended = None;
         let children_remain = loop {
             match sys::wait_any_nohang() {
                 Ok(None) => break true,
@@ -1004,7 +1007,9 @@ impl Init {
                         continue;
                     };
                     if pid == self.child {
-                        self.child_exited(ended);
+                        self.log
+                            .info(|m| m.s(b"child ").int(self.child).s(b" ended: ").ended(ended));
+                        child_ended = Some(ended);
                     } else {
                         self.log.debug(|m| {
                             m.s(b"reaped orphan ")
@@ -1019,6 +1024,9 @@ impl Init {
                 Err(errno) => fatal(b"reaping children (waitpid -1): ", Cause::Errno(errno)),
             }
         };
+        if let Some(ended) = child_ended {
+            self.child_exited(ended);
+        }
         match self.phase {
             Phase::Draining { ended, .. } if !children_remain => {
                 let code = ended.code();
@@ -1041,9 +1049,9 @@ impl Init {
         }
     }
 
+    /// The child has ended: its leftovers get SIGTERM (and SIGCONT) with
+    /// the grace period, or SIGKILL at once when it is 0.
     fn child_exited(&mut self, ended: Ended) {
-        self.log
-            .info(|m| m.s(b"child ").int(self.child).s(b" ended: ").ended(ended));
         if self.grace_ns == 0 {
             self.signal_leftovers(SIGKILL);
             self.phase = Phase::Draining {
