@@ -25,7 +25,9 @@ ENTRYPOINT ["/pause"]
 # container's own network namespace: docker run --network none works).
 FROM scratch AS supervisor
 # The static supervisor is in the staged rootfs (/usr/local/bin/supervisor).
+# supervisor-init (static and libc-free, like pause) goes beside it: the
+# PID 1 that `supervisor init` execs.
 COPY docker/context/rootfs/ /
-COPY target/release/pause /usr/local/bin/
+COPY target/release/pause target/release/supervisor-init /usr/local/bin/
 ENTRYPOINT ["/usr/local/bin/supervisor"]
 CMD ["run", "/etc/supervisor/pod.yaml"]

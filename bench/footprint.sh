@@ -3,18 +3,29 @@
 # supervisor with CONTAINERS running containers (default 100), against
 # runit (runsvdir + one runsv per service), s6 (s6-svscan + one
 # s6-supervise per service) and supervisord keeping as many `sleep`s; and
-# `supervisor init` against tini with one child. Then the supervisor's
+# `supervisor init` against tini, dumb-init and catatonit with one child. Then the supervisor's
 # growth over RESTARTS restarts (default 10,000) of one more container in
 # the same pod: Pss, fds, threads, cgroups, mounts, log files, before and
 # after.
-# Usage (root): bench/footprint.sh; CONTAINERS=100 RESTARTS=10000 IDLE=10.
-# Needs: cargo build --release --workspace; apt install runit s6 supervisor tini.
+# `supervisor init` execs supervisor-init: the row measures that program,
+# checked by /proc/PID/exe; the in-process fallback (a copy of the
+# supervisor with no supervisor-init beside it) gets a row of its own.
+# Usage (root): bench/footprint.sh; CONTAINERS=100 RESTARTS=10000 IDLE=10;
+# PARTS="run init" (the default) or one of them: PARTS=init runs only the
+# one-child inits (about a minute), PARTS=run only the supervisor and its
+# peers with the restarts.
+# Needs: cargo build --release --workspace; apt install runit s6 supervisor
+# tini dumb-init catatonit.
 source "$(dirname "$0")/lib.sh"
-bench_image stamp "$bin/bench-stamp" /usr/bin/sleep
 
 containers=${CONTAINERS:-100}
 restarts=${RESTARTS:-10000}
 idle=${IDLE:-10}
+parts=${PARTS:-run init}
+for part in $parts; do
+  [[ $part == run || $part == init ]] || { echo "PARTS: unknown part $part (run, init)" >&2; exit 1; }
+done
+part() { [[ " $parts " == *" $1 "* ]]; }
 
 children() { cat /proc/"$1"/task/*/children 2>/dev/null | tr ' ' '\n' | grep -c . || true; }
 wait_children() { # PID N: wait until PID has N children (60 s)
@@ -41,8 +52,11 @@ measure_tree() {
   stop "$top"
 }
 
+# --- PARTS=run: the supervisor and its peers, then its restarts (below).
+if part run; then
 echo "footprint with $containers supervised sleeps; $(nproc) CPUs, $(uname -r)"
 row "" "Pss (kB)" "wake-ups/${idle}s"
+bench_image stamp "$bin/bench-stamp" /usr/bin/sleep
 
 # --- the supervisor: a pod of $containers sleeps and one crash loop.
 stamps=$work/stamps
@@ -146,25 +160,40 @@ if command -v supervisord >/dev/null; then
   stop "$supervisord"
 fi
 
+fi
+
+# --- PARTS=init: one child under each init.
+if part init; then
 echo
-echo "one child (sleep): the init, as PID 1 of a new PID namespace"
+echo "one child (sleep): the init, as PID 1 of a new PID namespace; $(nproc) CPUs, $(uname -r)"
 row "" "Pss (kB)" "wake-ups/${idle}s"
-inits=("supervisor init|$bin/supervisor init --")
+[[ -x $bin/supervisor-init ]] || { echo "no $bin/supervisor-init: run cargo build --release --workspace" >&2; exit 1; }
+mkdir -p "$work/lone" && cp "$bin/supervisor" "$work/lone/supervisor"
+inits=("supervisor init|$bin/supervisor init --" "  in-process (fallback)|$work/lone/supervisor init --")
 command -v tini >/dev/null && inits+=("tini|$(command -v tini) --")
 command -v dumb-init >/dev/null && inits+=("dumb-init|$(command -v dumb-init)")
 command -v catatonit >/dev/null && inits+=("catatonit|$(command -v catatonit) --")
 for entry in "${inits[@]}"; do
   name=${entry%%|*}
   # shellcheck disable=SC2086 # the command line splits on purpose
-  start "init-$name" unshare --pid --fork --kill-child -- ${entry#*|} /bin/sleep infinity
+  start "init-${name// /}" unshare --pid --fork --kill-child -- ${entry#*|} /bin/sleep infinity
   unshare_pid=$last_pid
   wait_children "$unshare_pid" 1
   init=$(cat /proc/"$unshare_pid"/task/*/children | awk '{print $1}')
   wait_children "$init" 1
+  # What runs as PID 1 now: supervisor-init once `supervisor init` has
+  # exec'd it (the child is forked after the exec).
+  exe=$(readlink /proc/"$init"/exe)
+  case $name in
+    "supervisor init") [[ $exe == "$(readlink -f "$bin/supervisor-init")" ]] || { echo "supervisor init runs $exe, not $bin/supervisor-init" >&2; exit 1; } ;;
+    *in-process*) [[ $exe == "$(readlink -f "$work/lone/supervisor")" ]] || { echo "the fallback runs $exe" >&2; exit 1; } ;;
+  esac
   row "$name" "$($stats pss "$init")" "$(wakeups "$init")"
   stop "$unshare_pid"
 done
+fi
 
+if part run; then
 echo
 echo "the supervisor over $restarts restarts of one container ($elapsed s), beside $containers running;"
 echo "idle before and after ($after_wakeups wake-ups in ${idle}s after), restarting halfway"
@@ -172,3 +201,4 @@ printf '%-8s %9s %5s %8s %8s %12s %14s %10s\n' "" "Pss (kB)" fds threads cgroups
 printf '%-8s %9s %5s %8s %8s %12s %14s %10s\n' before $before
 printf '%-8s %9s %5s %8s %8s %12s %14s %10s\n' halfway $halfway
 printf '%-8s %9s %5s %8s %8s %12s %14s %10s\n' after $after
+fi

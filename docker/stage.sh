@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Stage what the `supervisor` image holds besides the two binaries cargo
-# built, into the Docker build context (docker/context/, ignored by git).
+# Stage what the `supervisor` image holds besides the binaries cargo built
+# (pause and supervisor-init, copied by the Dockerfile), into the Docker
+# build context (docker/context/, ignored by git).
 #
 #   cargo build --release --workspace
 #   docker/stage.sh

@@ -251,7 +251,7 @@ pub fn docker_context(extra: &[(&str, &std::path::Path)]) -> tempfile::TempDir {
     .expect("copy Dockerfile");
     let release = dir.path().join("target/release");
     std::fs::create_dir_all(&release).unwrap();
-    for name in ["pause", "supervisor"] {
+    for name in ["pause", "supervisor", "supervisor-init"] {
         let from = bin_dir().join(name);
         if from.is_file() {
             std::fs::copy(&from, release.join(name)).expect("copy binary");

@@ -1,7 +1,11 @@
 //! Black-box tests of `supervisor init` on the release binary, each case run
 //! both as PID 1 of a fresh PID namespace and as a plain child (subreaper),
 //! and compared with /usr/bin/tini and /usr/bin/dumb-init where they define
-//! the expected behaviour.
+//! the expected behaviour. `supervisor init` execs `supervisor-init` from
+//! beside it, so [`Which::Ours`] tests that binary; [`Which::InProcess`]
+//! runs a copy of the supervisor with no `supervisor-init` beside it, which
+//! does the same in its own process (the fallback). The texts
+//! supervisor-init prints are compared with the supervisor's at the end.
 //!
 //! PID 1 mode: the spawned process unshares a PID namespace and forks
 //! (like `unshare --pid --fork --kill-child`); its child is PID 1 and execs
@@ -57,9 +61,26 @@ while True: signal.pause()
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Which {
+    /// `supervisor init`, which becomes `supervisor-init`.
     Ours,
+    /// `supervisor init` without `supervisor-init` beside it: in-process.
+    InProcess,
     Tini,
     DumbInit,
+}
+
+/// A copy of the release supervisor alone in a directory of its own, so
+/// that `supervisor init` finds no `supervisor-init` beside it.
+fn lone_supervisor() -> &'static Path {
+    static COPY: std::sync::OnceLock<(tempfile::TempDir, std::path::PathBuf)> =
+        std::sync::OnceLock::new();
+    let (_, path) = COPY.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("supervisor");
+        fs::copy(bin("supervisor"), &path).expect("copy the supervisor");
+        (dir, path)
+    });
+    path
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,6 +100,7 @@ impl Which {
     fn argv(self, mode: Mode, flags: &[&str]) -> Vec<OsString> {
         let mut argv: Vec<OsString> = match self {
             Which::Ours => vec![bin("supervisor").into(), "init".into()],
+            Which::InProcess => vec![lone_supervisor().into(), "init".into()],
             Which::Tini => {
                 let mut v = vec![OsString::from(TINI)];
                 if mode == Mode::Child {
@@ -1225,4 +1247,351 @@ fn an_idle_init_never_wakes_up() {
         run.signal(libc::SIGTERM);
         run.expect_code(143);
     }
+}
+
+/// The program the kernel runs for `pid` (`/proc/PID/exe`).
+fn exe(pid: i32) -> Option<std::path::PathBuf> {
+    fs::read_link(format!("/proc/{pid}/exe")).ok()
+}
+
+#[test]
+fn supervisor_init_execs_supervisor_init_from_beside_it() {
+    if !prerequisites() {
+        return;
+    }
+    // Built with the workspace: the image and the tests ship it.
+    let helper = bin("supervisor-init");
+    for mode in MODES {
+        let mut run = start(
+            Which::Ours,
+            mode,
+            &["-v"],
+            &[BUSYBOX, "sleep", "100"],
+            Setup::default(),
+        );
+        // The child is forked after the exec: by then the init is the
+        // helper, the same process (the pid the test started).
+        let child = run.child();
+        assert_eq!(exe(run.init), Some(helper.clone()), "{}", run.what);
+        let busybox = fs::canonicalize(BUSYBOX).ok();
+        let execd = wait_until(Duration::from_secs(5), || {
+            (exe(child) == busybox).then_some(())
+        });
+        assert!(
+            execd.is_some(),
+            "{}: the child runs {:?}",
+            run.what,
+            exe(child)
+        );
+        run.signal(libc::SIGTERM);
+        run.expect_code(143);
+        let expected = match mode {
+            Mode::Pid1 => "supervisor init: running as PID 1\n",
+            Mode::Child => "): registered as child subreaper\n",
+        };
+        assert!(run.stderr().contains(expected), "{:?}", run.stderr());
+    }
+}
+
+#[test]
+fn without_supervisor_init_beside_it_the_supervisor_does_the_work_itself() {
+    if !prerequisites() {
+        return;
+    }
+    let lone = lone_supervisor();
+    for mode in MODES {
+        let mut run = start(
+            Which::InProcess,
+            mode,
+            &[],
+            &[BUSYBOX, "sleep", "100"],
+            Setup::default(),
+        );
+        run.child();
+        assert_eq!(exe(run.init).as_deref(), Some(lone), "{}", run.what);
+        run.signal(libc::SIGTERM);
+        run.expect_code(143);
+
+        // The same behaviour: exit codes, forwarding, rewriting, orphans,
+        // exec failures, verbosity.
+        for code in [0, 3, 255] {
+            let script = format!("exit {code}");
+            start(Which::InProcess, mode, &[], &sh(&script), Setup::default()).expect_code(code);
+        }
+        let script = "ulimit -c 0; kill -11 $$; sleep 5";
+        start(Which::InProcess, mode, &[], &sh(script), Setup::default()).expect_code(139);
+        expect_forward(Which::InProcess, mode, &[], &[libc::SIGUSR2], libc::SIGUSR2);
+        expect_forward(
+            Which::InProcess,
+            mode,
+            &["-r", "TERM:QUIT"],
+            &[libc::SIGTERM],
+            libc::SIGQUIT,
+        );
+        let script = "(sleep 0.2 &) ; exec sleep 100";
+        let mut run = start(Which::InProcess, mode, &[], &sh(script), Setup::default());
+        let reaped = wait_until(Duration::from_secs(5), || {
+            thread::sleep(Duration::from_millis(300));
+            (children(run.init).len() == 1).then_some(())
+        });
+        assert!(reaped.is_some(), "{}: orphan not reaped", run.what);
+        run.signal(libc::SIGTERM);
+        run.expect_code(143);
+        let mut run = start(
+            Which::InProcess,
+            mode,
+            &[],
+            &["no-such-command-on-path"],
+            Setup::default(),
+        );
+        run.expect_code(127);
+        assert_eq!(
+            run.stderr(),
+            "supervisor init: \"no-such-command-on-path\": command not found \
+             (No such file or directory)\n"
+        );
+        let mut run = start(
+            Which::InProcess,
+            mode,
+            &["-v"],
+            &[BUSYBOX, "true"],
+            Setup::default(),
+        );
+        run.expect_code(0);
+        assert!(run.stderr().contains("exiting with 0 (exit code 0)"));
+    }
+}
+
+/// Run `supervisor init` with stdin from /dev/null and return its exit
+/// code and stderr, numbers replaced by `N` (not those in names such as
+/// SIGUSR1).
+fn init_output(supervisor: &Path, flags: &[&str], command: &[&str]) -> (Option<i32>, String) {
+    let out = Command::new(supervisor)
+        .arg("init")
+        .args(flags)
+        .arg("--")
+        .args(command)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run supervisor init");
+    let text = String::from_utf8_lossy(&out.stderr);
+    let mut masked = String::new();
+    let mut in_number = false;
+    let mut after_letter = false;
+    for c in text.chars() {
+        if c.is_ascii_digit() && !after_letter {
+            if !in_number {
+                masked.push('N');
+            }
+            in_number = true;
+        } else {
+            masked.push(c);
+            in_number = false;
+            after_letter = c.is_ascii_alphabetic() || (after_letter && c.is_ascii_digit());
+        }
+    }
+    (out.status.code(), masked)
+}
+
+#[test]
+fn supervisor_init_says_what_the_in_process_init_says() {
+    if !prerequisites() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let plain = dir.path().join("not-executable");
+    fs::write(&plain, "exit 0\n").unwrap();
+    let weird = dir.path().join("we\u{1}ird\"'\u{301}name");
+    fs::write(&weird, "").unwrap();
+    let (plain, weird) = (plain.to_str().unwrap(), weird.to_str().unwrap());
+    let dir_path = dir.path().to_str().unwrap();
+    // Each ends in a way that does not depend on timing: an exec failure,
+    // or a child that lives until the init waits for signals.
+    let cases: [(&[&str], Vec<&str>); 9] = [
+        (&["-vv"], sh("sleep 0.3; exit 3")),
+        (&["-vv"], vec!["no-such-command-on-path"]),
+        (&["-vv"], vec![""]),
+        (&["-vv"], vec![dir_path]),
+        (&["-vv"], vec![plain]),
+        (&["-vv"], vec![weird]),
+        (&["-vv"], vec!["/nonexistent/program"]),
+        (&["-v", "--grace-period", "0"], sh("sleep 0.3; exit 4")),
+        (
+            &["-vv", "-s", "-g", "-r", "10:0"],
+            sh("kill -USR1 $PPID; sleep 0.3; exit 5"),
+        ),
+    ];
+    for (flags, command) in cases {
+        let ours = init_output(&bin("supervisor"), flags, &command);
+        let in_process = init_output(lone_supervisor(), flags, &command);
+        assert_eq!(ours, in_process, "{flags:?} {command:?}");
+    }
+    // Rewrites, the grace period and the verbosity reach the helper: a
+    // dropped signal, and the SIGKILL of a leftover after 0.3 s.
+    let script =
+        "kill -USR1 $PPID; trap '' TERM; (trap '' TERM; exec sleep 30) & sleep 0.1; exit 6";
+    let (code, said) = init_output(
+        &bin("supervisor"),
+        &["-vv", "--rewrite", "USR1:0", "--grace-period", "0.3"],
+        &sh(script),
+    );
+    assert_eq!(code, Some(6), "{said}");
+    for line in [
+        "dropping SIGUSR1 (--rewrite)",
+        "child N ended: exit code N",
+        "grace period over: sending SIGKILL to what is left",
+        "reaped orphan N (killed by SIGKILL)",
+        "exiting with N (exit code N)",
+    ] {
+        assert!(said.contains(line), "no {line:?} in {said:?}");
+    }
+}
+
+#[test]
+fn supervisor_init_refuses_arguments_the_supervisor_would_not_pass() {
+    let helper = bin("supervisor-init");
+    for bad in [
+        &["-x", "--", "true"][..],
+        &["--rewrite", "9:1", "--", "true"],
+        &["--rewrite", "15", "--", "true"],
+        &["--rewrite", "15:65", "--", "true"],
+        &["--rewrite", "TERM:QUIT", "--", "true"],
+        &["--grace-ms", "-1", "--", "true"],
+        &["--grace-ms", "1.5", "--", "true"],
+        &["true"],
+        &["-v", "--"],
+    ] {
+        let out = Command::new(&helper).args(bad).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{bad:?}: {stderr}");
+        assert!(
+            stderr.starts_with("supervisor-init: refusing "),
+            "{bad:?}: {stderr}"
+        );
+    }
+    let out = Command::new(&helper)
+        .args([
+            "--rewrite",
+            "15:0",
+            "--grace-ms",
+            "0",
+            "-g",
+            "--",
+            "/bin/busybox",
+            "true",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+}
+
+/// supervisor-init's names and error texts, compiled into this test to be
+/// compared with those of the supervisor (container, nix and std).
+#[allow(dead_code)]
+#[path = "../../init/src/text.rs"]
+mod text;
+
+impl text::Out for Vec<u8> {
+    fn put(&mut self, bytes: &[u8]) {
+        self.extend_from_slice(bytes);
+    }
+}
+
+fn shown(write: impl FnOnce(&mut Vec<u8>)) -> String {
+    let mut out = Vec::new();
+    write(&mut out);
+    String::from_utf8(out).expect("UTF-8")
+}
+
+#[test]
+fn supervisor_init_names_signals_and_errors_as_the_supervisor_does() {
+    for signal in -1..=70 {
+        assert_eq!(
+            shown(|o| text::signal(o, signal)),
+            container::signal::name(signal as i32)
+        );
+    }
+    for errno in -1..=300 {
+        let nix = nix::errno::Errno::from_raw(errno);
+        assert_eq!(shown(|o| text::errno(o, errno)), nix.to_string());
+        assert_eq!(shown(|o| text::errno_desc(o, errno)), nix.desc());
+        assert_eq!(
+            shown(|o| text::os_error(o, errno)),
+            std::io::Error::from_raw_os_error(errno).to_string()
+        );
+    }
+    for n in [i64::MIN, -10, -1, 0, 1, 9, 10, 4_194_304, i64::MAX] {
+        assert_eq!(shown(|o| text::int(o, n)), n.to_string());
+    }
+}
+
+#[test]
+fn supervisor_init_quotes_names_as_rust_debug_does() {
+    let check = |bytes: &[u8]| {
+        assert_eq!(
+            shown(|o| text::quoted(o, bytes)),
+            format!("{:?}", String::from_utf8_lossy(bytes)),
+            "{bytes:?}"
+        );
+    };
+    for bytes in [
+        &b""[..],
+        b"/bin/sh",
+        b"it's \"quoted\" \\ back\\slashed",
+        b"\0\x01\t\n\r\x1b\x7f",
+        b"caf\xc3\xa9 e\xcc\x81 \xe2\x80\x8b \xf0\x9f\x98\x80",
+        b"\xff\xfe bad \xc3 \xe2\x82 \xf0\x9f\x98 \xed\xa0\x80 end\xc0",
+    ] {
+        check(bytes);
+    }
+    // Every character, 64 to a string.
+    let chars: Vec<char> = (0..=0x10FFFFu32).filter_map(char::from_u32).collect();
+    for chunk in chars.chunks(64) {
+        check(chunk.iter().collect::<String>().as_bytes());
+    }
+}
+
+/// supervisor-init's budget: its whole file is what it costs in memory
+/// (the kernel maps all of it at the first fault), so it stays small.
+const HELPER_SIZE_BUDGET: usize = 32 * 1024;
+
+#[test]
+fn supervisor_init_is_a_small_static_elf_with_nothing_writable() {
+    let path = bin("supervisor-init");
+    let file = fs::read(&path).expect("read supervisor-init");
+    assert!(
+        file.len() <= HELPER_SIZE_BUDGET,
+        "{} is {} bytes, over the {HELPER_SIZE_BUDGET}-byte budget",
+        path.display(),
+        file.len()
+    );
+    let le16 = |at: usize| u16::from_le_bytes([file[at], file[at + 1]]);
+    let le32 = |at: usize| u32::from_le_bytes(file[at..at + 4].try_into().unwrap());
+    let le64 = |at: usize| u64::from_le_bytes(file[at..at + 8].try_into().unwrap());
+    assert_eq!(&file[..4], b"\x7fELF");
+    assert_eq!((file[4], file[5]), (2, 1), "ELF64, little-endian");
+    assert_eq!(le16(16), 2, "e_type: ET_EXEC (static, not PIE)");
+    assert_eq!(le16(18), 62, "e_machine: x86_64");
+    let (phoff, phnum) = (le64(32) as usize, le16(56) as usize);
+    // (p_type, p_flags) of each program header.
+    let segments: Vec<(u32, u32)> = (0..phnum)
+        .map(|i| (le32(phoff + i * 56), le32(phoff + i * 56 + 4)))
+        .collect();
+    const PT_LOAD: u32 = 1;
+    const PT_DYNAMIC: u32 = 2;
+    const PT_INTERP: u32 = 3;
+    assert!(
+        segments
+            .iter()
+            .all(|&(kind, _)| kind != PT_INTERP && kind != PT_DYNAMIC),
+        "no interpreter, no dynamic section: {segments:?}"
+    );
+    let loads: Vec<u32> = segments
+        .iter()
+        .filter(|&&(kind, _)| kind == PT_LOAD)
+        .map(|&(_, flags)| flags)
+        .collect();
+    // One read + execute segment (init/init.ld): no writable data at all.
+    const PF_R_X: u32 = 4 | 1;
+    assert_eq!(loads, [PF_R_X], "PT_LOAD flags");
 }

@@ -1,5 +1,8 @@
 //! `supervisor init [OPTIONS] -- CMD [ARGS...]`: its flags, and the step
-//! from flags to [`supervisor::init::InitOptions`].
+//! from flags to [`supervisor::init::InitOptions`]. The flags are checked
+//! here (clap, then the value parsers below); the init itself then runs as
+//! `supervisor-init`, exec'd with them in numeric form, or in this process
+//! when that binary is not beside this one ([`supervisor::init::start`]).
 
 use std::ffi::OsString;
 use std::time::Duration;
@@ -81,7 +84,7 @@ fn parse_seconds(text: &str) -> Result<Duration, String> {
 
 /// Runs `supervisor init`.
 pub fn main(args: InitArgs) -> anyhow::Result<i32> {
-    supervisor::init::run(InitOptions {
+    supervisor::init::start(InitOptions {
         process_group: args.process_group,
         setsid: args.setsid,
         rewrite: args.rewrite,
