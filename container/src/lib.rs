@@ -94,7 +94,7 @@ pub mod spawn;
 mod sys;
 
 pub use caps::CapSet;
-pub use cgroup::{Cgroup, CgroupHost, CgroupMode, Controller};
+pub use cgroup::{Cgroup, CgroupHost, CgroupMode, Controller, OomCounter};
 pub use error::{
     CapabilityError, CgroupError, NamespaceError, PidFdError, SandboxError, SkippedStep,
     SpawnError, SpawnStep,

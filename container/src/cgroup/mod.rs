@@ -376,6 +376,28 @@ impl Cgroup {
         }
     }
 
+    /// The file [`Cgroup::oom_kills`] reads, kept open: reading it again
+    /// walks no path (a restart reads it on its way to the decision).
+    pub fn oom_counter(&self) -> Result<OomCounter, CgroupError> {
+        let path = if self.v2_controllers.contains(&Controller::Memory) {
+            self.unified
+                .as_deref()
+                .expect("v2 controllers imply a mount")
+                .join("memory.events")
+        } else if let Some(dir) = self.v1.get(&Controller::Memory) {
+            dir.join("memory.oom_control")
+        } else {
+            return Err(CgroupError::ControllerMissing {
+                controller: "memory",
+            });
+        };
+        let file = fs::File::open(&path).map_err(|source| CgroupError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        Ok(OomCounter { file, path })
+    }
+
     /// CPU time used by this cgroup and its children, in nanoseconds
     /// (v1 `cpuacct.usage` when mounted, else v2 `cpu.stat` `usage_usec`).
     pub fn cpu_usage_nanos(&self) -> Result<u64, CgroupError> {
@@ -619,6 +641,34 @@ pub(crate) fn read_file(path: &Path) -> Result<String, CgroupError> {
         path: path.to_path_buf(),
         source,
     })
+}
+
+/// A cgroup's OOM-kill counter file, open ([`Cgroup::oom_counter`]).
+#[derive(Debug)]
+pub struct OomCounter {
+    file: fs::File,
+    path: PathBuf,
+}
+
+impl OomCounter {
+    /// The count now, as [`Cgroup::oom_kills`] reads it.
+    pub fn read(&self) -> Result<u64, CgroupError> {
+        use std::os::unix::fs::FileExt;
+        // memory.events and memory.oom_control are a few short lines.
+        let mut buf = [0u8; 1024];
+        let n = self
+            .file
+            .read_at(&mut buf, 0)
+            .map_err(|source| CgroupError::Read {
+                path: self.path.clone(),
+                source,
+            })?;
+        let content = String::from_utf8_lossy(&buf[..n]).into_owned();
+        crate::limits::keyed_value(&content, "oom_kill").ok_or(CgroupError::Parse {
+            path: self.path.clone(),
+            content,
+        })
+    }
 }
 
 /// Read `key value` from a cgroup file.

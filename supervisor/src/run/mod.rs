@@ -1118,14 +1118,41 @@ impl PodRuntime {
         let now = Stamp::now();
         let attached = self.collects_output(index);
         let c = &mut self.containers[index];
-        if let Some(state) = self.lifecycle.get(c.slot()) {
+        let slot = c.slot();
+        let name = c.spec().name.clone();
+        if let Some(state) = self.lifecycle.get(slot) {
             self.trace
-                .record(&c.spec().name, state.restart_count(), Step::Reaped);
+                .record(&name, state.restart_count(), Step::Reaped);
+        }
+        let event_loop = self.event_loop.as_ref().expect("started");
+        let ended = c.end_instance(status, &mut ContainerFds::new(event_loop, index));
+        // Ended during its postStart hook: it did start.
+        if let Some((at, container_id)) = self.pending_starts[index].take()
+            && let Err(error) = self
+                .lifecycle
+                .handle(slot, Event::Started { at, container_id })
+        {
+            eprintln!("supervisor: {error}");
+        }
+        let decision = self.lifecycle.handle(
+            slot,
+            Event::Exited {
+                at: now,
+                termination: ended.termination().clone(),
+            },
+        );
+        // A restart due now lets the parked successor go first: draining
+        // the output, the logs and the status come while it execs.
+        if let Ok(Decision::RestartAt(at)) = &decision
+            && *at <= now.mono
+            && let Some(state) = self.lifecycle.get(slot)
+        {
+            self.containers[index].release_parked(state.next_restart_count());
         }
         let event_loop = self.event_loop.as_ref().expect("started");
         let mut output = Vec::new();
-        let termination = c.end_instance(
-            status,
+        let termination = self.containers[index].finish_instance(
+            ended,
             now.wall,
             &mut self.echo,
             &mut ContainerFds::new(event_loop, index),
@@ -1135,28 +1162,12 @@ impl PodRuntime {
                 }
             },
         );
-        let slot = c.slot();
-        let name = c.spec().name.clone();
         self.send_attached(index, output);
         let exit_code = termination.exit_code;
         self.with_attach(|server, targets, event_loop| {
             server.on_instance_end(index, exit_code, targets, event_loop);
         });
-        // Ended during its postStart hook: it did start.
-        if let Some((at, container_id)) = self.pending_starts[index].take()
-            && let Err(error) = self
-                .lifecycle
-                .handle(slot, Event::Started { at, container_id })
-        {
-            eprintln!("supervisor: {error}");
-        }
-        match self.lifecycle.handle(
-            slot,
-            Event::Exited {
-                at: now,
-                termination,
-            },
-        ) {
+        match decision {
             Ok(Decision::RestartAt(at)) if at > now.mono => {
                 self.containers[index].note_backoff(at - now.mono);
                 eprintln!("supervisor: [{name}] restarting in {:?}", at - now.mono)
@@ -1310,6 +1321,8 @@ impl PodRuntime {
         let name = self.containers[index].spec().name.clone();
         self.trace.record(&name, restart_count, Step::Deciding);
         if !self.image_ready(index, slot, now.mono) {
+            // Not this instance: a successor let go at the exit goes.
+            self.containers[index].discard_parked();
             return;
         }
         let ctx = self.sandbox.context(

@@ -12,7 +12,7 @@ use crate::hook::RunningHook;
 use crate::logs::{ContainerLog, Echo, Stream};
 use crate::probe::{ExecIdentity, ProbeIo, ProbeTarget, Probes};
 use crate::spec;
-use container::{Cgroup, Parked, PidFd};
+use container::{Cgroup, OomCounter, Parked, PidFd};
 use std::fs::File;
 use std::io::Read;
 use std::os::fd::AsFd;
@@ -64,6 +64,8 @@ pub(super) struct Instance {
     pub cgroup: Cgroup,
     /// The container cgroup's OOM-kill counter when it started.
     oom_kills_before: u64,
+    /// Its own cgroup's OOM-kill counter file, open.
+    oom_counter: Option<OomCounter>,
     stdout: Option<File>,
     stderr: Option<File>,
     /// Its pty master, when it has a terminal (`tty`).
@@ -103,6 +105,7 @@ impl Instance {
         Instance {
             pid: child.pid,
             pidfd: child.pidfd,
+            oom_counter: cgroup.oom_counter().ok(),
             cgroup,
             oom_kills_before,
             stdout: stdio.stdout,
@@ -134,11 +137,17 @@ impl Instance {
     /// Whether the OOM killer ended it. cgroup v1 counts an OOM kill in the
     /// victim's own memcg (the instance's, fresh for it); v2 counts it up
     /// the tree as well (the container's, which holds the limit).
-    pub fn oom_killed(&self, container_cgroup: Option<&Cgroup>) -> bool {
-        self.cgroup.oom_kills().is_ok_and(|n| n > 0)
-            || container_cgroup
-                .and_then(|c| c.oom_kills().ok())
-                .is_some_and(|after| after > self.oom_kills_before)
+    /// Also returns the container cgroup's OOM-kill counter now (the
+    /// successor's starting point).
+    pub fn oom_killed(&self, container: Option<&OomCounter>) -> (bool, Option<u64>) {
+        let container = container.and_then(|c| c.read().ok());
+        let own = match &self.oom_counter {
+            Some(counter) => counter.read(),
+            None => self.cgroup.oom_kills(),
+        };
+        let killed = own.is_ok_and(|n| n > 0)
+            || container.is_some_and(|after| after > self.oom_kills_before);
+        (killed, container)
     }
 
     /// Read what it wrote on `stream` into its log and `tap` (attached

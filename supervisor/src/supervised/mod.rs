@@ -93,6 +93,20 @@ type Spawned = (
     Option<stdio::TerminalMaster>,
 );
 
+/// An instance that ended, between [`SupervisedContainer::end_instance`]
+/// and [`SupervisedContainer::finish_instance`].
+pub struct Ended {
+    instance: Instance,
+    termination: Termination,
+}
+
+impl Ended {
+    /// How it terminated.
+    pub fn termination(&self) -> &Termination {
+        &self.termination
+    }
+}
+
 /// Why an instance could not be started or parked.
 #[derive(Debug, thiserror::Error)]
 pub enum SupervisedError {
@@ -165,6 +179,11 @@ pub struct SupervisedContainer {
     /// The mount namespace of the instance that ended last, held until
     /// its successor runs: see [`Instance::mount_ns`].
     ended_mount_ns: Option<std::fs::File>,
+    /// The container cgroup's OOM-kill counter when the last instance
+    /// ended.
+    oom_kills_at_end: Option<u64>,
+    /// The container cgroup's OOM-kill counter file, open.
+    oom_counter: Option<container::OomCounter>,
     instance: Option<Instance>,
     log: Option<ContainerLog>,
     retired: RetiredCgroups,
@@ -184,6 +203,8 @@ impl SupervisedContainer {
             park_at: None,
             last_run: None,
             ended_mount_ns: None,
+            oom_kills_at_end: None,
+            oom_counter: None,
             instance: None,
             log: None,
             retired: RetiredCgroups::default(),
@@ -242,10 +263,15 @@ impl SupervisedContainer {
             cgroup.apply(&self.spec.resources.limits)?;
             // Before any instance cgroup exists beneath: they inherit it.
             cgroup.restrict_devices()?;
+            self.oom_counter = cgroup.oom_counter().ok();
             self.cgroup = Some(cgroup);
         }
         let container_cgroup = self.cgroup.as_ref().expect("created above");
-        let oom_kills_before = container_cgroup.oom_kills().unwrap_or(0);
+        let oom_kills_before = match (self.oom_kills_at_end.take(), &self.oom_counter) {
+            (Some(count), _) => count,
+            (None, Some(counter)) => counter.read().unwrap_or(0),
+            (None, None) => container_cgroup.oom_kills().unwrap_or(0),
+        };
         // A parked instance for another restart count is stale.
         if self
             .parked
@@ -485,36 +511,78 @@ impl SupervisedContainer {
         }
     }
 
-    /// The running instance was reaped with `exit`: cancel its probes,
-    /// drain its output, retire its cgroup (nothing of it may outlive it:
-    /// processes it left in a shared PID namespace, or the rest of its own;
-    /// killed and removed by `sweep_retired`, after the restart). Returns
-    /// how it terminated. Call only while an instance runs.
-    pub fn end_instance(
+    /// The running instance was reaped with `exit`: how it terminated
+    /// (OOM-killed or not, the message of its stop), its probes and hooks
+    /// cancelled. Only what the restart decision needs: the rest is
+    /// [`SupervisedContainer::finish_instance`], after the successor may
+    /// have been let go ([`SupervisedContainer::release_parked`]). Call
+    /// only while an instance runs.
+    pub fn end_instance(&mut self, exit: container::ExitStatus, fds: &mut impl FdWatch) -> Ended {
+        self.park_at = None;
+        let mut instance = self.instance.take().expect("matched a running instance");
+        instance.probes.cancel(fds);
+        instance.cancel_hooks(fds);
+        let (oom_killed, oom_kills) = instance.oom_killed(self.oom_counter.as_ref());
+        // Nothing of the container runs until its successor: the count now
+        // is the successor's starting point.
+        self.oom_kills_at_end = oom_kills;
+        self.last_run = Some((instance.started.elapsed(), Duration::ZERO));
+        // Its mounts go when the successor runs (`sweep_retired`), not on
+        // the way to its exit status.
+        self.ended_mount_ns = instance.mount_ns.take();
+        let mut termination = Termination::classify(exit, oom_killed);
+        if let Some(message) = instance.stop.take().and_then(|s| s.message) {
+            termination.message = Some(message);
+        }
+        Ended {
+            instance,
+            termination,
+        }
+    }
+
+    /// Let the parked instance for `restart_count` go on to exec now, the
+    /// restart being decided and due: its start
+    /// ([`SupervisedContainer::start`]) then finds it running. One that
+    /// exited meanwhile is dropped (the start spawns a new one).
+    pub fn release_parked(&mut self, restart_count: u32) {
+        let Some(next) = self
+            .parked
+            .as_mut()
+            .filter(|p| p.restart_count == restart_count)
+        else {
+            return;
+        };
+        if let Err(error) = next.parked.release() {
+            eprintln!(
+                "supervisor: [{}] parked instance: {error}: starting a new one",
+                self.spec.name
+            );
+            let next = self.parked.take().expect("parked");
+            self.retired.retire(next.cgroup);
+        }
+    }
+
+    /// The rest of an instance's end ([`SupervisedContainer::end_instance`]):
+    /// drain its output into its log (and `tap`: attached clients), retire
+    /// its cgroup (nothing of it may outlive it: processes it left in a
+    /// shared PID namespace, or the rest of its own; killed and removed by
+    /// `sweep_retired`, after the restart). Returns how it terminated.
+    pub fn finish_instance(
         &mut self,
-        exit: container::ExitStatus,
+        ended: Ended,
         now: SystemTime,
         echo: &mut Echo,
         fds: &mut impl FdWatch,
         tap: &mut dyn FnMut(Stream, &[u8]),
     ) -> Termination {
-        self.park_at = None;
-        let mut instance = self.instance.take().expect("matched a running instance");
+        let Ended {
+            instance,
+            termination,
+        } = ended;
         if let Some(path) = self.exec_record.take() {
             let _ = std::fs::remove_file(path);
         }
-        instance.probes.cancel(fds);
-        instance.cancel_hooks(fds);
-        let oom_killed = instance.oom_killed(self.cgroup.as_ref());
-        self.last_run = Some((instance.started.elapsed(), Duration::ZERO));
-        // Its mounts go when the successor runs (`sweep_retired`), not on
-        // the way to its exit status.
-        self.ended_mount_ns = instance.mount_ns.take();
         let ended_cgroup = instance.cgroup.clone();
-        let mut termination = Termination::classify(exit, oom_killed);
-        if let Some(message) = instance.stop.take().and_then(|s| s.message) {
-            termination.message = Some(message);
-        }
         instance.drain(self.log.as_mut(), now, echo, fds, tap);
         // One write: stderr is unbuffered.
         let line = format!(
