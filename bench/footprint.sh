@@ -11,9 +11,12 @@
 # checked by /proc/PID/exe; the in-process fallback (a copy of the
 # supervisor with no supervisor-init beside it) gets a row of its own.
 # Usage (root): bench/footprint.sh; CONTAINERS=100 RESTARTS=10000 IDLE=10;
-# PARTS="run init" (the default) or one of them: PARTS=init runs only the
-# one-child inits (about a minute), PARTS=run only the supervisor and its
-# peers with the restarts.
+# PARTS="run parked init" (the default) or some of them: PARTS=init runs
+# only the one-child inits (about a minute), PARTS=run only the supervisor
+# and its peers with the restarts, PARTS=parked what the prepared next
+# instances cost: CONTAINERS containers that each restarted once, so each
+# has its next instance parked (Pss, fds, mounts, cgroups, beside the
+# supervisor's own Pss).
 # Needs: cargo build --release --workspace; apt install runit s6 supervisor
 # tini dumb-init catatonit.
 source "$(dirname "$0")/lib.sh"
@@ -21,11 +24,13 @@ source "$(dirname "$0")/lib.sh"
 containers=${CONTAINERS:-100}
 restarts=${RESTARTS:-10000}
 idle=${IDLE:-10}
-parts=${PARTS:-run init}
+parts=${PARTS:-run parked init}
 for part in $parts; do
-  [[ $part == run || $part == init ]] || { echo "PARTS: unknown part $part (run, init)" >&2; exit 1; }
+  [[ $part == run || $part == parked || $part == init ]] ||
+    { echo "PARTS: unknown part $part (run, parked, init)" >&2; exit 1; }
 done
 part() { [[ " $parts " == *" $1 "* ]]; }
+{ part run || part parked; } && bench_image stamp "$bin/bench-stamp" /usr/bin/sleep
 
 children() { cat /proc/"$1"/task/*/children 2>/dev/null | tr ' ' '\n' | grep -c . || true; }
 wait_children() { # PID N: wait until PID has N children (60 s)
@@ -56,7 +61,6 @@ measure_tree() {
 if part run; then
 echo "footprint with $containers supervised sleeps; $(nproc) CPUs, $(uname -r)"
 row "" "Pss (kB)" "wake-ups/${idle}s"
-bench_image stamp "$bin/bench-stamp" /usr/bin/sleep
 
 # --- the supervisor: a pod of $containers sleeps and one crash loop.
 stamps=$work/stamps
@@ -160,6 +164,65 @@ if command -v supervisord >/dev/null; then
   stop "$supervisord"
 fi
 
+fi
+
+# --- PARTS=parked: $containers containers that restarted once, each with
+# its next instance parked (forked, set up, waiting before exec).
+if part parked; then
+echo
+echo "prepared next instances: $containers containers that restarted once; $(nproc) CPUs, $(uname -r)"
+mkdir -p "$work/parked-out"
+{
+  cat <<YAML
+apiVersion: v1
+kind: Pod
+metadata:
+  name: parked
+spec:
+  restartPolicy: Always
+  terminationGracePeriodSeconds: 1
+  volumes:
+  - name: out
+    hostPath: {path: $work/parked-out}
+  containers:
+YAML
+  for i in $(seq "$containers"); do
+    # The first run exits 1; the second sleeps.
+    printf '  - {name: c-%d, image: localhost/podvisor-bench/stamp:1, volumeMounts: [{name: out, mountPath: /out}], command: [/bin/busybox, sh, -c, "[ -e /out/ran-%d ] && exec /usr/bin/sleep infinity; touch /out/ran-%d; exit 1"]}\n' "$i" "$i" "$i"
+  done
+} >"$work/parked.yaml"
+cgroups_before=$(find /sys/fs/cgroup/ -type d 2>/dev/null | wc -l)
+start_pod parked-supervisor "$work/parked.yaml" --backoff-initial 0 --backoff-max 0
+supervisor=$last_pid
+wait_running parked "$containers" 120
+# Parked: a child of the supervisor that is still the supervisor's program.
+parked_pids() {
+  local pid
+  for pid in $(cat /proc/"$supervisor"/task/*/children); do
+    [[ $(readlink /proc/"$pid"/exe) == "$(readlink /proc/"$supervisor"/exe)" ]] && echo "$pid"
+  done
+}
+for _ in $(seq 600); do
+  (($(parked_pids | wc -l) >= containers)) && break
+  sleep 0.1
+done
+mapfile -t parked < <(parked_pids)
+sleep 1 # idle
+fds=0 mounts=0
+for pid in "${parked[@]}"; do
+  fds=$((fds + $(ls /proc/"$pid"/fd | wc -l)))
+  mounts=$((mounts + $(wc -l </proc/"$pid"/mountinfo)))
+done
+n=${#parked[@]}
+((n > 0)) || { echo "no parked instance found" >&2; exit 1; }
+cgroups=$(($(find /sys/fs/cgroup/ -type d 2>/dev/null | wc -l) - cgroups_before))
+printf '%-34s %10s\n' "supervisor Pss (kB)" "$($stats pss "$supervisor")"
+printf '%-34s %10s\n' "parked instances" "$n"
+printf '%-34s %10s\n' "  their Pss, all (kB)" "$($stats pss "${parked[@]}")"
+printf '%-34s %10s\n' "  fds each" "$((fds / n))"
+printf '%-34s %10s\n' "  mounts each (own namespace)" "$((mounts / n))"
+printf '%-34s %10s\n' "cgroup dirs of the pod (all)" "$cgroups"
+stop "$supervisor"
 fi
 
 # --- PARTS=init: one child under each init.

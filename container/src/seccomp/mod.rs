@@ -186,6 +186,12 @@ pub struct Program {
 }
 
 impl Program {
+    /// Whether it and `other` share their filters (one compiled program,
+    /// cloned).
+    pub fn shares_filters(&self, other: &Program) -> bool {
+        Arc::ptr_eq(&self.filters, &other.filters)
+    }
+
     /// How many filters it installs (0: a profile that allows everything).
     pub fn filter_count(&self) -> usize {
         self.filters.len()

@@ -590,7 +590,12 @@ impl PodRuntime {
             let deadline = deadline.or(trim_at);
             let event_loop = self.event_loop.as_mut().expect("started");
             event_loop.set_deadline(deadline)?;
-            for token in event_loop.wait()? {
+            let mut tokens = event_loop.wait()?;
+            // Signals first: a reaped exit (and its restart) does not wait
+            // behind the output events of the same wake-up, which its end
+            // drains anyway.
+            tokens.sort_by_key(|token| *token != SIGNALS);
+            for token in tokens {
                 touched = true;
                 match token {
                     SIGNALS => self.on_signals()?,
