@@ -178,11 +178,11 @@ pub struct Program {
     pub(crate) flags: u32,
     /// System call names the architecture does not know, ignored as runc
     /// and libseccomp ignore them.
-    pub unknown_names: Vec<String>,
+    pub unknown_names: Arc<[String]>,
     /// Architectures of the profile other than the native one: their
     /// system calls are not filtered by rule but killed (seccompiler
     /// filters one architecture).
-    pub other_architectures: Vec<String>,
+    pub other_architectures: Arc<[String]>,
 }
 
 impl Program {
@@ -243,8 +243,8 @@ impl Program {
                     .collect(),
             ),
             flags: saved.flags,
-            unknown_names: Vec::new(),
-            other_architectures: Vec::new(),
+            unknown_names: Arc::from([]),
+            other_architectures: Arc::from([]),
         })
     }
 }
@@ -500,8 +500,8 @@ impl Profile {
         Ok(Program {
             filters: Arc::new(filters),
             flags,
-            unknown_names,
-            other_architectures,
+            unknown_names: unknown_names.into(),
+            other_architectures: other_architectures.into(),
         })
     }
 }

@@ -170,7 +170,7 @@ pub struct SupervisedContainer {
     /// a fresh one beneath it.
     cgroup: Option<Cgroup>,
     /// The next instance, forked ahead of time (see `park_next`).
-    parked: Option<ParkedInstance>,
+    parked: Option<Box<ParkedInstance>>,
     /// When to park the next instance.
     park_at: Option<Instant>,
     /// How long the last instance ran, and the back-off before the
@@ -433,7 +433,7 @@ impl SupervisedContainer {
                 }
             });
         match parked {
-            Ok(parked) => self.parked = Some(parked),
+            Ok(parked) => self.parked = Some(Box::new(parked)),
             // Not fatal: the restart then starts a new instance.
             Err(error) => eprintln!(
                 "supervisor: [{}] cannot park the next instance: {}",
