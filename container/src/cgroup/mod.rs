@@ -361,41 +361,35 @@ impl Cgroup {
     /// (v2 `memory.events` `oom_kill`, v1 `memory.oom_control` `oom_kill`).
     /// Compare before and after a SIGKILL to tell an OOM kill from others.
     pub fn oom_kills(&self) -> Result<u64, CgroupError> {
-        if self.v2_controllers.contains(&Controller::Memory) {
-            v2::oom_kills(
-                self.unified
-                    .as_deref()
-                    .expect("v2 controllers imply a mount"),
-            )
-        } else if let Some(dir) = self.v1.get(&Controller::Memory) {
-            v1::oom_kills(dir)
-        } else {
-            Err(CgroupError::ControllerMissing {
-                controller: "memory",
-            })
-        }
+        read_keyed(&self.oom_kill_file()?, "oom_kill")
     }
 
     /// The file [`Cgroup::oom_kills`] reads, kept open: reading it again
     /// walks no path (a restart reads it on its way to the decision).
     pub fn oom_counter(&self) -> Result<OomCounter, CgroupError> {
-        let path = if self.v2_controllers.contains(&Controller::Memory) {
-            self.unified
-                .as_deref()
-                .expect("v2 controllers imply a mount")
-                .join("memory.events")
-        } else if let Some(dir) = self.v1.get(&Controller::Memory) {
-            dir.join("memory.oom_control")
-        } else {
-            return Err(CgroupError::ControllerMissing {
-                controller: "memory",
-            });
-        };
+        let path = self.oom_kill_file()?;
         let file = fs::File::open(&path).map_err(|source| CgroupError::Read {
             path: path.clone(),
             source,
         })?;
         Ok(OomCounter { file, path })
+    }
+
+    /// v2 `memory.events`, v1 `memory.oom_control`.
+    fn oom_kill_file(&self) -> Result<PathBuf, CgroupError> {
+        if self.v2_controllers.contains(&Controller::Memory) {
+            Ok(v2::oom_kill_file(
+                self.unified
+                    .as_deref()
+                    .expect("v2 controllers imply a mount"),
+            ))
+        } else if let Some(dir) = self.v1.get(&Controller::Memory) {
+            Ok(v1::oom_kill_file(dir))
+        } else {
+            Err(CgroupError::ControllerMissing {
+                controller: "memory",
+            })
+        }
     }
 
     /// CPU time used by this cgroup and its children, in nanoseconds

@@ -3,10 +3,10 @@
 //! cpuacct.usage, and the freezer dance that kills every task race-free.
 //! Each function works on one controller's directory of one cgroup.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::{Controller, read_file, read_keyed, write_file};
+use super::{Controller, read_file, write_file};
 use crate::error::CgroupError;
 use crate::limits::{self, CPU_PERIOD_US, Limits};
 
@@ -47,9 +47,9 @@ pub fn apply(dir: &Path, controller: Controller, res: &Limits) -> Result<(), Cgr
     Ok(())
 }
 
-/// The `oom_kill` count of `memory.oom_control` (Linux >= 4.13).
-pub fn oom_kills(memory_dir: &Path) -> Result<u64, CgroupError> {
-    read_keyed(&memory_dir.join("memory.oom_control"), "oom_kill")
+/// The file whose `oom_kill` line counts OOM kills (Linux >= 4.13).
+pub fn oom_kill_file(memory_dir: &Path) -> PathBuf {
+    memory_dir.join("memory.oom_control")
 }
 
 /// `cpuacct.usage`: CPU nanoseconds of the cgroup and its children.

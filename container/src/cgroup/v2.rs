@@ -2,7 +2,7 @@
 //! memory.events, cpu.stat, cgroup.events, cgroup.kill, cgroup.freeze, and
 //! enabling controllers in `cgroup.subtree_control` down to a new cgroup.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::{Controller, read_file, read_keyed, write_file};
@@ -99,9 +99,9 @@ pub fn apply(dir: &Path, controller: Controller, res: &Limits) -> Result<(), Cgr
     Ok(())
 }
 
-/// The `oom_kill` count of `memory.events`.
-pub fn oom_kills(dir: &Path) -> Result<u64, CgroupError> {
-    read_keyed(&dir.join("memory.events"), "oom_kill")
+/// The file whose `oom_kill` line counts OOM kills.
+pub fn oom_kill_file(dir: &Path) -> PathBuf {
+    dir.join("memory.events")
 }
 
 /// `cpu.stat` `usage_usec`, in nanoseconds.
