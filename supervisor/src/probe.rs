@@ -322,8 +322,9 @@ struct Prober {
 #[derive(Debug)]
 pub struct Probes {
     started_at: Instant,
-    /// Indexed by [`ProbeKind::slot`].
-    probers: [Option<Prober>; 3],
+    /// Indexed by [`ProbeKind::slot`]; boxed, since most containers have
+    /// few probes or none.
+    probers: [Option<Box<Prober>>; 3],
     identity: ExecIdentity,
     /// `Outcome::Started` is still to be reported (no startup probe).
     report_started: bool,
@@ -337,12 +338,14 @@ impl Probes {
     /// The probes of `container`, whose instance started at `started` and
     /// runs as `identity`.
     pub fn new(container: &spec::Container, identity: ExecIdentity, started: Instant) -> Probes {
-        let prober = |kind: ProbeKind, probe: &Option<spec::Probe>| {
-            probe.as_ref().map(|p| Prober {
-                probe: p.clone(),
-                counters: Counters::new(kind, p),
-                next_start: None,
-                in_flight: None,
+        let prober = |kind: ProbeKind, probe: &Option<Box<spec::Probe>>| {
+            probe.as_deref().map(|p| {
+                Box::new(Prober {
+                    probe: p.clone(),
+                    counters: Counters::new(kind, p),
+                    next_start: None,
+                    in_flight: None,
+                })
             })
         };
         let mut probers = [

@@ -128,8 +128,8 @@ fn container_with(
         it::images::BUSYBOX
     );
     let mut c = spec::load_str("t.yaml", &yaml).expect("pod").pod.containers[0].clone();
-    c.liveness_probe = liveness;
-    c.readiness_probe = readiness;
+    c.liveness_probe = liveness.map(Box::new);
+    c.readiness_probe = readiness.map(Box::new);
     c
 }
 

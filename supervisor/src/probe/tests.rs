@@ -127,7 +127,7 @@ fn without_probes_the_container_is_started_at_once_and_nothing_is_due_after() {
 #[test]
 fn initial_delay_counts_from_start_and_period_spaces_attempt_starts() {
     let mut c = container();
-    c.readiness_probe = Some(probe(5, 10, 1, 3));
+    c.readiness_probe = Some(Box::new(probe(5, 10, 1, 3)));
     let mut f = Fixture::new(&c);
     assert!(f.probes.has_readiness());
     assert_eq!(f.tick(0), vec![Outcome::Started]);
@@ -150,9 +150,9 @@ fn initial_delay_counts_from_start_and_period_spaces_attempt_starts() {
 #[test]
 fn the_startup_probe_gates_liveness_and_readiness() {
     let mut c = container();
-    c.startup_probe = Some(probe(2, 10, 1, 30));
-    c.liveness_probe = Some(probe(3, 10, 1, 3));
-    c.readiness_probe = Some(probe(0, 5, 1, 3));
+    c.startup_probe = Some(Box::new(probe(2, 10, 1, 30)));
+    c.liveness_probe = Some(Box::new(probe(3, 10, 1, 3)));
+    c.readiness_probe = Some(Box::new(probe(0, 5, 1, 3)));
     let mut f = Fixture::new(&c);
     // Only the startup probe is scheduled, and nothing is started yet.
     assert_eq!(f.probes.next_deadline(), Some(f.at(2)));
@@ -180,8 +180,8 @@ fn the_startup_probe_gates_liveness_and_readiness() {
 #[test]
 fn gated_probes_keep_their_initial_delay_when_startup_succeeds_early() {
     let mut c = container();
-    c.startup_probe = Some(probe(0, 1, 1, 3));
-    c.liveness_probe = Some(probe(30, 10, 1, 3));
+    c.startup_probe = Some(Box::new(probe(0, 1, 1, 3)));
+    c.liveness_probe = Some(Box::new(probe(30, 10, 1, 3)));
     let mut f = Fixture::new(&c);
     assert_eq!(f.finish(ProbeKind::Startup, 1, 0), vec![Outcome::Started]);
     assert_eq!(f.probes.next_deadline(), Some(f.at(30)));
@@ -190,8 +190,8 @@ fn gated_probes_keep_their_initial_delay_when_startup_succeeds_early() {
 #[test]
 fn startup_failures_reach_the_threshold_and_stop_everything() {
     let mut c = container();
-    c.startup_probe = Some(probe(0, 10, 1, 3));
-    c.liveness_probe = Some(probe(0, 10, 1, 3));
+    c.startup_probe = Some(Box::new(probe(0, 10, 1, 3)));
+    c.liveness_probe = Some(Box::new(probe(0, 10, 1, 3)));
     let mut f = Fixture::new(&c);
     assert_eq!(f.tick(0), vec![]);
     assert_eq!(f.tick(10), vec![]);
@@ -212,7 +212,7 @@ fn liveness_failures_must_be_consecutive() {
         command: vec!["check".into(), "--deep".into()],
     };
     live.termination_grace_period = Some(7 * SEC);
-    c.liveness_probe = Some(live);
+    c.liveness_probe = Some(Box::new(live));
     let mut f = Fixture::new(&c);
     assert_eq!(f.tick(0), vec![Outcome::Started]);
     assert_eq!(f.finish(ProbeKind::Liveness, 1, 1), vec![]);
@@ -242,7 +242,7 @@ fn liveness_failures_must_be_consecutive() {
 #[test]
 fn readiness_needs_consecutive_successes_then_consecutive_failures() {
     let mut c = container();
-    c.readiness_probe = Some(probe(0, 10, 2, 3));
+    c.readiness_probe = Some(Box::new(probe(0, 10, 2, 3)));
     let mut f = Fixture::new(&c);
     assert_eq!(f.tick(0), vec![Outcome::Started]);
     assert_eq!(f.finish(ProbeKind::Readiness, 1, 0), vec![]);
@@ -268,7 +268,7 @@ fn readiness_needs_consecutive_successes_then_consecutive_failures() {
 #[test]
 fn an_attempt_in_flight_times_out_once_and_its_process_is_awaited() {
     let mut c = container();
-    c.liveness_probe = Some(probe(100, 10, 1, 1));
+    c.liveness_probe = Some(Box::new(probe(100, 10, 1, 1)));
     let mut f = Fixture::new(&c);
     assert_eq!(f.tick(0), vec![Outcome::Started]);
     f.in_flight(ProbeKind::Liveness, 3);
@@ -296,7 +296,7 @@ fn an_attempt_in_flight_times_out_once_and_its_process_is_awaited() {
 #[test]
 fn one_attempt_at_a_time_even_when_the_period_is_shorter_than_the_timeout() {
     let mut c = container();
-    c.readiness_probe = Some(probe(0, 1, 1, 3));
+    c.readiness_probe = Some(Box::new(probe(0, 1, 1, 3)));
     let mut f = Fixture::new(&c);
     assert_eq!(f.tick(0), vec![Outcome::Started]);
     // tick 0 failed once (Sleep) and scheduled 1 s.
@@ -317,8 +317,8 @@ fn one_attempt_at_a_time_even_when_the_period_is_shorter_than_the_timeout() {
 #[test]
 fn cancel_stops_everything_and_keeps_awaiting_killed_processes() {
     let mut c = container();
-    c.liveness_probe = Some(probe(0, 10, 1, 3));
-    c.readiness_probe = Some(probe(0, 10, 1, 3));
+    c.liveness_probe = Some(Box::new(probe(0, 10, 1, 3)));
+    c.readiness_probe = Some(Box::new(probe(0, 10, 1, 3)));
     let mut f = Fixture::new(&c);
     assert_eq!(f.tick(0), vec![Outcome::Started]);
     f.in_flight(ProbeKind::Liveness, 5);
@@ -336,7 +336,7 @@ fn cancel_stops_everything_and_keeps_awaiting_killed_processes() {
 #[test]
 fn unknown_pids_are_not_ours() {
     let mut c = container();
-    c.liveness_probe = Some(probe(0, 10, 1, 3));
+    c.liveness_probe = Some(Box::new(probe(0, 10, 1, 3)));
     let mut f = Fixture::new(&c);
     f.in_flight(ProbeKind::Liveness, 5);
     assert_eq!(f.probes.on_exit(1, &ExitStatus::Exited(0), f.at(1)), None);

@@ -64,17 +64,19 @@ pub struct Container {
     pub mounts: Vec<VolumeMount>,
     /// Ports.
     pub ports: Vec<Port>,
-    /// Liveness probe.
-    pub liveness_probe: Option<Probe>,
+    /// Liveness probe. The probes and hooks are boxed: most containers
+    /// have none, and a `None` of the unboxed type is as large as the
+    /// type (a pod of 100 containers carried 100 copies of that room).
+    pub liveness_probe: Option<Box<Probe>>,
     /// Readiness probe.
-    pub readiness_probe: Option<Probe>,
+    pub readiness_probe: Option<Box<Probe>>,
     /// Startup probe.
-    pub startup_probe: Option<Probe>,
+    pub startup_probe: Option<Box<Probe>>,
     /// `lifecycle.stopSignal` (default SIGTERM).
     pub stop_signal: nix::sys::signal::Signal,
     /// `lifecycle.postStart`: runs right after the start; the container
     /// is not Running until it returns, and is killed if it fails.
-    pub post_start: Option<Handler>,
+    pub post_start: Option<Box<Handler>>,
     /// `stdin`: the container's stdin is a pipe the supervisor holds open,
     /// written by `supervisor attach -i` (else /dev/null).
     pub stdin: bool,
@@ -86,7 +88,7 @@ pub struct Container {
     pub tty: bool,
     /// `lifecycle.preStop`: runs before the stop signal, within the grace
     /// period.
-    pub pre_stop: Option<Handler>,
+    pub pre_stop: Option<Box<Handler>>,
 }
 
 impl Container {
@@ -212,7 +214,7 @@ fn container(
     let probe_of = |field: &str,
                     raw: Option<&manifest::Probe>,
                     liveness_like: bool|
-     -> Result<Option<Probe>> {
+     -> Result<Option<Box<Probe>>> {
         let Some(raw) = raw else { return Ok(None) };
         let pp = format!("{cp}.{field}");
         if kind == ContainerKind::Init {
@@ -222,7 +224,7 @@ fn container(
                 "not allowed on an init container (only on a sidecar: restartPolicy Always)",
             ));
         }
-        probes::probe(ctx, raw, &pp, &ports, liveness_like).map(Some)
+        probes::probe(ctx, raw, &pp, &ports, liveness_like).map(|p| Some(Box::new(p)))
     };
     let liveness_probe = probe_of("livenessProbe", c.liveness_probe.as_ref(), true)?;
     let readiness_probe = probe_of("readinessProbe", c.readiness_probe.as_ref(), false)?;
@@ -333,8 +335,8 @@ fn working_dir(ctx: &Ctx<'_>, w: Option<&str>, cp: &str) -> Result<Option<PathBu
 /// What `lifecycle` says: the stop signal and the hooks.
 struct Lifecycle {
     stop_signal: Signal,
-    post_start: Option<Handler>,
-    pre_stop: Option<Handler>,
+    post_start: Option<Box<Handler>>,
+    pre_stop: Option<Box<Handler>>,
 }
 
 /// `lifecycle`: `stopSignal` (default SIGTERM), `postStart` and `preStop`
@@ -363,18 +365,20 @@ fn lifecycle(
             "not allowed on an init container (only on a sidecar: restartPolicy Always)",
         ));
     }
-    let hook = |field: &str, raw: Option<&manifest::LifecycleHandler>| -> Result<Option<Handler>> {
-        raw.map(|h| {
-            probes::lifecycle_handler(
-                ctx,
-                h,
-                &format!("{lp}.{field}"),
-                ports,
-                grace_period_seconds,
-            )
-        })
-        .transpose()
-    };
+    let hook =
+        |field: &str, raw: Option<&manifest::LifecycleHandler>| -> Result<Option<Box<Handler>>> {
+            raw.map(|h| {
+                probes::lifecycle_handler(
+                    ctx,
+                    h,
+                    &format!("{lp}.{field}"),
+                    ports,
+                    grace_period_seconds,
+                )
+                .map(Box::new)
+            })
+            .transpose()
+        };
     let post_start = hook("postStart", l.post_start.as_ref())?;
     let pre_stop = hook("preStop", l.pre_stop.as_ref())?;
     let stop_signal = match &l.stop_signal {

@@ -51,7 +51,7 @@ fn the_example_loads_with_everything_resolved() {
         handler: Handler::HttpGet { port, path, .. },
         period,
         ..
-    }) = &web.readiness_probe
+    }) = web.readiness_probe.as_deref()
     else {
         panic!("{:?}", web.readiness_probe)
     };
@@ -264,20 +264,20 @@ fn lifecycle_hooks_are_validated_as_kubernetes_does() {
     let p = pod(&with_container(hooks));
     let c = &p.containers[0];
     assert_eq!(
-        c.post_start,
-        Some(Handler::Exec {
+        c.post_start.as_deref(),
+        Some(&Handler::Exec {
             command: vec!["/bin/sh".into(), "-c".into(), "echo up".into()]
         })
     );
     assert!(
-        matches!(&c.pre_stop, Some(Handler::HttpGet { port: 8080, path, host: None, .. }) if path == "/down")
+        matches!(c.pre_stop.as_deref(), Some(Handler::HttpGet { port: 8080, path, host: None, .. }) if path == "/down")
     );
     let sleep = pod(&with_container(
         "    lifecycle: {preStop: {sleep: {seconds: 0}}}\n",
     ));
     assert_eq!(
-        sleep.containers[0].pre_stop,
-        Some(Handler::Sleep {
+        sleep.containers[0].pre_stop.as_deref(),
+        Some(&Handler::Sleep {
             duration: Duration::ZERO
         })
     );

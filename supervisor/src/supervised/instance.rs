@@ -77,10 +77,11 @@ pub(super) struct Instance {
     pub probes: Probes,
     /// What it runs as: exec probes and exec hooks get the same.
     pub identity: ExecIdentity,
-    /// Its postStart hook, while it runs.
-    pub post_start: Option<RunningHook>,
+    /// Its postStart hook, while it runs (boxed, as is `stop`: an instance
+    /// spends its life without either).
+    pub post_start: Option<Box<RunningHook>>,
     /// Being stopped: preStop, turn, stop signal, SIGKILL.
-    pub stop: Option<StopState>,
+    pub stop: Option<Box<StopState>>,
     /// When it started (exec'd).
     pub started: Instant,
     /// Its own mount namespace, held open from its start. The last process

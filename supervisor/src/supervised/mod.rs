@@ -687,7 +687,7 @@ impl SupervisedContainer {
             fds,
             Instant::now(),
         )?;
-        instance.post_start = Some(hook);
+        instance.post_start = Some(Box::new(hook));
         Ok(())
     }
 

@@ -138,11 +138,11 @@ impl SupervisedContainer {
             }
             _ => StopPhase::Turn,
         };
-        instance.stop = Some(StopState {
+        instance.stop = Some(Box::new(StopState {
             grace_end: now + grace,
             phase,
             message,
-        });
+        }));
         notes
     }
 
@@ -316,11 +316,11 @@ impl SupervisedContainer {
         match &mut instance.stop {
             Some(stop) => stop.phase = StopPhase::Killed(now),
             None => {
-                instance.stop = Some(StopState {
+                instance.stop = Some(Box::new(StopState {
                     grace_end: now,
                     phase: StopPhase::Killed(now),
                     message: None,
-                })
+                }))
             }
         }
         match &self.cgroup {
