@@ -39,8 +39,9 @@
 //!   once with 0). The init exits with the child's code, or 128 + the
 //!   signal that killed it, once no descendant is left.
 //!
-//! Like pause it is `no_std`, libc-free and static, with its own `_start`;
-//! all unsafe code and every system call are in `sys.rs`. There is no
+//! Like pause it is `no_std`, libc-free and static, on nolibc-rt (its
+//! `_start`, raw system calls and the calls both share); its own unsafe
+//! code and system calls are in `sys.rs`. There is no
 //! allocator: messages are built in a buffer on the stack, the command's
 //! argv and environment are the ones on the initial stack, and the pids of
 //! a /proc scan go to an anonymous mapping for the time of the scan.
@@ -55,7 +56,8 @@
 mod sys;
 mod text;
 
-use sys::{Args, Argv, Envp, Errno, Forked};
+use nolibc_rt::{self as rt, Args, Argv, Children, Envp, Errno, SigSet};
+use sys::Forked;
 use text::Out;
 
 const SIGHUP: i32 = 1;
@@ -94,7 +96,9 @@ const ETIMEDOUT: Errno = 110;
 const STDIN: i32 = 0;
 const STDERR: i32 = 2;
 
-/// Called by `sys::start` with the arguments after argv[0] and the
+rt::main!(main);
+
+/// Called by nolibc-rt's `_start` with the arguments after argv[0] and the
 /// environment.
 fn main(args: Args, envp: Envp) -> ! {
     // First: nothing may be delivered the ordinary way from here on
@@ -107,12 +111,12 @@ fn main(args: Args, envp: Envp) -> ! {
     let log = Log {
         verbosity: options.verbose,
     };
-    let self_pid = sys::getpid();
+    let self_pid = rt::getpid();
     let pid1 = self_pid == 1;
     if pid1 {
         log.info(|m| m.s(b"running as PID 1"));
     } else {
-        if let Err(errno) = sys::set_child_subreaper() {
+        if let Err(errno) = rt::set_child_subreaper() {
             fatal(
                 b"registering as child subreaper (PR_SET_CHILD_SUBREAPER): ",
                 Cause::Errno(errno),
@@ -146,7 +150,7 @@ fn main(args: Args, envp: Envp) -> ! {
             }
             pid
         }
-        Spawned::Failed { step, errno } => sys::exit(report_spawn_failure(name, step, errno)),
+        Spawned::Failed { step, errno } => rt::exit(report_spawn_failure(name, step, errno)),
     };
     log.info(|m| m.s(b"started ").quoted(name).s(b" as pid ").int(child));
     // The child keeps the original directory; the init lets go of its mount.
@@ -166,10 +170,10 @@ fn main(args: Args, envp: Envp) -> ! {
     };
     for &info in early.iter() {
         if let Some(code) = init.on_signal(info) {
-            sys::exit(code);
+            rt::exit(code);
         }
     }
-    sys::exit(init.run(&signals))
+    rt::exit(init.run(&signals))
 }
 
 /// What `supervisor init` passed on.
@@ -261,7 +265,7 @@ fn usage(what: &[u8]) -> ! {
         .s(b": it runs as `supervisor init` starts it: ")
         .s(b"[-g] [-s] [--rewrite FROM:TO]... [--grace-ms MS] [-v]... -- CMD [ARGS]...");
     m.send();
-    sys::exit(2)
+    rt::exit(2)
 }
 
 /// As any Rust program does before main: fds 0 to 2 that are closed get
@@ -269,7 +273,7 @@ fn usage(what: &[u8]) -> ! {
 fn open_standard_fds() {
     for fd in 0..3 {
         if !sys::is_open(fd) && sys::open_dev_null() != Ok(fd) {
-            sys::exit(1);
+            rt::exit(1);
         }
     }
 }
@@ -356,7 +360,7 @@ impl Line {
 
     fn send(&mut self) {
         self.put(b"\n");
-        sys::write_all(STDERR, &self.buf[..self.len]);
+        rt::write_all(STDERR, &self.buf[..self.len]);
     }
 }
 
@@ -364,7 +368,7 @@ impl Out for Line {
     fn put(&mut self, mut bytes: &[u8]) {
         while !bytes.is_empty() {
             if self.len == self.buf.len() {
-                sys::write_all(STDERR, &self.buf);
+                rt::write_all(STDERR, &self.buf);
                 self.len = 0;
             }
             let n = bytes.len().min(self.buf.len() - self.len);
@@ -402,7 +406,7 @@ fn fatal(what: &[u8], cause: Cause) -> ! {
         Cause::Nothing => &mut line,
     }
     .send();
-    sys::exit(1)
+    rt::exit(1)
 }
 
 /// Messages on stderr, gated by `-v`.
@@ -455,7 +459,7 @@ struct Signals {
 /// inherited SIG_IGN would discard a signal before the signalfd sees it,
 /// and an ignored SIGCHLD would make the kernel reap for us).
 fn block_all_signals() {
-    if let Err(errno) = sys::set_signal_mask(u64::MAX) {
+    if let Err(errno) = rt::set_signal_mask(SigSet::ALL) {
         fatal(
             b"blocking all signals (rt_sigprocmask): ",
             Cause::Errno(errno),
@@ -463,7 +467,7 @@ fn block_all_signals() {
     }
     for signal in 1..=SIGNAL_MAX {
         if signal != SIGKILL && signal != SIGSTOP {
-            let _ = sys::set_default_disposition(signal);
+            let _ = rt::set_default_disposition(signal);
         }
     }
 }
@@ -505,7 +509,7 @@ impl Signals {
             }
             match sys::poll_in(self.fd, timeout_ms) {
                 Ok(false) => return None,
-                Ok(true) | Err(sys::EINTR) => continue,
+                Ok(true) | Err(rt::EINTR) => continue,
                 Err(errno) => Self::failed(errno),
             }
         }
@@ -622,7 +626,7 @@ fn send_report(fd: i32, kind: u32, step: Step, errno: Errno) {
     report[0..4].copy_from_slice(&kind.to_ne_bytes());
     report[4..8].copy_from_slice(&(step as u32).to_ne_bytes());
     report[8..12].copy_from_slice(&errno.to_ne_bytes());
-    sys::write_all(fd, &report);
+    rt::write_all(fd, &report);
 }
 
 enum Spawned {
@@ -703,9 +707,9 @@ fn spawn(options: &Options, stdin_tty: bool, envp: Envp) -> Spawned {
 fn child(options: &Options, stdin_tty: bool, envp: Envp, report: i32) -> ! {
     let fail = |step: Step, errno: Errno| -> ! {
         send_report(report, REPORT_FAILED, step, errno);
-        sys::exit(127)
+        rt::exit(127)
     };
-    if let Err(errno) = sys::set_signal_mask(0) {
+    if let Err(errno) = rt::set_signal_mask(SigSet::EMPTY) {
         fail(Step::Signals, errno);
     }
     let session = if options.setsid {
@@ -738,9 +742,9 @@ fn child(options: &Options, stdin_tty: bool, envp: Envp, report: i32) -> ! {
 /// would otherwise stop us with it (a blocked SIGTTOU makes it allow the
 /// change).
 fn take_foreground(fd: i32) -> Result<(), Errno> {
-    let before = sys::block_signal(SIGTTOU)?;
+    let before = rt::block_signal(SIGTTOU)?;
     let result = sys::set_foreground(fd, sys::getpgrp());
-    let _ = sys::set_signal_mask(before);
+    let _ = rt::set_signal_mask(before);
     result
 }
 
@@ -1000,7 +1004,7 @@ impl Init {
         // init does: what its leftovers get cannot be reaped in this pass.
         let mut child_ended = None;
         let children_remain = loop {
-            match sys::wait_any_nohang() {
+            match rt::wait_any_nohang(Children::Sigchld) {
                 Ok(None) => break true,
                 Ok(Some((pid, status))) => {
                     let Some(ended) = Ended::from_wait_status(status) else {
@@ -1020,7 +1024,7 @@ impl Init {
                         });
                     }
                 }
-                Err(sys::ECHILD) => break false,
+                Err(rt::ECHILD) => break false,
                 Err(errno) => fatal(b"reaping children (waitpid -1): ", Cause::Errno(errno)),
             }
         };
@@ -1164,12 +1168,6 @@ fn living_parent(pid: &[u8]) -> Option<i32> {
 
 #[panic_handler]
 fn panic(_: &core::panic::PanicInfo) -> ! {
-    sys::write_all(STDERR, b"supervisor-init: internal error\n");
-    sys::exit(1)
+    rt::write_all(STDERR, b"supervisor-init: internal error\n");
+    rt::exit(1)
 }
-
-/// Referenced by the precompiled `core` of unwinding targets; never called,
-/// because every panic aborts (panic = "abort" in both profiles). Only
-/// unoptimised builds keep the reference; LTO removes it in release.
-#[unsafe(no_mangle)]
-extern "C" fn rust_eh_personality() {}

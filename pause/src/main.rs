@@ -12,25 +12,26 @@
 //! Every other catchable signal is ignored: a PID 1 must not die of SIGHUP.
 //! When it is not PID 1 it becomes a child subreaper, so orphans of its
 //! descendants still come to it to be reaped.
+//!
+//! It has no unsafe code of its own: `_start`, the arguments and every
+//! system call are nolibc-rt's, shared with supervisor-init.
 
 #![no_std]
 #![no_main]
 
-mod sys;
+use nolibc_rt::{self as rt, Arg, Args, Children, Envp, SigSet};
 
-use sys::SigSet;
-
-const SIGINT: u32 = 2;
-const SIGKILL: u32 = 9;
-const SIGTERM: u32 = 15;
-const SIGCHLD: u32 = 17;
-const SIGSTOP: u32 = 19;
+const SIGINT: i32 = 2;
+const SIGKILL: i32 = 9;
+const SIGTERM: i32 = 15;
+const SIGCHLD: i32 = 17;
+const SIGSTOP: i32 = 19;
 /// The highest signal number on Linux (SIGRTMAX).
-const SIGNAL_MAX: u32 = 64;
+const SIGNAL_MAX: i32 = 64;
 
 const VERSION: &str = concat!("pause ", env!("CARGO_PKG_VERSION"), "\n");
-const STDOUT: usize = 1;
-const STDERR: usize = 2;
+const STDOUT: i32 = 1;
+const STDERR: i32 = 2;
 
 /// The signals pause acts on; they are blocked and waited for.
 const ACTED_ON: SigSet = SigSet::of(&[SIGINT, SIGTERM, SIGCHLD]);
@@ -47,21 +48,24 @@ macro_rules! shutting_down {
     };
 }
 
-fn is_version_flag(arg: sys::Arg) -> bool {
+fn is_version_flag(arg: Arg) -> bool {
     arg.is(b"-v") || arg.is(b"-V") || arg.is(b"--version")
 }
 
-/// Called by `sys::start` with the command-line arguments after argv[0].
+rt::main!(main);
+
+/// Called by nolibc-rt's `_start` with the command-line arguments after
+/// argv[0] (the environment is not needed).
 #[inline(always)]
-fn main(mut args: sys::Args) -> ! {
+fn main(mut args: Args, _: Envp) -> ! {
     if args.any(is_version_flag) {
-        sys::write_all(STDOUT, VERSION.as_bytes());
-        sys::exit(0);
+        rt::write_all(STDOUT, VERSION.as_bytes());
+        rt::exit(0);
     }
 
     // Block first: a signal that comes during start-up stays pending and is
     // taken by the first wait instead of killing us.
-    if sys::set_signal_mask(ACTED_ON) < 0 {
+    if rt::set_signal_mask(ACTED_ON).is_err() {
         fatal(b"pause: cannot block signals\n");
     }
     // Half-open: a RangeInclusive carries an exhaustion flag, more code.
@@ -69,48 +73,43 @@ fn main(mut args: sys::Args) -> ! {
         if !NOT_IGNORED.contains(signal) {
             // A refusal (none is expected) only leaves that signal at its
             // default; nothing else depends on it.
-            sys::ignore_signal(signal);
+            let _ = rt::ignore_signal(signal);
         }
     }
 
-    if sys::getpid() != 1 {
-        sys::write_all(STDERR, b"Warning: pause should be the first process\n");
-        sys::set_child_subreaper();
+    if rt::getpid() != 1 {
+        rt::write_all(STDERR, b"Warning: pause should be the first process\n");
+        let _ = rt::set_child_subreaper();
     }
 
     loop {
-        match sys::wait_for_signal(ACTED_ON) {
-            s if s == SIGCHLD as isize => reap_all(),
-            s if s == SIGTERM as isize => shut_down(shutting_down!("Terminated")),
-            s if s == SIGINT as isize => shut_down(shutting_down!("Interrupt")),
+        match rt::wait_for_signal(ACTED_ON) {
+            Ok(SIGCHLD) => reap_all(),
+            Ok(SIGTERM) => shut_down(shutting_down!("Terminated")),
+            Ok(SIGINT) => shut_down(shutting_down!("Interrupt")),
             _ => {} // EINTR (stopped and continued): wait again
         }
     }
 }
 
 /// Reap until no exited child is left. SIGCHLD is not queued per child, so
-/// one signal may stand for many exits.
+/// one signal may stand for many exits. Every child (`__WALL`): an orphan
+/// cloned with another exit signal is reaped too.
 fn reap_all() {
-    while sys::reap_one() > 0 {}
+    while let Ok(Some(_)) = rt::wait_any_nohang(Children::All) {}
 }
 
 fn shut_down(message: &[u8]) -> ! {
-    sys::write_all(STDERR, message);
-    sys::exit(0)
+    rt::write_all(STDERR, message);
+    rt::exit(0)
 }
 
 fn fatal(message: &[u8]) -> ! {
-    sys::write_all(STDERR, message);
-    sys::exit(1)
+    rt::write_all(STDERR, message);
+    rt::exit(1)
 }
 
 #[panic_handler]
 fn panic(_: &core::panic::PanicInfo) -> ! {
     fatal(b"pause: internal error\n")
 }
-
-/// Referenced by the precompiled `core` of unwinding targets; never called,
-/// because every panic aborts (panic = "abort" in both profiles). Only
-/// unoptimised builds keep the reference; LTO removes it in release.
-#[unsafe(no_mangle)]
-extern "C" fn rust_eh_personality() {}

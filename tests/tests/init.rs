@@ -1591,7 +1591,7 @@ fn supervisor_init_is_a_small_static_elf_with_nothing_writable() {
         .filter(|&&(kind, _)| kind == PT_LOAD)
         .map(|&(_, flags)| flags)
         .collect();
-    // One read + execute segment (init/init.ld): no writable data at all.
+    // One read + execute segment (rt/static.ld): no writable data at all.
     const PF_R_X: u32 = 4 | 1;
     assert_eq!(loads, [PF_R_X], "PT_LOAD flags");
 }
