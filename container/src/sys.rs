@@ -10,7 +10,7 @@
 
 use std::convert::Infallible;
 use std::ffi::CStr;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 /// A raw errno value.
 pub type Errno = i32;
@@ -267,8 +267,8 @@ pub fn dup_cloexec_above(fd: RawFd, min: RawFd) -> SysResult<RawFd> {
 }
 
 /// [`dup_cloexec_above`] into a new owned fd (the caller's side).
-pub fn dup_cloexec_above_owned(fd: &OwnedFd, min: RawFd) -> SysResult<OwnedFd> {
-    let new = dup_cloexec_above(fd.as_raw_fd(), min)?;
+pub fn dup_cloexec_above_owned(fd: &impl AsFd, min: RawFd) -> SysResult<OwnedFd> {
+    let new = dup_cloexec_above(fd.as_fd().as_raw_fd(), min)?;
     // SAFETY: fcntl returned a fresh fd that we now own.
     Ok(unsafe { OwnedFd::from_raw_fd(new) })
 }
@@ -599,6 +599,28 @@ pub fn poll_readable(fd: RawFd, timeout_ms: i32) -> SysResult<bool> {
         }
         let e = errno();
         if e != libc::EINTR {
+            return Err(e);
+        }
+    }
+}
+
+/// Wait, with no timeout, until `first` or `second` is readable (or hung
+/// up) and say which are (poll, retrying on EINTR). Child-safe.
+pub fn poll_either(first: RawFd, second: RawFd) -> SysResult<(bool, bool)> {
+    let pfd = |fd| libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let mut pfds = [pfd(first), pfd(second)];
+    loop {
+        // SAFETY: two valid pollfds, for the length given.
+        let n = unsafe { libc::poll(pfds.as_mut_ptr(), 2, -1) };
+        if n > 0 {
+            return Ok((pfds[0].revents != 0, pfds[1].revents != 0));
+        }
+        let e = errno();
+        if n < 0 && e != libc::EINTR {
             return Err(e);
         }
     }

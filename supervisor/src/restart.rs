@@ -164,6 +164,17 @@ impl Backoff {
         Backoff { config, next: None }
     }
 
+    /// How long an instance must run for its exit to be restarted at once
+    /// (no back-off): zero when the next delay is zero anyway (a fresh
+    /// back-off, or one of 0 s), else `reset_after`.
+    pub fn runs_for_immediate_restart(&self) -> Duration {
+        if self.next.is_none_or(|d| d.is_zero()) {
+            Duration::ZERO
+        } else {
+            self.config.reset_after
+        }
+    }
+
     /// The delay before restarting a container that ran for `ran_for`, and
     /// the step to the next delay.
     pub fn on_exit(&mut self, ran_for: Duration) -> Duration {
@@ -501,6 +512,22 @@ impl ContainerStateMachine {
     /// also the number of the current instance's log file.
     pub fn restart_count(&self) -> u32 {
         self.attempts.saturating_sub(1)
+    }
+
+    /// From when on an exit of the running instance, whatever its
+    /// termination, is restarted at once (`Decision::RestartAt` now): the
+    /// policy is Always, it is not stopping, and the back-off has no delay
+    /// pending for an instance that ran that long (the delay only depends
+    /// on how long it ran, measured to the reap). `None` while it does not
+    /// run, or when an exit may not restart it at once.
+    pub fn restarts_at_once_from(&self) -> Option<Instant> {
+        let State::Running { started, .. } = &self.state else {
+            return None;
+        };
+        if self.stopping || self.policy != RestartPolicy::Always {
+            return None;
+        }
+        Some(started.mono + self.backoff.runs_for_immediate_restart())
     }
 
     /// The restart count the next start will have.

@@ -766,3 +766,75 @@ fn a_parked_process_is_set_up_completely_and_waits_before_exec_holding_only_stdi
     let error = parked.start().expect_err("a killed parked process");
     assert!(matches!(error, SpawnError::Protocol { .. }), "{error}");
 }
+
+#[test]
+fn an_armed_parked_process_goes_on_by_itself_when_its_predecessor_exits() {
+    require_root!();
+    require!(have_busybox(), "/bin/busybox");
+    let host = CgroupHost::detect().expect("detect cgroups");
+    let cg = CgroupGuard(Cgroup::create(&host, unique("arm")).expect("create"));
+    let mut predecessor = busybox("exec sleep 60");
+    predecessor.cgroup(&cg.0);
+    let running = predecessor.spawn().expect("spawn the predecessor");
+    let _reap_running = Reap::new(&running);
+    let exe_of = |pid: i32| std::fs::read_link(format!("/proc/{pid}/exe")).ok();
+    let ours = std::env::current_exe().unwrap();
+
+    let mut armed = busybox("echo went; echo END");
+    armed
+        .cgroup(&cg.0)
+        .create_namespaces(NamespaceSet::of(&[Namespace::Pid]))
+        .stdout(Stdio::Piped);
+    let mut armed = armed.park_after(Some(&running.pidfd)).expect("park");
+    let armed_pid = armed.pid().expect("a pid");
+    let mut unarmed = busybox("echo later; echo END");
+    unarmed.cgroup(&cg.0).stdout(Stdio::Piped);
+    let mut unarmed = unarmed
+        .park_after(Some(&running.pidfd))
+        .expect("park another");
+    let unarmed_pid = unarmed.pid().expect("a pid");
+    armed.arm().expect("arm");
+    // Armed, it still waits while the predecessor runs.
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(exe_of(armed_pid).as_ref(), Some(&ours), "still parked");
+
+    running
+        .pidfd
+        .send_signal(Signal::SIGKILL)
+        .expect("kill the predecessor");
+    // Nobody reaps the predecessor or writes to the armed one: it execs,
+    // runs and ends by itself.
+    wait_until(Duration::from_secs(5), || {
+        let stat = std::fs::read_to_string(format!("/proc/{armed_pid}/stat")).ok()?;
+        (stat.rsplit(')').next()?.split_whitespace().next()? == "Z").then_some(())
+    })
+    .expect("the armed process ran its course at its predecessor's exit");
+    assert_eq!(
+        exe_of(unarmed_pid).as_ref(),
+        Some(&ours),
+        "the unarmed one still waits"
+    );
+    // Released and started afterwards, as a restart does after the reap:
+    // it is the instance that ran.
+    armed.release().expect("release after it went is no error");
+    let mut child = armed.start().expect("start the armed process");
+    assert_eq!(child.pid, armed_pid);
+    assert_eq!(read_until_end(&mut child), ["went"]);
+    assert_eq!(child.wait().unwrap(), ExitStatus::Exited(0));
+    assert_eq!(
+        running.pidfd.wait().unwrap(),
+        ExitStatus::Signaled(libc::SIGKILL)
+    );
+
+    unarmed.release().expect("release");
+    let mut child = unarmed.start().expect("start");
+    assert_eq!(read_until_end(&mut child), ["later"]);
+    assert_eq!(child.wait().unwrap(), ExitStatus::Exited(0));
+
+    // Only one parked after a predecessor can be armed.
+    let mut alone = busybox("exit 0");
+    alone.cgroup(&cg.0);
+    let mut alone = alone.park().expect("park");
+    let error = alone.arm().expect_err("no predecessor to follow");
+    assert!(matches!(error, SpawnError::Invalid { .. }), "{error}");
+}

@@ -511,3 +511,98 @@ fn with_a_shared_process_namespace_pause_is_pid_1_for_every_container() {
         .collect();
     assert!(zombies.is_empty(), "{zombies:?}");
 }
+
+/// The supervisor's children that are copies of it: parked next instances
+/// (set up, waiting before exec).
+fn parked_children(supervisor: i32) -> Vec<i32> {
+    let exe = std::fs::read_link(format!("/proc/{supervisor}/exe")).ok();
+    let children =
+        std::fs::read_to_string(format!("/proc/{supervisor}/task/{supervisor}/children"))
+            .unwrap_or_default();
+    children
+        .split_whitespace()
+        .filter_map(|p| p.parse::<i32>().ok())
+        .filter(|p| std::fs::read_link(format!("/proc/{p}/exe")).ok() == exe)
+        .collect()
+}
+
+fn marks(file: &Path, mark: &str) -> usize {
+    std::fs::read_to_string(file)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.split_whitespace().next() == Some(mark))
+        .count()
+}
+
+#[test]
+fn an_armed_next_instance_starts_at_the_exit_even_while_the_supervisor_is_stopped() {
+    if !prerequisites() {
+        return;
+    }
+    let name = unique_name("armed");
+    let out = tempfile::tempdir().unwrap();
+    let stamps = out.path().join("stamps");
+    let stamp = it::images::binary_image("bench-stamp");
+    // Lives 500 ms, exits 1; restartPolicy Always without back-off: every
+    // exit restarts at once, so the parked successor is armed.
+    let manifest = format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  containers:\n  - name: app\n    image: {image}\n    command: [{path}, /out/stamps, \"1\", \"500\"]\n    volumeMounts: [{{name: out, mountPath: /out}}]\n  volumes:\n  - name: out\n    hostPath: {{path: {out}, type: Directory}}\n",
+        image = stamp.reference,
+        path = stamp.path,
+        out = out.path().display(),
+    );
+    let pod = RunningPod::start(
+        &name,
+        &manifest,
+        RunOptions {
+            args: vec![
+                "--backoff-initial".into(),
+                "0".into(),
+                "--backoff-max".into(),
+                "0".into(),
+            ],
+            ..RunOptions::default()
+        },
+    );
+    // Only a container that restarted gets a parked successor.
+    pod.wait_status(Duration::from_secs(20), "a first restart", |s| {
+        restart_count(s, "app") >= 1
+    });
+    // A fresh instance with its successor parked: stop the supervisor.
+    let supervisor = pod.pid();
+    let before = wait_until(Duration::from_secs(10), || {
+        let starts = marks(&stamps, "S");
+        let ends = marks(&stamps, "E");
+        // Well inside an instance's 500 ms, its successor parked.
+        (starts == ends + 1 && !parked_children(supervisor).is_empty()).then_some(starts)
+    })
+    .unwrap_or_else(|| panic!("no parked successor\n{}", pod.output()));
+    signal(supervisor, Signal::SIGSTOP);
+    // The running instance exits; with no one to reap it, hear of its exit
+    // or write to its successor, the successor starts.
+    let started = wait_until(Duration::from_secs(5), || {
+        (marks(&stamps, "S") > before).then_some(())
+    });
+    signal(supervisor, Signal::SIGCONT);
+    assert!(
+        started.is_some(),
+        "no start while the supervisor was stopped\n{}",
+        pod.output()
+    );
+    // The supervisor then reaps, counts and reports it as the restart.
+    pod.wait_status(Duration::from_secs(20), "the restart counted", |s| {
+        restart_count(s, "app") >= before as u64
+            && RunningPod::container(s, "app")["state"]["running"].is_object()
+    });
+    // Stopping throws the armed successor away first: no start after the
+    // stop signal (each instance wrote its E unless the stop killed it,
+    // and only the one running then may have been killed).
+    let (status, _, output) = pod.stop(Signal::SIGTERM, Duration::from_secs(30));
+    assert_eq!(status.code(), Some(0), "{output}");
+    std::thread::sleep(Duration::from_millis(700));
+    let (starts, ends) = (marks(&stamps, "S"), marks(&stamps, "E"));
+    assert!(
+        starts == ends + 1 || starts == ends,
+        "{starts} starts, {ends} ends: an instance started during the stop\n{output}"
+    );
+}

@@ -152,7 +152,10 @@ pub(crate) struct Prepared {
 
 /// How a parked process waits: it reads one byte from `go_read`. Every
 /// other fd is closed first (the caller's write end of the go pipe too, so
-/// that a caller that gives up is seen as EOF).
+/// that a caller that gives up is seen as EOF). [`GO`] lets it go on;
+/// [`ARM`] lets it go on by itself once `predecessor` (the pidfd of the
+/// instance it follows) polls readable, its exit: the restart then waits
+/// for no one but the kernel (see [`crate::Parked::arm`]).
 ///
 /// The process that runs the program waits once it is completely set up,
 /// right before exec (`run`): by then fds 0 to 2 are its stdio and every
@@ -165,10 +168,19 @@ pub(crate) struct Park {
     /// Always above 2, so that the stdio set-up cannot overwrite it.
     pub go_read: RawFd,
     pub keep: Vec<RawFd>,
+    /// The pidfd of the process it follows (always above 2), watched once
+    /// armed.
+    pub predecessor: Option<RawFd>,
     /// The CPU affinity it was born with, given back once it is let go
     /// (the release keeps it off the caller's CPU until then).
     pub affinity: Option<sys::CpuMask>,
 }
+
+/// The byte on the go pipe that lets a parked process go on now.
+pub(crate) const GO: u8 = b'g';
+/// The byte on the go pipe that arms it: it goes on when its predecessor
+/// exits (or on [`GO`]).
+pub(crate) const ARM: u8 = b'a';
 
 /// At most this many fds are kept by a parked intermediate (the stdio
 /// ones, the namespace ones, the cgroup one, the rootfs's volume sources);
@@ -375,7 +387,8 @@ fn wait_for_go(park: &Park, report_fd: RawFd, keep_also: &[RawFd]) {
     // The fds to keep, ascending, on the stack (no allocation here).
     let mut keep = [RawFd::MAX; MAX_PARK_FDS];
     let mut count = 0;
-    for fd in keep_also.iter().copied().chain([report_fd, park.go_read]) {
+    let own = [Some(report_fd), Some(park.go_read), park.predecessor];
+    for fd in keep_also.iter().copied().chain(own.into_iter().flatten()) {
         if let Some(slot) = keep.get_mut(count) {
             *slot = fd;
             count += 1;
@@ -391,11 +404,30 @@ fn wait_for_go(park: &Park, report_fd: RawFd, keep_also: &[RawFd]) {
         next = next.max(fd + 1);
     }
     let _ = sys::close_from(next);
-    let mut byte = [0u8; 1];
-    if !matches!(sys::read(park.go_read, &mut byte), Ok(1)) {
-        sys::exit_now(0);
+    let mut armed = false;
+    loop {
+        // Armed: the go pipe first (its EOF ends it even when the
+        // predecessor exited too), then the predecessor's exit.
+        if armed && let Some(predecessor) = park.predecessor {
+            match sys::poll_either(park.go_read, predecessor) {
+                Ok((false, true)) => break,
+                Ok(_) => {}
+                // A filter installed before the wait may refuse poll: then
+                // it waits for the go byte only (the arm byte comes once).
+                Err(_) => {}
+            }
+        }
+        let mut byte = [0u8; 1];
+        match sys::read(park.go_read, &mut byte) {
+            Ok(1) if byte[0] == GO => break,
+            Ok(1) if byte[0] == ARM => armed = true,
+            _ => sys::exit_now(0),
+        }
     }
     sys::close(park.go_read);
+    if let Some(predecessor) = park.predecessor {
+        sys::close(predecessor);
+    }
     if let Some(mask) = &park.affinity {
         let _ = sys::set_cpu_affinity(0, mask);
     }

@@ -25,7 +25,7 @@ impl Command {
     /// Start the process. The stdio settings are consumed (a second spawn
     /// inherits stdio).
     pub fn spawn(&mut self) -> Result<Child, SpawnError> {
-        self.launch(false, true)?.finish()
+        self.launch(false, true, None)?.finish()
     }
 
     /// Start the process as [`Command::spawn`] does, without a pidfd: for a
@@ -46,7 +46,7 @@ impl Command {
                 "joining a pid namespace needs spawn(), not spawn_without_pidfd()",
             ));
         }
-        let mut launch = self.launch(false, false)?;
+        let mut launch = self.launch(false, false, None)?;
         let started = launch.finish_reports()?;
         Ok(ChildPid {
             pid: started.pid,
@@ -67,19 +67,32 @@ impl Command {
     /// [`Command::inherit_fds`]: what the program would inherit is closed
     /// while parked. Dropping the [`Parked`] kills and reaps it.
     pub fn park(&mut self) -> Result<Parked, SpawnError> {
+        self.park_after(None)
+    }
+
+    /// [`Command::park`] as the successor of `predecessor` (a process that
+    /// runs): once armed ([`Parked::arm`]) it goes on by itself when
+    /// `predecessor` exits, before anyone has reaped it. It keeps a copy of
+    /// the pidfd while parked.
+    pub fn park_after(&mut self, predecessor: Option<&PidFd>) -> Result<Parked, SpawnError> {
         if self.inherit_fds {
             return Err(Self::invalid(
                 "a parked process closes its fds above 2: it cannot inherit fds",
             ));
         }
         Ok(Parked {
-            launch: Some(self.launch(true, true)?),
+            launch: Some(self.launch(true, true, predecessor)?),
         })
     }
 
     /// Fork (parked or not, asking for a pidfd or not); the rest is
     /// [`Launch::finish`].
-    fn launch(&mut self, park: bool, pidfd: bool) -> Result<Launch, SpawnError> {
+    fn launch(
+        &mut self,
+        park: bool,
+        pidfd: bool,
+        predecessor: Option<&PidFd>,
+    ) -> Result<Launch, SpawnError> {
         let PreparedStdio {
             plans,
             keep,
@@ -105,6 +118,15 @@ impl Command {
                     source: os(e),
                 })?
             };
+            // Its own copy, above 2 as well, closed here once forked.
+            let predecessor = predecessor
+                .map(|p| {
+                    sys::dup_cloexec_above_owned(p, 3).map_err(|e| SpawnError::Prepare {
+                        what: "predecessor's pidfd".into(),
+                        source: os(e),
+                    })
+                })
+                .transpose()?;
             let kept = if self.joins_pid_namespace() {
                 prepared.fds_in_use()
             } else {
@@ -119,9 +141,10 @@ impl Command {
             prepared.park = Some(child::Park {
                 go_read: go_read.as_raw_fd(),
                 keep: kept,
+                predecessor: predecessor.as_ref().map(AsRawFd::as_raw_fd),
                 affinity: sys::cpu_affinity(0).ok().filter(|mask| mask.count() > 1),
             });
-            Some((go_read, go_write))
+            Some((go_read, go_write, predecessor))
         } else {
             None
         };
@@ -139,7 +162,8 @@ impl Command {
             pidfd,
             intermediate,
             // The child has its own copy of the read end.
-            go: go.map(|(_, go_write)| go_write),
+            go: go.map(|(_, go_write, _)| go_write),
+            armed: false,
             parent_ends,
             program: self.program.clone(),
             cwd: self.cwd.clone(),
@@ -234,6 +258,8 @@ struct Launch {
     intermediate: Option<PidFd>,
     /// Parked: the write end of the go pipe.
     go: Option<OwnedFd>,
+    /// Parked and armed: it may have gone on (and even ended) by itself.
+    armed: bool,
     parent_ends: [Option<File>; 3],
     program: PathBuf,
     cwd: Option<PathBuf>,
@@ -269,18 +295,43 @@ impl Launch {
     /// Fails, and reaps it, when it has exited meanwhile.
     fn release(&mut self) -> Result<(), SpawnError> {
         if let Some(go) = self.go.take() {
-            let parked = self.pidfd.as_ref().or(self.intermediate.as_ref());
-            if parked.is_some_and(|p| !p.is_alive()) {
-                self.kill();
-                return Err(SpawnError::Protocol {
-                    what: "the parked process exited before it was started".into(),
-                });
+            // Armed, it may have gone on and run its course already: its
+            // reports say which (and its CPUs are its own by now).
+            if !self.armed {
+                let parked = self.pidfd.as_ref().or(self.intermediate.as_ref());
+                if parked.is_some_and(|p| !p.is_alive()) {
+                    self.kill();
+                    return Err(SpawnError::Protocol {
+                        what: "the parked process exited before it was started".into(),
+                    });
+                }
+                self.move_off_this_cpu();
             }
-            self.move_off_this_cpu();
             // EPIPE would mean it died just now: its reports say the rest.
-            let _ = sys::write_all(go.as_raw_fd(), b"g");
+            let _ = sys::write_all(go.as_raw_fd(), &[child::GO]);
         }
         Ok(())
+    }
+
+    /// Arm a parked child: it goes on by itself when its predecessor exits.
+    fn arm(&mut self) -> Result<(), SpawnError> {
+        let armable = self
+            .prepared
+            .park
+            .as_ref()
+            .is_some_and(|p| p.predecessor.is_some());
+        match &self.go {
+            Some(go) if armable => {
+                self.armed = true;
+                sys::write_all(go.as_raw_fd(), &[child::ARM]).map_err(|e| SpawnError::Prepare {
+                    what: "arming the parked process".into(),
+                    source: os(e),
+                })
+            }
+            _ => Err(Command::invalid(
+                "only a process parked after a predecessor, not yet let go, can be armed",
+            )),
+        }
     }
 
     /// Move a parked child off the CPU the caller runs on, before letting
@@ -426,6 +477,25 @@ impl Parked {
         match self.launch.as_mut() {
             Some(launch) => launch.release().inspect_err(|_| self.launch = None),
             None => Ok(()),
+        }
+    }
+
+    /// Let it go on by itself as soon as its predecessor (see
+    /// [`Command::park_after`]) exits: the restart of a container whose
+    /// next start is due at once whatever the exit (restartPolicy Always,
+    /// no back-off pending) then waits for no one but the kernel: not for
+    /// the caller to hear of the exit, reap, decide and write. The caller
+    /// still reaps the predecessor, then calls [`Parked::release`] (a no-op
+    /// if it went) and [`Parked::start`]. Arm only what must start at any
+    /// exit: throw the parked process away before anything that would not
+    /// restart it (a stop, a new sandbox). Fails when it was parked without
+    /// a predecessor.
+    pub fn arm(&mut self) -> Result<(), SpawnError> {
+        match &mut self.launch {
+            Some(launch) => launch.arm(),
+            None => Err(SpawnError::Protocol {
+                what: "the parked process exited before it was armed".into(),
+            }),
         }
     }
 

@@ -563,6 +563,7 @@ impl PodRuntime {
                 self.eviction.next_check(),
                 self.probe_deadline(),
                 self.containers.iter().filter_map(|c| c.park_at()).min(),
+                self.containers.iter().filter_map(|c| c.arm_at()).min(),
                 self.containers
                     .iter()
                     .any(|c| c.has_retired())
@@ -1603,7 +1604,13 @@ impl PodRuntime {
                     &self.config.confinement,
                 );
                 c.park_next(ctx.as_ref(), next);
+                if let Some(at) = state.restarts_at_once_from() {
+                    c.arm_parked_from(at);
+                }
             }
+        }
+        for c in &mut self.containers {
+            c.arm_due(now);
         }
     }
 

@@ -173,6 +173,8 @@ pub struct SupervisedContainer {
     parked: Option<Box<ParkedInstance>>,
     /// When to park the next instance.
     park_at: Option<Instant>,
+    /// When to arm the parked instance (see `arm_parked_from`).
+    arm_at: Option<Instant>,
     /// How long the last instance ran, and the back-off before the
     /// restart after it: they say whether it is in a tight crash loop.
     last_run: Option<(Duration, Duration)>,
@@ -201,6 +203,7 @@ impl SupervisedContainer {
             cgroup: None,
             parked: None,
             park_at: None,
+            arm_at: None,
             last_run: None,
             ended_mount_ns: None,
             oom_kills_at_end: None,
@@ -419,17 +422,22 @@ impl SupervisedContainer {
         let parked = ctx
             .ok_or(SupervisedError::SandboxNotRunning)
             .and_then(|ctx| self.plan(ctx, restart_count))
-            .and_then(|mut plan| match plan.command.park() {
-                Ok(parked) => Ok(ParkedInstance {
-                    identity: plan.identity(),
-                    restart_count,
-                    cgroup: plan.cgroup,
-                    parked,
-                    env: plan.env,
-                }),
-                Err(error) => {
-                    let _ = plan.cgroup.remove(CGROUP_TIMEOUT);
-                    Err(error.into())
+            .and_then(|mut plan| {
+                // After the running instance: it can be armed to go on at
+                // that one's exit (`arm_parked_from`).
+                let running = self.instance.as_ref().map(|i| &i.pidfd);
+                match plan.command.park_after(running) {
+                    Ok(parked) => Ok(ParkedInstance {
+                        identity: plan.identity(),
+                        restart_count,
+                        cgroup: plan.cgroup,
+                        parked,
+                        env: plan.env,
+                    }),
+                    Err(error) => {
+                        let _ = plan.cgroup.remove(CGROUP_TIMEOUT);
+                        Err(error.into())
+                    }
                 }
             });
         match parked {
@@ -440,6 +448,43 @@ impl SupervisedContainer {
                 self.spec.name,
                 error_chain(&error)
             ),
+        }
+    }
+
+    /// Arm the parked instance from `at` on (now, or once the running
+    /// instance has lived long enough for its back-off to be forgotten):
+    /// it then goes on to exec by itself at the running instance's exit,
+    /// which the caller still reaps and decides on as before
+    /// (`release_parked` then does nothing). Only for an exit that is
+    /// restarted at once whatever it is
+    /// (`ContainerStateMachine::restarts_at_once_from`); everything that
+    /// would not restart it throws the parked instance away first.
+    pub fn arm_parked_from(&mut self, at: Instant) {
+        if self.parked.is_some() {
+            self.arm_at = Some(at);
+        }
+    }
+
+    /// When the parked instance is to be armed.
+    pub fn arm_at(&self) -> Option<Instant> {
+        self.arm_at
+    }
+
+    /// Arm the parked instance if its time has come (see `arm_parked_from`).
+    pub fn arm_due(&mut self, now: Instant) {
+        if self.arm_at.is_none_or(|at| at > now) {
+            return;
+        }
+        self.arm_at = None;
+        let Some(next) = self.parked.as_mut().filter(|_| self.instance.is_some()) else {
+            return;
+        };
+        if let Err(error) = next.parked.arm() {
+            eprintln!(
+                "supervisor: [{}] parked instance: {error}: starting a new one at the restart",
+                self.spec.name
+            );
+            self.discard_parked();
         }
     }
 
@@ -505,6 +550,7 @@ impl SupervisedContainer {
     /// Kill the parked instance, if any (dropping it kills and reaps it);
     /// its cgroup goes with the retired ones.
     pub fn discard_parked(&mut self) {
+        self.arm_at = None;
         if let Some(parked) = self.parked.take() {
             drop(parked.parked);
             self.retired.retire(parked.cgroup);
@@ -519,6 +565,7 @@ impl SupervisedContainer {
     /// only while an instance runs.
     pub fn end_instance(&mut self, exit: container::ExitStatus, fds: &mut impl FdWatch) -> Ended {
         self.park_at = None;
+        self.arm_at = None;
         let mut instance = self.instance.take().expect("matched a running instance");
         instance.probes.cancel(fds);
         instance.cancel_hooks(fds);
