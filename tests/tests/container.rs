@@ -310,8 +310,7 @@ fn pids_limit_stops_fork_bomb_then_kill_all_and_remove() {
     .expect("apply");
     let pids_dir =
         cg.0.v1_dir(Controller::Pids)
-            .map(Path::to_path_buf)
-            .or_else(|| cg.0.unified_dir().map(Path::to_path_buf))
+            .or_else(|| cg.0.unified_dir())
             .unwrap();
     let bomb = busybox("while :; do sleep 60 & done")
         .cgroup(&cg.0)
@@ -412,7 +411,7 @@ fn unified_hierarchy_create_enter_kill_remove() {
     let host = CgroupHost::from_mounts(Some(unified.clone()), []);
     let name = unique("v2");
     let cg = CgroupGuard(Cgroup::create(&host, &name).expect("create"));
-    let dir = cg.0.unified_dir().unwrap().to_path_buf();
+    let dir = cg.0.unified_dir().unwrap();
     assert_eq!(dir, unified.join(&name));
 
     let child = busybox("sleep 60 & exec sleep 60")

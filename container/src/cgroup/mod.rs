@@ -19,6 +19,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::io;
 use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::error::CgroupError;
@@ -83,6 +84,20 @@ pub struct CgroupHost {
     unified: Option<PathBuf>,
     v2_controllers: Vec<Controller>,
     v1: BTreeMap<Controller, PathBuf>,
+    /// What every cgroup of this host spans, shared by all of them.
+    spanned: Arc<Hierarchies>,
+}
+
+/// The hierarchy roots a cgroup spans: the unified mount (with the
+/// controllers v2 serves) and the v1 mount of each controller v2 does not
+/// serve. One per host, shared by every [`Cgroup`]: a cgroup is its name
+/// beneath these roots (a pod of 100 containers held 200 copies of ten
+/// directory paths).
+#[derive(Debug)]
+struct Hierarchies {
+    unified: Option<PathBuf>,
+    v2_controllers: Vec<Controller>,
+    v1: BTreeMap<Controller, PathBuf>,
 }
 
 impl CgroupHost {
@@ -117,11 +132,23 @@ impl CgroupHost {
             (Some(_), false) => CgroupMode::Hybrid,
             (None, _) => CgroupMode::Legacy,
         };
+        // The v1 hierarchies a cgroup spans: every mounted controller this
+        // crate uses that v2 does not serve.
+        let spanned = Arc::new(Hierarchies {
+            unified: unified.clone(),
+            v2_controllers: v2_controllers.clone(),
+            v1: v1
+                .iter()
+                .filter(|(c, _)| !v2_controllers.contains(c))
+                .map(|(c, p)| (*c, p.clone()))
+                .collect(),
+        });
         CgroupHost {
             mode,
             unified,
             v2_controllers,
             v1,
+            spanned,
         }
     }
 
@@ -143,17 +170,6 @@ impl CgroupHost {
     /// Whether `controller` is served by cgroup v2 on this host.
     pub fn is_v2(&self, controller: Controller) -> bool {
         self.v2_controllers.contains(&controller)
-    }
-
-    /// The v1 hierarchies a cgroup spans: every mounted controller this
-    /// crate uses that v2 does not serve, deduplicated by directory (cpu
-    /// and cpuacct are often co-mounted).
-    fn v1_dirs(&self) -> BTreeMap<Controller, PathBuf> {
-        self.v1
-            .iter()
-            .filter(|(c, _)| !self.is_v2(**c))
-            .map(|(c, p)| (*c, p.clone()))
-            .collect()
     }
 }
 
@@ -197,9 +213,7 @@ fn parse_mountinfo(text: &str) -> (Option<PathBuf>, Vec<(Controller, PathBuf)>) 
 #[derive(Debug, Clone)]
 pub struct Cgroup {
     name: PathBuf,
-    unified: Option<PathBuf>,
-    v2_controllers: Vec<Controller>,
-    v1: BTreeMap<Controller, PathBuf>,
+    roots: Arc<Hierarchies>,
 }
 
 fn check_name(name: &Path) -> Result<(), CgroupError> {
@@ -235,14 +249,8 @@ impl Cgroup {
         let name = name.as_ref().to_path_buf();
         check_name(&name)?;
         Ok(Cgroup {
-            unified: host.unified.as_ref().map(|root| root.join(&name)),
-            v2_controllers: host.v2_controllers.clone(),
-            v1: host
-                .v1_dirs()
-                .into_iter()
-                .map(|(c, root)| (c, root.join(&name)))
-                .collect(),
             name,
+            roots: Arc::clone(&host.spanned),
         })
     }
 
@@ -258,22 +266,35 @@ impl Cgroup {
     }
 
     /// The directory in the unified hierarchy, if cgroup2 is mounted.
-    pub fn unified_dir(&self) -> Option<&Path> {
-        self.unified.as_deref()
+    pub fn unified_dir(&self) -> Option<PathBuf> {
+        self.roots
+            .unified
+            .as_ref()
+            .map(|root| root.join(&self.name))
     }
 
     /// The directory in the v1 hierarchy of `controller`, if this cgroup
     /// uses one.
-    pub fn v1_dir(&self, controller: Controller) -> Option<&Path> {
-        self.v1.get(&controller).map(PathBuf::as_path)
+    pub fn v1_dir(&self, controller: Controller) -> Option<PathBuf> {
+        self.roots
+            .v1
+            .get(&controller)
+            .map(|root| root.join(&self.name))
     }
 
-    /// Every directory of this cgroup, each once.
+    /// Whether v2 serves `controller` for this cgroup.
+    fn is_v2(&self, controller: Controller) -> bool {
+        self.roots.v2_controllers.contains(&controller)
+    }
+
+    /// Every directory of this cgroup, each once (cpu and cpuacct are
+    /// often co-mounted).
     pub fn dirs(&self) -> Vec<PathBuf> {
-        let mut dirs: Vec<PathBuf> = self.unified.iter().cloned().collect();
-        for dir in self.v1.values() {
-            if !dirs.contains(dir) {
-                dirs.push(dir.clone());
+        let mut dirs: Vec<PathBuf> = self.unified_dir().into_iter().collect();
+        for root in self.roots.v1.values() {
+            let dir = root.join(&self.name);
+            if !dirs.contains(&dir) {
+                dirs.push(dir);
             }
         }
         dirs
@@ -302,14 +323,11 @@ impl Cgroup {
             if !wanted {
                 continue;
             }
-            if self.v2_controllers.contains(&controller) {
-                let dir = self
-                    .unified
-                    .as_deref()
-                    .expect("v2 controllers imply a mount");
-                v2::apply(dir, controller, res)?;
-            } else if let Some(dir) = self.v1.get(&controller) {
-                v1::apply(dir, controller, res)?;
+            if self.is_v2(controller) {
+                let dir = self.unified_dir().expect("v2 controllers imply a mount");
+                v2::apply(&dir, controller, res)?;
+            } else if let Some(dir) = self.v1_dir(controller) {
+                v1::apply(&dir, controller, res)?;
             } else {
                 return Err(CgroupError::ControllerMissing {
                     controller: controller.name(),
@@ -324,15 +342,15 @@ impl Cgroup {
     /// it (cgroup v2: see [`devices`]). Call it on a cgroup that has no
     /// children yet (a container's, before its instances): they inherit it.
     pub fn restrict_devices(&self) -> Result<(), CgroupError> {
-        match self.v1.get(&Controller::Devices) {
-            Some(dir) => devices::restrict(dir),
+        match self.v1_dir(Controller::Devices) {
+            Some(dir) => devices::restrict(&dir),
             None => Ok(()),
         }
     }
 
     /// Whether the v1 devices hierarchy holds this cgroup.
     pub fn has_devices_controller(&self) -> bool {
-        self.v1.contains_key(&Controller::Devices)
+        self.roots.v1.contains_key(&Controller::Devices)
     }
 
     /// Move process `pid` into this cgroup in every hierarchy.
@@ -377,14 +395,12 @@ impl Cgroup {
 
     /// v2 `memory.events`, v1 `memory.oom_control`.
     fn oom_kill_file(&self) -> Result<PathBuf, CgroupError> {
-        if self.v2_controllers.contains(&Controller::Memory) {
+        if self.is_v2(Controller::Memory) {
             Ok(v2::oom_kill_file(
-                self.unified
-                    .as_deref()
-                    .expect("v2 controllers imply a mount"),
+                &self.unified_dir().expect("v2 controllers imply a mount"),
             ))
-        } else if let Some(dir) = self.v1.get(&Controller::Memory) {
-            Ok(v1::oom_kill_file(dir))
+        } else if let Some(dir) = self.v1_dir(Controller::Memory) {
+            Ok(v1::oom_kill_file(&dir))
         } else {
             Err(CgroupError::ControllerMissing {
                 controller: "memory",
@@ -395,10 +411,10 @@ impl Cgroup {
     /// CPU time used by this cgroup and its children, in nanoseconds
     /// (v1 `cpuacct.usage` when mounted, else v2 `cpu.stat` `usage_usec`).
     pub fn cpu_usage_nanos(&self) -> Result<u64, CgroupError> {
-        if let Some(dir) = self.v1.get(&Controller::Cpuacct) {
-            v1::cpu_usage_nanos(dir)
-        } else if let Some(dir) = self.unified.as_deref() {
-            v2::cpu_usage_nanos(dir)
+        if let Some(dir) = self.v1_dir(Controller::Cpuacct) {
+            v1::cpu_usage_nanos(&dir)
+        } else if let Some(dir) = self.unified_dir() {
+            v2::cpu_usage_nanos(&dir)
         } else {
             Err(CgroupError::ControllerMissing {
                 controller: "cpuacct",
@@ -408,10 +424,10 @@ impl Cgroup {
 
     /// Whether any process is in this cgroup or its descendants.
     pub fn is_populated(&self) -> Result<bool, CgroupError> {
-        if let Some(dir) = self.unified.as_deref()
+        if let Some(dir) = self.unified_dir()
             && dir.join("cgroup.events").exists()
         {
-            return v2::populated(dir);
+            return v2::populated(&dir);
         }
         Ok(!self.procs_recursive()?.is_empty())
     }
@@ -458,7 +474,7 @@ impl Cgroup {
     /// later: killed processes take a moment to leave.
     pub fn kill(&self) -> Result<bool, CgroupError> {
         let mut killed_at_once = false;
-        if let Some(dir) = self.unified.as_deref()
+        if let Some(dir) = self.unified_dir()
             && dir.join("cgroup.kill").exists()
         {
             write_file(&dir.join("cgroup.kill"), "1")?;
@@ -472,14 +488,14 @@ impl Cgroup {
             // what is listed is on its way out.
             return Ok(false);
         }
-        if let Some(freezer) = self.v1.get(&Controller::Freezer) {
-            for dir in subtree(freezer) {
+        if let Some(freezer) = self.v1_dir(Controller::Freezer) {
+            for dir in subtree(&freezer) {
                 v1::freeze_kill_thaw(&dir)?;
             }
-        } else if let Some(dir) = self.unified.as_deref()
+        } else if let Some(dir) = self.unified_dir()
             && dir.join("cgroup.freeze").exists()
         {
-            v2::freeze_kill_thaw(dir, &self.procs_recursive()?)?;
+            v2::freeze_kill_thaw(&dir, &self.procs_recursive()?)?;
         }
         // Whatever the freezer missed (or without one): kill each.
         for pid in self.procs_recursive()? {
@@ -538,9 +554,7 @@ impl Cgroup {
     fn descendant(&self, rel: &Path) -> Cgroup {
         Cgroup {
             name: self.name.join(rel),
-            unified: self.unified.as_ref().map(|dir| dir.join(rel)),
-            v2_controllers: self.v2_controllers.clone(),
-            v1: self.v1.iter().map(|(c, dir)| (*c, dir.join(rel))).collect(),
+            roots: Arc::clone(&self.roots),
         }
     }
 

@@ -250,7 +250,7 @@ impl Command {
                         File::options()
                             .read(true)
                             .custom_flags(libc::O_DIRECTORY)
-                            .open(dir)
+                            .open(&dir)
                             .map(OwnedFd::from)
                             .map_err(|source| SpawnError::Prepare {
                                 what: format!("open cgroup {}", dir.display()),
