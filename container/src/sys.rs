@@ -604,6 +604,13 @@ pub fn poll_readable(fd: RawFd, timeout_ms: i32) -> SysResult<bool> {
     }
 }
 
+/// Whether `path` exists (access F_OK); walking it also brings its
+/// directories into the dentry cache. Child-safe.
+pub fn exists(path: &CStr) -> bool {
+    // SAFETY: `path` is a valid NUL-terminated string for the call.
+    unsafe { libc::access(path.as_ptr(), libc::F_OK) == 0 }
+}
+
 /// Wait, with no timeout, until `first` or `second` is readable (or hung
 /// up) and say which are (poll, retrying on EINTR). Child-safe.
 pub fn poll_either(first: RawFd, second: RawFd) -> SysResult<(bool, bool)> {
