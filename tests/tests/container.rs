@@ -792,6 +792,7 @@ fn an_armed_parked_process_goes_on_by_itself_when_its_predecessor_exits() {
         .park_after(Some(&running.pidfd))
         .expect("park another");
     let unarmed_pid = unarmed.pid().expect("a pid");
+    assert!(armed.can_arm());
     armed.arm().expect("arm");
     // Armed, it still waits while the predecessor runs.
     std::thread::sleep(Duration::from_millis(200));
@@ -834,6 +835,7 @@ fn an_armed_parked_process_goes_on_by_itself_when_its_predecessor_exits() {
     let mut alone = busybox("exit 0");
     alone.cgroup(&cg.0);
     let mut alone = alone.park().expect("park");
+    assert!(!alone.can_arm());
     let error = alone.arm().expect_err("no predecessor to follow");
     assert!(matches!(error, SpawnError::Invalid { .. }), "{error}");
 }

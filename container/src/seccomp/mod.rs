@@ -183,6 +183,9 @@ pub struct Program {
     /// system calls are not filtered by rule but killed (seccompiler
     /// filters one architecture).
     pub other_architectures: Arc<[String]>,
+    /// Whether it allows `poll` whatever the arguments: what an armed
+    /// parked process waits in (see [`crate::Parked::arm`]).
+    pub(crate) allows_poll: bool,
 }
 
 impl Program {
@@ -245,6 +248,8 @@ impl Program {
             flags: saved.flags,
             unknown_names: Arc::from([]),
             other_architectures: Arc::from([]),
+            // Not known from the instructions; nothing parked uses one.
+            allows_poll: false,
         })
     }
 }
@@ -462,6 +467,13 @@ impl Profile {
                 }
             }
         }
+        // poll is allowed whatever its arguments when the first filter
+        // allows it so (or there is none) and no other action names it.
+        let allows_poll = syscall_number("poll").is_some_and(|nr| {
+            let first_allows =
+                self.default_action == Action::Allow || matches!(first.get(&nr), Some(None));
+            first_allows && by_action.values().all(|chains| !chains.contains_key(&nr))
+        });
         let mut stack = Vec::new();
         if self.default_action != Action::Allow {
             stack.push((first, Action::Allow, self.default_action));
@@ -502,6 +514,7 @@ impl Profile {
             flags,
             unknown_names: unknown_names.into(),
             other_architectures: other_architectures.into(),
+            allows_poll,
         })
     }
 }

@@ -317,3 +317,26 @@ fn a_saved_program_installs_the_same_filters() {
     let e = Program::from_saved(&flags).unwrap_err().to_string();
     assert!(e.contains("flags 0x100"), "{e}");
 }
+
+#[test]
+fn whether_poll_is_allowed_whatever_its_arguments_is_known() {
+    let default = runtime_default(CapSet::RUNTIME_DEFAULT)
+        .compile("RuntimeDefault")
+        .unwrap();
+    assert!(default.allows_poll, "containerd's default allows poll");
+    let allow_all = oci(r#"{"defaultAction": "SCMP_ACT_ALLOW"}"#).unwrap();
+    assert!(allow_all.compile("p").unwrap().allows_poll);
+    let without = oci(r#"{"defaultAction": "SCMP_ACT_KILL", "syscalls": [
+        {"names": ["read", "write", "exit_group"], "action": "SCMP_ACT_ALLOW"}]}"#)
+    .unwrap();
+    assert!(!without.compile("p").unwrap().allows_poll);
+    let refused = oci(r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+        {"names": ["poll"], "action": "SCMP_ACT_ERRNO"}]}"#)
+    .unwrap();
+    assert!(!refused.compile("p").unwrap().allows_poll);
+    let conditional = oci(r#"{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [
+        {"names": ["poll"], "action": "SCMP_ACT_ALLOW",
+         "args": [{"index": 1, "value": 1, "op": "SCMP_CMP_EQ"}]}]}"#)
+    .unwrap();
+    assert!(!conditional.compile("p").unwrap().allows_poll);
+}

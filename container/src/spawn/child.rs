@@ -241,14 +241,6 @@ pub(crate) fn run(p: &Prepared, report_fd: RawFd, in_unified: bool, joined: bool
     // Prepared ahead of time: everything but the last filter and the exec
     // is done. After a join the intermediate waited already.
     if !joined && let Some(park) = &p.park {
-        // The root is a fresh overlay, whose dentries nothing has looked
-        // up yet: walk the program's path now, not in the exec after the
-        // go.
-        for path in &p.exec_candidates {
-            if sys::exists(path) {
-                break;
-            }
-        }
         wait_for_go(park, report_fd, &[]);
     }
     // With no_new_privs the filter can come last (see `setup` without).
@@ -328,6 +320,16 @@ fn setup(p: &Prepared, report_fd: RawFd, in_unified: bool, joined: bool) -> Step
         rootfs
             .apply(&p.rootfs_source_fds)
             .map_err(|f| (SpawnStep::Rootfs, f.errno, f.step as u32))?;
+    }
+    // Parked: the root is a fresh overlay whose dentries nothing has
+    // looked up yet. Walk the program's path now, not in the exec after
+    // the go (and before a seccomp filter, which may refuse the walk).
+    if p.park.is_some() && !joined {
+        for path in &p.exec_candidates {
+            if sys::exists(path) {
+                break;
+            }
+        }
     }
     match p.session {
         Session::Inherit => {}

@@ -73,7 +73,9 @@ impl Command {
     /// [`Command::park`] as the successor of `predecessor` (a process that
     /// runs): once armed ([`Parked::arm`]) it goes on by itself when
     /// `predecessor` exits, before anyone has reaped it. It keeps a copy of
-    /// the pidfd while parked.
+    /// the pidfd while parked; not when a seccomp filter goes in before its
+    /// wait (without no_new_privs) and does not allow `poll`, which the
+    /// armed wait needs: that one is parked as by [`Command::park`].
     pub fn park_after(&mut self, predecessor: Option<&PidFd>) -> Result<Parked, SpawnError> {
         if self.inherit_fds {
             return Err(Self::invalid(
@@ -118,8 +120,13 @@ impl Command {
                     source: os(e),
                 })?
             };
-            // Its own copy, above 2 as well, closed here once forked.
+            // Its own copy, above 2 as well, closed here once forked. Only
+            // when its wait may poll: a seccomp filter installed before the
+            // wait (without no_new_privs) must allow it.
+            let can_poll = self.credentials.no_new_privs
+                || self.seccomp.as_ref().is_none_or(|p| p.allows_poll);
             let predecessor = predecessor
+                .filter(|_| can_poll)
                 .map(|p| {
                     sys::dup_cloexec_above_owned(p, 3).map_err(|e| SpawnError::Prepare {
                         what: "predecessor's pidfd".into(),
@@ -478,6 +485,19 @@ impl Parked {
             Some(launch) => launch.release().inspect_err(|_| self.launch = None),
             None => Ok(()),
         }
+    }
+
+    /// Whether [`Parked::arm`] can arm it: parked after a predecessor, not
+    /// yet let go, and its wait may poll (a seccomp filter installed before
+    /// the wait, without no_new_privs, must allow `poll`).
+    pub fn can_arm(&self) -> bool {
+        self.launch.as_ref().is_some_and(|l| {
+            l.go.is_some()
+                && l.prepared
+                    .park
+                    .as_ref()
+                    .is_some_and(|p| p.predecessor.is_some())
+        })
     }
 
     /// Let it go on by itself as soon as its predecessor (see

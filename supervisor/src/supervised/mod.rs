@@ -460,7 +460,7 @@ impl SupervisedContainer {
     /// (`ContainerStateMachine::restarts_at_once_from`); everything that
     /// would not restart it throws the parked instance away first.
     pub fn arm_parked_from(&mut self, at: Instant) {
-        if self.parked.is_some() {
+        if self.parked.as_ref().is_some_and(|p| p.parked.can_arm()) {
             self.arm_at = Some(at);
         }
     }
