@@ -23,6 +23,13 @@ fn prerequisites() -> bool {
     )
 }
 
+/// `supervisor run`'s back-off flags.
+fn backoff(initial: &str, max: &str) -> Vec<String> {
+    ["--backoff-initial", initial, "--backoff-max", max]
+        .map(String::from)
+        .to_vec()
+}
+
 fn restart_count(status: &Value, container: &str) -> u64 {
     RunningPod::container(status, container)["restartCount"]
         .as_u64()
@@ -223,12 +230,7 @@ fn back_off_doubles_and_caps() {
         &name,
         &manifest,
         RunOptions {
-            args: vec![
-                "--backoff-initial".into(),
-                "300ms".into(),
-                "--backoff-max".into(),
-                "1200ms".into(),
-            ],
+            args: backoff("300ms", "1200ms"),
             ..RunOptions::default()
         },
     );
@@ -555,12 +557,7 @@ fn an_armed_next_instance_starts_at_the_exit_even_while_the_supervisor_is_stoppe
         &name,
         &manifest,
         RunOptions {
-            args: vec![
-                "--backoff-initial".into(),
-                "0".into(),
-                "--backoff-max".into(),
-                "0".into(),
-            ],
+            args: backoff("0", "0"),
             ..RunOptions::default()
         },
     );
