@@ -24,9 +24,17 @@ fn pause() -> Command {
     command
 }
 
+/// Spawn pause and wait until it sleeps in its signal wait: it ignores
+/// SIGHUP first of all its set-up, and the only place it sleeps is the
+/// wait that follows the set-up (under load it may be preempted between).
 fn spawn_ready(mut command: Command) -> Child {
     let child = command.spawn().expect("spawn pause");
-    wait_ignoring(child.id() as i32, Signal::SIGHUP);
+    let pid = child.id() as i32;
+    wait_ignoring(pid, Signal::SIGHUP);
+    wait_until(Duration::from_secs(5), || {
+        (proc_stat(pid)?.state == 'S').then_some(())
+    })
+    .unwrap_or_else(|| panic!("pause {pid} never went to sleep"));
     child
 }
 
