@@ -528,6 +528,15 @@ fn parked_children(supervisor: i32) -> Vec<i32> {
         .collect()
 }
 
+/// Whether parked process `pid` is armed: it waits in poll (the go pipe
+/// and its predecessor's pidfd), not in the go pipe's read.
+fn armed(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/syscall"))
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<i64>().ok())
+        == Some(libc::SYS_poll)
+}
+
 fn marks(file: &Path, mark: &str) -> usize {
     std::fs::read_to_string(file)
         .unwrap_or_default()
@@ -570,8 +579,8 @@ fn an_armed_next_instance_starts_at_the_exit_even_while_the_supervisor_is_stoppe
     let before = wait_until(Duration::from_secs(10), || {
         let starts = marks(&stamps, "S");
         let ends = marks(&stamps, "E");
-        // Well inside an instance's 500 ms, its successor parked.
-        (starts == ends + 1 && !parked_children(supervisor).is_empty()).then_some(starts)
+        // Well inside an instance's 500 ms, its successor parked and armed.
+        (starts == ends + 1 && parked_children(supervisor).into_iter().any(armed)).then_some(starts)
     })
     .unwrap_or_else(|| panic!("no parked successor\n{}", pod.output()));
     signal(supervisor, Signal::SIGSTOP);

@@ -1609,6 +1609,9 @@ impl PodRuntime {
                 }
             }
         }
+        // An arm due from an instance started in this round (after `now`)
+        // goes now, not a round later.
+        let now = Instant::now();
         for c in &mut self.containers {
             c.arm_due(now);
         }
