@@ -2,8 +2,9 @@
 //! `linux.seccomp` object), the RuntimeDefault one
 //! ([`runtime_default`], containerd's), Localhost ones read from OCI JSON
 //! ([`Profile::from_oci_json`]), compiled to BPF in the parent
-//! ([`Profile::compile`], with `seccompiler` and the syscall numbers of
-//! the `syscalls` crate) and installed by the child just before exec
+//! ([`Profile::compile`], with `seccompiler`'s rules, the syscall numbers
+//! of the `syscalls` crate, and the numbers in a search tree, [`tree`])
+//! and installed by the child just before exec
 //! ([`crate::Command::seccomp`]). Deciding which profile a container gets
 //! is the caller's.
 //!
@@ -20,6 +21,7 @@
 mod default;
 mod oci;
 pub(crate) mod sys;
+mod tree;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -27,8 +29,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use seccompiler::{
-    SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter, SeccompRule,
-    TargetArch,
+    SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompRule, TargetArch,
 };
 
 use crate::caps::CapSet;
@@ -321,10 +322,10 @@ const FLAGS: &[(&str, u32)] = &[
 ];
 
 /// The number of system call `name` on this architecture.
-fn syscall_number(name: &str) -> Option<i64> {
+fn syscall_number(name: &str) -> Option<u32> {
     syscalls::Sysno::from_str(name)
         .ok()
-        .map(|s| i64::from(s.id()))
+        .and_then(|s| u32::try_from(s.id()).ok())
 }
 
 fn seccompiler_action(action: Action) -> SeccompAction {
@@ -339,9 +340,17 @@ fn seccompiler_action(action: Action) -> SeccompAction {
     }
 }
 
+/// Makes one filter's BPF: [`tree::build`].
+type BuildFilter = fn(
+    BTreeMap<u32, Vec<SeccompRule>>,
+    SeccompAction,
+    SeccompAction,
+    TargetArch,
+) -> Result<Vec<seccompiler::sock_filter>, seccompiler::BackendError>;
+
 /// The rules of one filter: per system call number, None = always, else
 /// any of these condition lists.
-type Chains = BTreeMap<i64, Option<Vec<Vec<SeccompCondition>>>>;
+type Chains = BTreeMap<u32, Option<Vec<Vec<SeccompCondition>>>>;
 
 fn condition(a: &ArgFilter) -> Result<SeccompCondition, String> {
     let (op, value) = match a.op {
@@ -379,7 +388,7 @@ fn condition_lists(rule: &Rule) -> Result<Vec<Vec<SeccompCondition>>, String> {
     }
 }
 
-fn add(chains: &mut Chains, nr: i64, lists: &[Vec<SeccompCondition>]) {
+fn add(chains: &mut Chains, nr: u32, lists: &[Vec<SeccompCondition>]) {
     let entry = chains.entry(nr).or_insert_with(|| Some(Vec::new()));
     if lists.iter().any(Vec::is_empty) {
         *entry = None;
@@ -408,6 +417,12 @@ impl Profile {
     /// Compile for this machine's architecture; `origin` names the
     /// profile in errors.
     pub fn compile(&self, origin: &str) -> Result<Program, SeccompError> {
+        self.compile_with(origin, tree::build)
+    }
+
+    /// [`Profile::compile`] with `build` making each filter's BPF from its
+    /// rules, mismatch and match actions.
+    fn compile_with(&self, origin: &str, build: BuildFilter) -> Result<Program, SeccompError> {
         let field = |field: String, value: String, reason: &str| SeccompError::Field {
             profile: origin.to_string(),
             field,
@@ -495,14 +510,13 @@ impl Profile {
                 })
                 .collect::<Result<BTreeMap<_, _>, seccompiler::BackendError>>()
                 .and_then(|rules| {
-                    SeccompFilter::new(
+                    build(
                         rules,
                         seccompiler_action(on_mismatch),
                         seccompiler_action(on_match),
                         target,
                     )
                 })
-                .and_then(seccompiler::BpfProgram::try_from)
                 .map_err(|e| SeccompError::Compile {
                     profile: origin.to_string(),
                     reason: e.to_string(),
